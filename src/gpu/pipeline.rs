@@ -1,0 +1,126 @@
+//! Shader sources and the pipeline cache: every (shader, entry point, override constants)
+//! pipeline is built once per device.
+
+use super::Gpu;
+use std::sync::Arc;
+
+/// One WGSL file per kernel family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Embed,
+    LayerNorm,
+    Matmul,
+    Attention,
+}
+
+/// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
+const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
+
+impl Shader {
+    pub const ALL: [Shader; 4] = [Shader::Embed, Shader::LayerNorm, Shader::Matmul, Shader::Attention];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Embed => "embed.wgsl",
+            Shader::LayerNorm => "layernorm.wgsl",
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Attention => "attention.wgsl",
+        }
+    }
+
+    /// The full WGSL source as compiled (with shared helpers prepended where used).
+    pub fn source(self) -> String {
+        match self {
+            Shader::Embed => format!("{ROW_COMMON}\n{}", include_str!("../../shaders/embed.wgsl")),
+            Shader::LayerNorm => {
+                format!("{ROW_COMMON}\n{}", include_str!("../../shaders/layernorm.wgsl"))
+            }
+            Shader::Matmul => include_str!("../../shaders/matmul.wgsl").to_string(),
+            Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
+        }
+    }
+
+    /// Kernels whose every index is guarded in the shader itself, so wgpu's extra bounds
+    /// checks can be left out (`create_shader_module_trusted`). Opt out with
+    /// `HEADROOM_CHECKED_SHADERS=1`.
+    fn bounds_proven(self) -> bool {
+        matches!(self, Shader::Matmul | Shader::Attention)
+    }
+}
+
+impl Gpu {
+    fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap();
+        modules
+            .entry(shader)
+            .or_insert_with(|| {
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                };
+                let checked = std::env::var_os("HEADROOM_CHECKED_SHADERS").is_some();
+                if shader.bounds_proven() && !checked {
+                    // SAFETY: every buffer index in these shaders is guarded against the
+                    // lengths passed in their parameters, and every loop has a bound derived
+                    // from those parameters; the kernel tests poison buffers to catch misses.
+                    unsafe {
+                        self.device
+                            .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                    }
+                } else {
+                    self.device.create_shader_module(desc)
+                }
+            })
+            .clone()
+    }
+
+    /// The compute pipeline for `entry` of `shader` specialised with `constants`; built once.
+    pub fn pipeline(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let mut key = format!("{}:{entry}", shader.name());
+        for (k, v) in constants {
+            key.push_str(&format!(":{k}={v}"));
+        }
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let module = self.module(shader);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let pipeline = Arc::new(pipeline);
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// A bind group for group 0 of `pipeline`, binding `resources` at 0, 1, 2, ...
+    pub fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! `shaders/layernorm.wgsl`: LayerNorm fused with the residual add.
+
+use crate::gpu::{Recorder, Shader, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n_rows: u32,
+    hidden: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+/// out = LN(x + res) * gamma + beta over rows of `hidden`.
+#[allow(clippy::too_many_arguments)]
+pub fn add_ln(
+    rec: &mut Recorder,
+    x: &Tensor,
+    res: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    n_rows: u32,
+    hidden: u32,
+    out: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::LayerNorm, "add_ln", &[("ROW_WG", gpu.tuning.row_wg as f64)]);
+    let params = gpu.uniform("add_ln.params", &Params { n_rows, hidden, eps, _pad: 0 });
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            x.binding(),
+            res.binding(),
+            gamma.binding(),
+            beta.binding(),
+            out.binding(),
+        ],
+    );
+    rec.dispatch("add_ln", &pipe, &bg, n_rows);
+}

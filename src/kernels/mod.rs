@@ -1,0 +1,11 @@
+//! One thin typed wrapper per shader entry point. Nothing else in headroom dispatches.
+
+pub mod attention;
+pub mod embed;
+pub mod layernorm;
+pub mod matmul;
+
+pub use attention::{attention_fwd, AttnArgs};
+pub use embed::{embed_ln, EmbedArgs};
+pub use layernorm::add_ln;
+pub use matmul::{matmul, Act, MatmulArgs};

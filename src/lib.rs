@@ -1,0 +1,8 @@
+//! headroom: score, prune and analyse the attention heads of BERT-family encoders on any GPU,
+//! through wgpu and hand-written WGSL compute shaders.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+
+pub use error::{Error, Result};

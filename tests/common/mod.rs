@@ -1,0 +1,141 @@
+//! Test oracle: plain-Rust CPU references with f64 accumulation, a seeded RNG and the shared
+//! device. Not a second runtime: nothing outside tests calls this.
+#![allow(dead_code)]
+
+use headroom::gpu::{AdapterChoice, Gpu};
+use std::sync::OnceLock;
+
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new(&AdapterChoice::from_flag(None)) {
+        Ok(g) => g,
+        Err(e) => panic!("tests need a GPU adapter (lavapipe will do): {e}"),
+    })
+}
+
+/// xorshift64*: deterministic, dependency-free.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform() * scale).collect()
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        (self.next_u64() % n as u64) as u32
+    }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+}
+
+/// Asserts |a - b| <= atol + rtol*|b| elementwise (NaN fails), naming the first bad index.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = (g - w).abs() <= atol + rtol * w.abs();
+        assert!(ok, "{what}: element {i}: got {g}, want {w} (max |diff| {})", max_abs_diff(got, want));
+    }
+}
+
+pub fn erf(x: f64) -> f64 {
+    // erf via its series / continued fraction is overkill here; use libm-quality approximation
+    // from the complementary error function (W. J. Cody's rational approximations are long);
+    // Numerical Recipes erfc with |rel err| < 1.2e-7 suffices for an f32 kernel check.
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t * (-z * z - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806
+                        + t * (0.27886807
+                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+        .exp();
+    if x >= 0.0 { 1.0 - r } else { r - 1.0 }
+}
+
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+/// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh.
+pub fn matmul_ref(a: &[f32], lda: usize, w: &[f32], b: Option<&[f32]>, m: usize, n: usize, k: usize, act: u32) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for kk in 0..k {
+                s += a[i * lda + kk] as f64 * w[j * k + kk] as f64;
+            }
+            if let Some(b) = b {
+                s += b[j] as f64;
+            }
+            y[i * n + j] = match act {
+                1 => gelu(s),
+                2 => s.tanh(),
+                _ => s,
+            } as f32;
+        }
+    }
+    y
+}
+
+pub fn layernorm_ref(x: &[f64], gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
+    let h = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / h;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / h;
+    let rstd = 1.0 / (var + eps).sqrt();
+    x.iter().enumerate().map(|(i, v)| ((v - mean) * rstd * gamma[i] as f64 + beta[i] as f64) as f32).collect()
+}
+
+/// Attention reference. qkv [B*T, 3H]; gates [B, L, heads]; returns (out [B*T, H], lse [B, heads, T]).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_ref(qkv: &[f32], lens: &[u32], gates: &[f32], b: usize, t: usize, heads: usize, d: usize, layer: usize, n_layers: usize) -> (Vec<f32>, Vec<f32>) {
+    let hid = heads * d;
+    let mut out = vec![0f32; b * t * hid];
+    let mut lse = vec![0f32; b * heads * t];
+    let scale = 1.0 / (d as f64).sqrt();
+    for bi in 0..b {
+        let len = lens[bi] as usize;
+        for h in 0..heads {
+            let g = gates[(bi * n_layers + layer) * heads + h] as f64;
+            for qi in 0..t {
+                if g == 0.0 {
+                    continue;
+                }
+                let q = &qkv[(bi * t + qi) * 3 * hid + h * d..][..d];
+                let scores: Vec<f64> = (0..len)
+                    .map(|kj| {
+                        let k = &qkv[(bi * t + kj) * 3 * hid + hid + h * d..][..d];
+                        q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale
+                    })
+                    .collect();
+                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
+                lse[(bi * heads + h) * t + qi] = (mx + z.ln()) as f32;
+                for i in 0..d {
+                    let mut acc = 0f64;
+                    for (kj, s) in scores.iter().enumerate() {
+                        acc += (s - mx).exp() / z * qkv[(bi * t + kj) * 3 * hid + 2 * hid + h * d + i] as f64;
+                    }
+                    out[(bi * t + qi) * hid + h * d + i] = (acc * g) as f32;
+                }
+            }
+        }
+    }
+    (out, lse)
+}
