@@ -6,3 +6,5 @@ pub mod gpu;
 pub mod kernels;
 
 pub use error::{Error, Result};
+pub mod model;
+pub mod data;

@@ -139,3 +139,59 @@ pub fn attention_ref(qkv: &[f32], lens: &[u32], gates: &[f32], b: usize, t: usiz
     }
     (out, lse)
 }
+
+/// A golden safetensors file read whole: f32 tensors as f32, int64 tensors as i64.
+pub struct Golden {
+    pub path: std::path::PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn open(name: &str) -> Golden {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens").join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Golden { path, bytes }
+    }
+    fn view(&self, name: &str) -> (Vec<usize>, safetensors::Dtype, Vec<u8>) {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
+        let v = st.tensor(name).unwrap_or_else(|_| panic!("{}: no tensor {name}", self.path.display()));
+        (v.shape().to_vec(), v.dtype(), v.data().to_vec())
+    }
+    pub fn has(&self, name: &str) -> bool {
+        safetensors::SafeTensors::deserialize(&self.bytes).unwrap().tensor(name).is_ok()
+    }
+    pub fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let (shape, dt, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::F32, "{name}");
+        (shape, data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+    pub fn i64(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
+        let (shape, dt, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::I64, "{name}");
+        (shape, data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+}
+
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn golden_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens").join(name)
+}
+
+/// The default model, fetched by weights/fetch.sh.
+pub fn default_model_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: run weights/fetch.sh (the README's test command does)",
+        dir.display()
+    );
+    dir
+}
+
+/// Reads the `sentence` (and `sentence2`) columns of a golden TSV.
+pub fn golden_texts(name: &str) -> Vec<(String, Option<String>)> {
+    headroom::data::read_sentences(&golden_path(name)).unwrap()
+}

@@ -1,0 +1,155 @@
+//! Batching: sort by length, pad each batch to its longest, keep every buffer within the
+//! adapter's binding limit, and return results in input order.
+
+use super::{Encoded, Model, TaskHead};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Head gates ξ.
+#[derive(Clone, Debug)]
+pub enum Gates {
+    /// Every head open.
+    Ones,
+    /// One [L, H] mask for every example (transformers' `head_mask`).
+    Broadcast(Vec<f32>),
+    /// Per example: [N, L, H] in input order.
+    PerExample(Vec<f32>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ForwardOptions {
+    pub batch_size: usize,
+    pub hidden: bool,
+    pub progress: bool,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        ForwardOptions { batch_size: 32, hidden: false, progress: false }
+    }
+}
+
+/// Outputs in input order. Per-token tensors are padded to `seq`, the longest example.
+pub struct ForwardResult {
+    pub n: usize,
+    pub seq: usize,
+    pub lengths: Vec<usize>,
+    /// [N, C] for sequence classification, [N, seq, C] for token classification.
+    pub logits: Option<Vec<f32>>,
+    pub num_labels: usize,
+    /// [N, H].
+    pub pooled: Option<Vec<f32>>,
+    /// [N, seq, H] when asked for.
+    pub hidden: Option<Vec<f32>>,
+}
+
+/// Groups example indices (sorted longest first) into batches of at most `batch_size` examples
+/// and `max_tokens` padded tokens.
+pub fn plan_batches(lengths: &[usize], batch_size: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+    let mut batches = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for i in order {
+        let t = cur.first().map(|&f| lengths[f]).unwrap_or(lengths[i]).max(1);
+        if !cur.is_empty() && (cur.len() >= batch_size || (cur.len() + 1) * t > max_tokens) {
+            batches.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        batches.push(cur);
+    }
+    batches
+}
+
+pub fn run_forward(
+    gpu: &Gpu,
+    model: &Model,
+    examples: &[Encoded],
+    gates: &Gates,
+    opts: &ForwardOptions,
+) -> Result<ForwardResult> {
+    let c = &model.config;
+    let (nl, nh, h) = (c.num_hidden_layers, c.num_attention_heads, c.hidden_size);
+    let lh = nl * nh;
+    let n = examples.len();
+    match gates {
+        Gates::Broadcast(g) if g.len() != lh => {
+            return Err(Error::Usage(format!("head mask has {} entries; the model has {nl}×{nh}", g.len())))
+        }
+        Gates::PerExample(g) if g.len() != n * lh => {
+            return Err(Error::Usage(format!(
+                "per-example gates have {} entries; expected {n}×{nl}×{nh}",
+                g.len()
+            )))
+        }
+        _ => {}
+    }
+    let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
+    let seq = lengths.iter().copied().max().unwrap_or(0);
+    let widest = model.widest_row().max(h);
+    let max_tokens = (gpu.max_binding() / 4) as usize / widest;
+    if seq > max_tokens {
+        return Err(Error::Limit(format!(
+            "one example of {seq} tokens needs {:.1} MiB in one buffer, over the adapter's binding limit",
+            (seq * widest * 4) as f64 / 1048576.0
+        )));
+    }
+    let batches = plan_batches(&lengths, opts.batch_size.max(1), max_tokens);
+    let c_out = model.num_labels;
+    let token_logits = model.task == TaskHead::TokenClassification;
+    let mut logits = (model.task != TaskHead::None)
+        .then(|| vec![0f32; if token_logits { n * seq * c_out } else { n * c_out }]);
+    let mut pooled = model.has_pooler().then(|| vec![0f32; n * h]);
+    let mut hidden = opts.hidden.then(|| vec![0f32; n * seq * h]);
+
+    let bar = if opts.progress {
+        let bar = indicatif::ProgressBar::new(n as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} examples {elapsed} ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    for idx in &batches {
+        let exs: Vec<&Encoded> = idx.iter().map(|&i| &examples[i]).collect();
+        let mut g = Vec::with_capacity(idx.len() * lh);
+        for &i in idx {
+            match gates {
+                Gates::Ones => g.extend(std::iter::repeat_n(1.0f32, lh)),
+                Gates::Broadcast(m) => g.extend_from_slice(m),
+                Gates::PerExample(m) => g.extend_from_slice(&m[i * lh..(i + 1) * lh]),
+            }
+        }
+        let out = model.forward_batch(gpu, &exs, &g, opts.hidden)?;
+        let t = out.seq;
+        for (e, &i) in idx.iter().enumerate() {
+            if let (Some(dst), Some(src)) = (logits.as_mut(), out.logits.as_ref()) {
+                if token_logits {
+                    for j in 0..t {
+                        dst[(i * seq + j) * c_out..][..c_out]
+                            .copy_from_slice(&src[(e * t + j) * c_out..][..c_out]);
+                    }
+                } else {
+                    dst[i * c_out..][..c_out].copy_from_slice(&src[e * c_out..][..c_out]);
+                }
+            }
+            if let (Some(dst), Some(src)) = (pooled.as_mut(), out.pooled.as_ref()) {
+                dst[i * h..][..h].copy_from_slice(&src[e * h..][..h]);
+            }
+            if let (Some(dst), Some(src)) = (hidden.as_mut(), out.hidden.as_ref()) {
+                dst[i * seq * h..][..t * h].copy_from_slice(&src[e * t * h..][..t * h]);
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(ForwardResult { n, seq, lengths, logits, num_labels: c_out, pooled, hidden })
+}

@@ -1,0 +1,139 @@
+//! config.json of an HF BERT directory.
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f64,
+    pub architectures: Vec<String>,
+    /// Label names by class index, from `id2label` (empty when absent).
+    pub id2label: BTreeMap<usize, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Raw {
+    model_type: Option<String>,
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    hidden_act: Option<String>,
+    position_embedding_type: Option<String>,
+    architectures: Option<Vec<String>>,
+    id2label: Option<BTreeMap<String, String>>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let raw: Raw = serde_json::from_str(text)
+            .map_err(|e| Error::input(path, format!("not a valid config.json: {e}")))?;
+        let model_type = raw.model_type.ok_or_else(|| {
+            Error::input(path, "no model_type (supported: bert)".to_string())
+        })?;
+        if !SUPPORTED_MODEL_TYPES.contains(&model_type.as_str()) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "unknown model_type {model_type:?}; supported: {}",
+                    SUPPORTED_MODEL_TYPES.join(", ")
+                ),
+            ));
+        }
+        let need = |v: Option<usize>, name: &str| -> Result<usize> {
+            match v {
+                Some(0) => Err(Error::input(path, format!("{name} is 0"))),
+                Some(x) => Ok(x),
+                None => Err(Error::input(path, format!("missing {name}"))),
+            }
+        };
+        let cfg = Config {
+            vocab_size: need(raw.vocab_size, "vocab_size")?,
+            hidden_size: need(raw.hidden_size, "hidden_size")?,
+            num_hidden_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
+            num_attention_heads: need(raw.num_attention_heads, "num_attention_heads")?,
+            intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
+            max_position_embeddings: need(raw.max_position_embeddings, "max_position_embeddings")?,
+            type_vocab_size: raw.type_vocab_size.unwrap_or(2).max(1),
+            layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
+            architectures: raw.architectures.unwrap_or_default(),
+            id2label: BTreeMap::new(),
+            model_type,
+        };
+        let act = raw.hidden_act.unwrap_or_else(|| "gelu".into());
+        if act != "gelu" {
+            return Err(Error::input(
+                path,
+                format!("hidden_act {act:?} is not supported (supported: gelu, the erf form)"),
+            ));
+        }
+        let pet = raw.position_embedding_type.unwrap_or_else(|| "absolute".into());
+        if pet != "absolute" {
+            return Err(Error::input(
+                path,
+                format!("position_embedding_type {pet:?} is not supported (supported: absolute)"),
+            ));
+        }
+        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+            return Err(Error::input(
+                path,
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    cfg.hidden_size, cfg.num_attention_heads
+                ),
+            ));
+        }
+        let head_dim = cfg.hidden_size / cfg.num_attention_heads;
+        if head_dim as u32 > crate::kernels::attention::MAX_HEAD_DIM {
+            return Err(Error::input(
+                path,
+                format!(
+                    "head dimension {head_dim} is over the attention kernel's limit of {}",
+                    crate::kernels::attention::MAX_HEAD_DIM
+                ),
+            ));
+        }
+        let mut cfg = cfg;
+        for (k, v) in raw.id2label.unwrap_or_default() {
+            let i: usize = k
+                .parse()
+                .map_err(|_| Error::input(path, format!("id2label key {k:?} is not an integer")))?;
+            cfg.id2label.insert(i, v);
+        }
+        Ok(cfg)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// Heads in the whole model (L × H).
+    pub fn total_heads(&self) -> usize {
+        self.num_hidden_layers * self.num_attention_heads
+    }
+
+    pub fn label(&self, class: usize) -> String {
+        self.id2label.get(&class).cloned().unwrap_or_else(|| format!("LABEL_{class}"))
+    }
+}

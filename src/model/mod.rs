@@ -1,0 +1,372 @@
+//! A BERT encoder on the GPU: loading, and the forward graph as a plain sequence of kernel calls.
+
+pub mod batch;
+pub mod config;
+pub mod tokenizer;
+pub mod weights;
+
+pub use batch::{run_forward, ForwardOptions, ForwardResult, Gates};
+pub use config::Config;
+pub use tokenizer::{BertTokenizer, Encoded};
+pub use weights::Weights;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Tensor};
+use crate::kernels::{self, Act, AttnArgs, EmbedArgs, MatmulArgs};
+use std::path::{Path, PathBuf};
+
+/// Which task head the checkpoint carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskHead {
+    /// BertModel: hidden states (and pooled output when a pooler is present).
+    None,
+    /// BertForSequenceClassification: pooler + classifier, logits [N, C].
+    SequenceClassification,
+    /// BertForTokenClassification: classifier on every token, logits [N, T, C].
+    TokenClassification,
+}
+
+struct Linear {
+    w: Tensor,
+    b: Tensor,
+    n_out: u32,
+    n_in: u32,
+}
+
+struct Layer {
+    qkv: Linear,
+    attn_out: Linear,
+    ln1: (Tensor, Tensor),
+    inter: Linear,
+    out: Linear,
+    ln2: (Tensor, Tensor),
+}
+
+struct Embeddings {
+    word_chunks: Vec<(u32, u32, Tensor)>,
+    pos: Tensor,
+    typ: Tensor,
+    ln: (Tensor, Tensor),
+}
+
+pub struct Model {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub task: TaskHead,
+    pub num_labels: usize,
+    pub tokenizer: BertTokenizer,
+    emb: Embeddings,
+    layers: Vec<Layer>,
+    pooler: Option<Linear>,
+    classifier: Option<Linear>,
+}
+
+/// What one batch produced, laid out [B, T, ...] with T the batch's own longest.
+pub struct BatchOutput {
+    pub batch: usize,
+    pub seq: usize,
+    pub logits: Option<Vec<f32>>,
+    pub pooled: Option<Vec<f32>>,
+    pub hidden: Option<Vec<f32>>,
+}
+
+fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        if !dir.is_dir() {
+            return Err(Error::input(dir, "no such model directory"));
+        }
+        return Err(Error::input(&p, "missing from the model directory"));
+    }
+    Ok(p)
+}
+
+impl Model {
+    /// Loads an HF model directory (config.json, model.safetensors, tokenizer.json).
+    pub fn load(gpu: &Gpu, dir: &Path) -> Result<Model> {
+        let config = Config::load(&require_file(dir, "config.json")?)?;
+        let weights = Weights::open(&require_file(dir, "model.safetensors")?)?;
+        let tokenizer =
+            BertTokenizer::load(&require_file(dir, "tokenizer.json")?, config.max_position_embeddings)?;
+        let c = &config;
+        let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);
+        let up = |name: &str, data: &[f32]| gpu.upload_f32(name, data);
+        let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let full = format!("{p}{name}");
+            let v = weights.get(&full, shape)?;
+            up(&full, &v).map_err(|e| Error::input(weights.path(), e.to_string()))
+        };
+        let linear = |name: &str, n_out: usize, n_in: usize| -> Result<Linear> {
+            Ok(Linear {
+                w: get(&format!("{name}.weight"), &[n_out, n_in])?,
+                b: get(&format!("{name}.bias"), &[n_out])?,
+                n_out: n_out as u32,
+                n_in: n_in as u32,
+            })
+        };
+        let ln = |name: &str| -> Result<(Tensor, Tensor)> {
+            Ok((get(&format!("{name}.weight"), &[h])?, get(&format!("{name}.bias"), &[h])?))
+        };
+
+        // The word table may exceed one binding (250k × 768 f32 is 732 MiB; lavapipe binds at
+        // most 128 MiB): split it into chunks of whole rows.
+        let word_name = format!("{p}embeddings.word_embeddings.weight");
+        let word = weights.get(&word_name, &[c.vocab_size, h])?;
+        let rows_per_chunk = ((gpu.max_binding() / 4) as usize / h).max(1);
+        let mut word_chunks = Vec::new();
+        for (ci, chunk) in word.chunks(rows_per_chunk * h).enumerate() {
+            let row0 = (ci * rows_per_chunk) as u32;
+            let t = up(&word_name, chunk)?;
+            word_chunks.push((row0, (chunk.len() / h) as u32, t));
+        }
+        drop(word);
+        let emb = Embeddings {
+            word_chunks,
+            pos: get("embeddings.position_embeddings.weight", &[c.max_position_embeddings, h])?,
+            typ: get("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h])?,
+            ln: ln("embeddings.LayerNorm")?,
+        };
+
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for l in 0..c.num_hidden_layers {
+            let pre = format!("encoder.layer.{l}");
+            // Q, K and V are one [3H, H] projection.
+            let mut wqkv = Vec::with_capacity(3 * h * h);
+            let mut bqkv = Vec::with_capacity(3 * h);
+            for part in ["query", "key", "value"] {
+                let name = format!("{p}{pre}.attention.self.{part}");
+                wqkv.extend(weights.get(&format!("{name}.weight"), &[h, h])?);
+                bqkv.extend(weights.get(&format!("{name}.bias"), &[h])?);
+            }
+            let qkv = Linear {
+                w: up(&format!("{pre}.qkv.weight"), &wqkv)?,
+                b: up(&format!("{pre}.qkv.bias"), &bqkv)?,
+                n_out: 3 * h as u32,
+                n_in: h as u32,
+            };
+            layers.push(Layer {
+                qkv,
+                attn_out: linear(&format!("{pre}.attention.output.dense"), h, h)?,
+                ln1: ln(&format!("{pre}.attention.output.LayerNorm"))?,
+                inter: linear(&format!("{pre}.intermediate.dense"), i, h)?,
+                out: linear(&format!("{pre}.output.dense"), h, i)?,
+                ln2: ln(&format!("{pre}.output.LayerNorm"))?,
+            });
+        }
+
+        let has_pooler = weights.has(&format!("{p}pooler.dense.weight"));
+        let pooler = if has_pooler { Some(linear("pooler.dense", h, h)?) } else { None };
+
+        // Task heads live outside the "bert." prefix.
+        let (task, classifier, num_labels) = match weights.shape("classifier.weight") {
+            None => (TaskHead::None, None, 0),
+            Some(shape) => {
+                if shape.len() != 2 || shape[1] != h {
+                    return Err(Error::input(
+                        weights.path(),
+                        format!("tensor classifier.weight has shape {shape:?}; expected [num_labels, {h}]"),
+                    ));
+                }
+                let n = shape[0];
+                let cls = Linear {
+                    w: up("classifier.weight", &weights.get("classifier.weight", &[n, h])?)?,
+                    b: up("classifier.bias", &weights.get("classifier.bias", &[n])?)?,
+                    n_out: n as u32,
+                    n_in: h as u32,
+                };
+                let token = c.architectures.iter().any(|a| a == "BertForTokenClassification");
+                let seq = c.architectures.iter().any(|a| a == "BertForSequenceClassification");
+                let task = if token || (!seq && pooler.is_none()) {
+                    TaskHead::TokenClassification
+                } else {
+                    TaskHead::SequenceClassification
+                };
+                if task == TaskHead::SequenceClassification && pooler.is_none() {
+                    return Err(Error::input(
+                        weights.path(),
+                        format!("missing tensor {p}pooler.dense.weight (a sequence classifier needs the pooler)"),
+                    ));
+                }
+                (task, Some(cls), n)
+            }
+        };
+        if !config.id2label.is_empty() && num_labels > 0 && config.id2label.len() != num_labels {
+            eprintln!(
+                "warning: {}: id2label names {} labels but classifier.weight has {num_labels}",
+                dir.join("config.json").display(),
+                config.id2label.len()
+            );
+        }
+        Ok(Model {
+            dir: dir.to_path_buf(),
+            config,
+            task,
+            num_labels,
+            tokenizer,
+            emb,
+            layers,
+            pooler,
+            classifier,
+        })
+    }
+
+    pub fn has_pooler(&self) -> bool {
+        self.pooler.is_some()
+    }
+
+    /// Device memory a batch of `tokens` rows needs in its largest single buffer, in elements.
+    pub fn widest_row(&self) -> usize {
+        let c = &self.config;
+        (3 * c.hidden_size).max(c.intermediate_size).max(self.num_labels)
+    }
+
+    /// Runs one padded batch. `gates` is [B, L, heads]; `examples` are unpadded.
+    pub fn forward_batch(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        gates: &[f32],
+        want_hidden: bool,
+    ) -> Result<BatchOutput> {
+        let c = &self.config;
+        let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
+        let b = examples.len();
+        assert_eq!(gates.len(), b * nl * nh, "gates must be [B, L, H]");
+        let t = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        if b == 0 || t == 0 {
+            return Err(Error::Usage("forward_batch: empty batch".into()));
+        }
+        if t > c.max_position_embeddings {
+            return Err(Error::Usage(format!(
+                "a sequence of {t} tokens is longer than max_position_embeddings {}",
+                c.max_position_embeddings
+            )));
+        }
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let bt = b * t;
+        let mut ids = vec![0u32; bt];
+        let mut tts = vec![0u32; bt];
+        let mut lens = Vec::with_capacity(b);
+        for (e, ex) in examples.iter().enumerate() {
+            for (j, (&id, &tt)) in ex.ids.iter().zip(&ex.type_ids).enumerate() {
+                if id as usize >= c.vocab_size {
+                    return Err(Error::Usage(format!(
+                        "token id {id} is outside the model's vocabulary of {} (tokenizer and model disagree)",
+                        c.vocab_size
+                    )));
+                }
+                ids[e * t + j] = id;
+                tts[e * t + j] = tt.min(c.type_vocab_size as u32 - 1);
+            }
+            lens.push(ex.ids.len() as u32);
+        }
+        let ids = gpu.upload_u32("input_ids", &ids)?;
+        let tts = gpu.upload_u32("token_type_ids", &tts)?;
+        let lens = gpu.upload_u32("lengths", &lens)?;
+        let gates = gpu.upload_f32("gates", gates)?;
+        let x = gpu.empty("hidden", bt * h)?;
+        let x1 = gpu.empty("hidden.attn", bt * h)?;
+        let tmp = gpu.empty("proj", bt * h)?;
+        let ctx = gpu.empty("context", bt * h)?;
+        let qkv = gpu.empty("qkv", bt * 3 * h)?;
+        let inter = gpu.empty("intermediate", bt * i)?;
+        let lse = gpu.empty("lse", b * nh * t)?;
+        let eps = c.layer_norm_eps as f32;
+        let (bt32, t32, h32) = (bt as u32, t as u32, h as u32);
+
+        let mut rec = gpu.recorder();
+        kernels::embed_ln(
+            &mut rec,
+            &EmbedArgs {
+                ids: &ids,
+                type_ids: &tts,
+                word_chunks: &self.emb.word_chunks,
+                pos: &self.emb.pos,
+                typ: &self.emb.typ,
+                n_types: c.type_vocab_size as u32,
+                gamma: &self.emb.ln.0,
+                beta: &self.emb.ln.1,
+                eps,
+                n_rows: bt32,
+                seq_len: t32,
+                hidden: h32,
+            },
+            &x,
+        );
+        let lin = |rec: &mut crate::gpu::Recorder, l: &Linear, a: &Tensor, m: u32, act: Act, out: &Tensor| {
+            kernels::matmul(
+                rec,
+                &MatmulArgs { a, w: &l.w, bias: Some(&l.b), m, n: l.n_out, k: l.n_in, lda: l.n_in, act },
+                out,
+            );
+        };
+        for (li, layer) in self.layers.iter().enumerate() {
+            lin(&mut rec, &layer.qkv, &x, bt32, Act::None, &qkv);
+            kernels::attention_fwd(
+                &mut rec,
+                &AttnArgs {
+                    qkv: &qkv,
+                    lens: &lens,
+                    gates: &gates,
+                    batch: b as u32,
+                    seq: t32,
+                    heads: nh as u32,
+                    head_dim: c.head_dim() as u32,
+                    layer: li as u32,
+                    n_layers: nl as u32,
+                },
+                &ctx,
+                &lse,
+            );
+            lin(&mut rec, &layer.attn_out, &ctx, bt32, Act::None, &tmp);
+            kernels::add_ln(&mut rec, &tmp, &x, &layer.ln1.0, &layer.ln1.1, eps, bt32, h32, &x1);
+            lin(&mut rec, &layer.inter, &x1, bt32, Act::Gelu, &inter);
+            lin(&mut rec, &layer.out, &inter, bt32, Act::None, &tmp);
+            kernels::add_ln(&mut rec, &tmp, &x1, &layer.ln2.0, &layer.ln2.1, eps, bt32, h32, &x);
+        }
+
+        let pooled = match &self.pooler {
+            Some(pl) => {
+                let out = gpu.empty("pooled", b * h)?;
+                // The [CLS] row of example e starts at e*T*H: a strided A.
+                kernels::matmul(
+                    &mut rec,
+                    &MatmulArgs {
+                        a: &x,
+                        w: &pl.w,
+                        bias: Some(&pl.b),
+                        m: b as u32,
+                        n: h32,
+                        k: h32,
+                        lda: t32 * h32,
+                        act: Act::Tanh,
+                    },
+                    &out,
+                );
+                Some(out)
+            }
+            None => None,
+        };
+        let logits = match (&self.classifier, self.task) {
+            (Some(cl), TaskHead::SequenceClassification) => {
+                let out = gpu.empty("logits", b * cl.n_out as usize)?;
+                lin(&mut rec, cl, pooled.as_ref().expect("pooler checked at load"), b as u32, Act::None, &out);
+                Some(out)
+            }
+            (Some(cl), TaskHead::TokenClassification) => {
+                let out = gpu.empty("logits", bt * cl.n_out as usize)?;
+                lin(&mut rec, cl, &x, bt32, Act::None, &out);
+                Some(out)
+            }
+            _ => None,
+        };
+        rec.finish();
+        Ok(BatchOutput {
+            batch: b,
+            seq: t,
+            logits: logits.map(|t| gpu.read_f32(&t)),
+            pooled: pooled.map(|t| gpu.read_f32(&t)),
+            hidden: want_hidden.then(|| gpu.read_f32(&x)),
+        })
+    }
+}
