@@ -24,10 +24,16 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Input { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Input {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
     pub fn output(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Output { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Output {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
 }
 

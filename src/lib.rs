@@ -6,5 +6,7 @@ pub mod gpu;
 pub mod kernels;
 
 pub use error::{Error, Result};
-pub mod model;
+pub mod commands;
 pub mod data;
+pub mod model;
+pub mod output;

@@ -1,1 +1,142 @@
-fn main(){}
+//! The `headroom` command line: parses, calls the library, prints. Every user-caused failure
+//! is one line on stderr and exit code 2.
+
+use clap::{Parser, Subcommand};
+use headroom::commands;
+use headroom::gpu::{AdapterChoice, Gpu};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "headroom",
+    version,
+    about = "Score, prune and analyse the attention heads of BERT-family encoders on any GPU"
+)]
+struct Cli {
+    /// Use the adapter whose name contains this (case-insensitive); default: WGPU_ADAPTER_NAME,
+    /// else a real GPU before a CPU one. WGPU_BACKEND limits the backends searched.
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    /// Print GPU time per kernel (timestamp queries), sorted by total time.
+    #[arg(long, global = true)]
+    profile: bool,
+    /// With --profile: also write a Chrome trace (chrome://tracing, Perfetto) to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List adapters and show the chosen one with its limits and features.
+    Info,
+    /// Run the encoder over a TSV of sentences and write logits / pooled / hidden states.
+    Forward {
+        /// HF model directory: config.json, model.safetensors, tokenizer.json.
+        #[arg(long)]
+        model: PathBuf,
+        /// TSV whose header names a `sentence` column (and optionally `sentence2`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Head mask: JSON array of L arrays of H numbers in [0,1], or a .npy [L,H] array.
+        #[arg(long, value_name = "FILE")]
+        head_mask: Option<PathBuf>,
+        /// Also write last_hidden_state [N,T,H], attention_mask and input_ids [N,T].
+        #[arg(long)]
+        hidden: bool,
+        /// Examples per batch (batches also stay within the adapter's binding limit).
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Output safetensors file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn open_gpu(cli: &Cli) -> headroom::Result<Gpu> {
+    let gpu = Gpu::new(&AdapterChoice::from_flag(cli.adapter.clone()))?;
+    eprintln!("adapter: {}", gpu.describe());
+    if cli.profile {
+        gpu.enable_profiling()?;
+    }
+    Ok(gpu)
+}
+
+fn finish_profile(cli: &Cli, gpu: &Gpu) -> headroom::Result<()> {
+    if let Some(report) = gpu.profile_report() {
+        println!("{}", report.table());
+        if let Some(path) = &cli.trace {
+            headroom::output::write_atomic(path, report.chrome_trace().as_bytes())?;
+            println!("trace written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> headroom::Result<()> {
+    if cli.trace.is_some() && !cli.profile {
+        return Err(headroom::Error::Usage("--trace needs --profile".into()));
+    }
+    match &cli.command {
+        Command::Info => {
+            print!(
+                "{}",
+                commands::info(&AdapterChoice::from_flag(cli.adapter.clone()))?
+            );
+        }
+        Command::Forward {
+            model,
+            data,
+            head_mask,
+            hidden,
+            batch_size,
+            out,
+        } => {
+            if *batch_size == 0 {
+                return Err(headroom::Error::Usage(
+                    "--batch-size must be at least 1".into(),
+                ));
+            }
+            let gpu = open_gpu(cli)?;
+            let args = commands::ForwardArgs {
+                model: model.clone(),
+                data: data.clone(),
+                head_mask: head_mask.clone(),
+                hidden: *hidden,
+                batch_size: *batch_size,
+                out: out.clone(),
+            };
+            let s = commands::forward(&gpu, &args)?;
+            println!(
+                "{} examples, {} tokens in {:.2} s ({:.0} tokens/s) -> {}",
+                s.examples,
+                s.tokens,
+                s.seconds,
+                s.tokens as f64 / s.seconds.max(1e-9),
+                out.display()
+            );
+            for t in &s.tensors {
+                println!("  {t}");
+            }
+            if !s.predictions.is_empty() {
+                let p: Vec<String> = s
+                    .predictions
+                    .iter()
+                    .map(|(l, k)| format!("{l}: {k}"))
+                    .collect();
+                println!("predicted labels: {}", p.join(", "));
+            }
+            finish_profile(cli, &gpu)?;
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(&cli) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}

@@ -18,21 +18,48 @@ fn check_matmul(rng: &mut Rng, m: usize, n: usize, k: usize, lda: usize, act: Ac
     let a = rng.vec((m.max(1) - 1) * lda + k, 1.0);
     let w = rng.vec(n * k, 0.5);
     let b = rng.vec(n, 0.5);
-    let (ta, tw, tb) = (g.upload_f32("a", &a).unwrap(), g.upload_f32("w", &w).unwrap(), g.upload_f32("b", &b).unwrap());
+    let (ta, tw, tb) = (
+        g.upload_f32("a", &a).unwrap(),
+        g.upload_f32("w", &w).unwrap(),
+        g.upload_f32("b", &b).unwrap(),
+    );
     let c = poisoned(m * n);
     let mut rec = g.recorder();
-    let args = MatmulArgs { a: &ta, w: &tw, bias: bias.then_some(&tb), m: m as u32, n: n as u32, k: k as u32, lda: lda as u32, act };
+    let args = MatmulArgs {
+        a: &ta,
+        w: &tw,
+        bias: bias.then_some(&tb),
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        lda: lda as u32,
+        act,
+    };
     matmul(&mut rec, &args, &c);
     rec.finish();
     let got = g.read_f32(&c);
     let want = matmul_ref(&a, lda, &w, bias.then_some(&b[..]), m, n, k, act as u32);
-    assert_close(&format!("matmul m={m} n={n} k={k} lda={lda} {act:?} bias={bias}"), &got, &want, 2e-5 * (k as f32).sqrt(), 1e-4);
+    assert_close(
+        &format!("matmul m={m} n={n} k={k} lda={lda} {act:?} bias={bias}"),
+        &got,
+        &want,
+        2e-5 * (k as f32).sqrt(),
+        1e-4,
+    );
 }
 
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
     let mut rng = Rng::new(1);
-    for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (64, 64, 16), (65, 63, 17), (130, 96, 384), (7, 200, 33), (128, 1536, 384)] {
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (64, 64, 16),
+        (65, 63, 17),
+        (130, 96, 384),
+        (7, 200, 33),
+        (128, 1536, 384),
+    ] {
         check_matmul(&mut rng, m, n, k, k, Act::None, true);
     }
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Gelu, true);
@@ -42,16 +69,39 @@ fn matmul_matches_reference_on_awkward_shapes() {
     check_matmul(&mut rng, 5, 24, 32, 32 * 9, Act::Tanh, true);
 }
 
-fn check_attention(rng: &mut Rng, lens: &[u32], t: usize, heads: usize, d: usize, gates: &[f32], layer: usize, n_layers: usize) {
+fn check_attention(
+    rng: &mut Rng,
+    lens: &[u32],
+    t: usize,
+    heads: usize,
+    d: usize,
+    gates: &[f32],
+    layer: usize,
+    n_layers: usize,
+) {
     let g = gpu();
     let b = lens.len();
     let hid = heads * d;
     let qkv = rng.vec(b * t * 3 * hid, 1.5);
-    let (tq, tl, tg) = (g.upload_f32("qkv", &qkv).unwrap(), g.upload_u32("lens", lens).unwrap(), g.upload_f32("gates", gates).unwrap());
+    let (tq, tl, tg) = (
+        g.upload_f32("qkv", &qkv).unwrap(),
+        g.upload_u32("lens", lens).unwrap(),
+        g.upload_f32("gates", gates).unwrap(),
+    );
     let out = poisoned(b * t * hid);
     let lse = poisoned(b * heads * t);
     let mut rec = g.recorder();
-    let args = AttnArgs { qkv: &tq, lens: &tl, gates: &tg, batch: b as u32, seq: t as u32, heads: heads as u32, head_dim: d as u32, layer: layer as u32, n_layers: n_layers as u32 };
+    let args = AttnArgs {
+        qkv: &tq,
+        lens: &tl,
+        gates: &tg,
+        batch: b as u32,
+        seq: t as u32,
+        heads: heads as u32,
+        head_dim: d as u32,
+        layer: layer as u32,
+        n_layers: n_layers as u32,
+    };
     attention_fwd(&mut rec, &args, &out, &lse);
     rec.finish();
     let (want, want_lse) = attention_ref(&qkv, lens, gates, b, t, heads, d, layer, n_layers);
@@ -65,7 +115,11 @@ fn check_attention(rng: &mut Rng, lens: &[u32], t: usize, heads: usize, d: usize
             for q in 0..t {
                 let i = (bi * heads + h) * t + q;
                 let w = if gate == 0.0 { 0.0 } else { want_lse[i] };
-                assert!((got_lse[i] - w).abs() <= 1e-4 + 1e-5 * w.abs(), "{what}: lse[{i}] {} vs {w}", got_lse[i]);
+                assert!(
+                    (got_lse[i] - w).abs() <= 1e-4 + 1e-5 * w.abs(),
+                    "{what}: lse[{i}] {} vs {w}",
+                    got_lse[i]
+                );
             }
         }
     }
@@ -79,7 +133,9 @@ fn attention_matches_reference() {
     // T not a multiple of the tile; batch of very different lengths; d = 64; fractional and zero gates
     let lens = [77u32, 3, 40, 1];
     let (heads, layers) = (3usize, 2usize);
-    let gates: Vec<f32> = (0..lens.len() * layers * heads).map(|i| [1.0, 0.0, 0.5, 0.25, 1.0][i % 5]).collect();
+    let gates: Vec<f32> = (0..lens.len() * layers * heads)
+        .map(|i| [1.0, 0.0, 0.5, 0.25, 1.0][i % 5])
+        .collect();
     check_attention(&mut rng, &lens, 77, heads, 64, &gates, 1, layers);
     // d = 32, 12 heads, T spanning several query blocks
     let lens = [130u32, 129];
@@ -104,15 +160,33 @@ fn add_layernorm_matches_reference() {
         let tb = g.upload_f32("b", &bt).unwrap();
         let out = poisoned(rows * h);
         let mut rec = g.recorder();
-        add_ln(&mut rec, &tx, &tr, &tg, &tb, 1e-12, rows as u32, h as u32, &out);
+        add_ln(
+            &mut rec,
+            &tx,
+            &tr,
+            &tg,
+            &tb,
+            1e-12,
+            rows as u32,
+            h as u32,
+            &out,
+        );
         rec.finish();
         let mut want = Vec::new();
         for i in 0..rows {
-            let v: Vec<f64> = (0..h).map(|j| x[i * h + j] as f64 + r[i * h + j] as f64).collect();
+            let v: Vec<f64> = (0..h)
+                .map(|j| x[i * h + j] as f64 + r[i * h + j] as f64)
+                .collect();
             want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
         }
         // h = 1 normalises to exactly beta
-        assert_close(&format!("add_ln rows={rows} h={h}"), &g.read_f32(&out), &want, 2e-5, 1e-4);
+        assert_close(
+            &format!("add_ln rows={rows} h={h}"),
+            &g.read_f32(&out),
+            &want,
+            2e-5,
+            1e-4,
+        );
     }
 }
 
@@ -132,7 +206,11 @@ fn embed_layernorm_matches_reference_with_a_chunked_table() {
     let mut want = Vec::new();
     for r in 0..b * t {
         let v: Vec<f64> = (0..h)
-            .map(|j| word[ids[r] as usize * h + j] as f64 + pos[(r % t) * h + j] as f64 + typ[tts[r] as usize * h + j] as f64)
+            .map(|j| {
+                word[ids[r] as usize * h + j] as f64
+                    + pos[(r % t) * h + j] as f64
+                    + typ[tts[r] as usize * h + j] as f64
+            })
             .collect();
         want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
     }
@@ -141,21 +219,48 @@ fn embed_layernorm_matches_reference_with_a_chunked_table() {
         let mut chunks = Vec::new();
         let mut row0 = 0usize;
         for rows in splits {
-            let t = g.upload_f32("word", &word[row0 * h..(row0 + rows) * h]).unwrap();
+            let t = g
+                .upload_f32("word", &word[row0 * h..(row0 + rows) * h])
+                .unwrap();
             chunks.push((row0 as u32, rows as u32, t));
             row0 += rows;
         }
-        let (ti, tt) = (g.upload_u32("ids", &ids).unwrap(), g.upload_u32("tt", &tts).unwrap());
-        let (tp, ty) = (g.upload_f32("pos", &pos).unwrap(), g.upload_f32("typ", &typ).unwrap());
-        let (tg, tb) = (g.upload_f32("g", &gm).unwrap(), g.upload_f32("b", &bt).unwrap());
+        let (ti, tt) = (
+            g.upload_u32("ids", &ids).unwrap(),
+            g.upload_u32("tt", &tts).unwrap(),
+        );
+        let (tp, ty) = (
+            g.upload_f32("pos", &pos).unwrap(),
+            g.upload_f32("typ", &typ).unwrap(),
+        );
+        let (tg, tb) = (
+            g.upload_f32("g", &gm).unwrap(),
+            g.upload_f32("b", &bt).unwrap(),
+        );
         let out = poisoned(b * t * h);
         let mut rec = g.recorder();
         let args = EmbedArgs {
-            ids: &ti, type_ids: &tt, word_chunks: &chunks, pos: &tp, typ: &ty, n_types: ntypes as u32,
-            gamma: &tg, beta: &tb, eps: 1e-12, n_rows: (b * t) as u32, seq_len: t as u32, hidden: h as u32,
+            ids: &ti,
+            type_ids: &tt,
+            word_chunks: &chunks,
+            pos: &tp,
+            typ: &ty,
+            n_types: ntypes as u32,
+            gamma: &tg,
+            beta: &tb,
+            eps: 1e-12,
+            n_rows: (b * t) as u32,
+            seq_len: t as u32,
+            hidden: h as u32,
         };
         embed_ln(&mut rec, &args, &out);
         rec.finish();
-        assert_close(&format!("embed_ln chunks={}", chunks.len()), &g.read_f32(&out), &want, 2e-5, 1e-4);
+        assert_close(
+            &format!("embed_ln chunks={}", chunks.len()),
+            &g.read_f32(&out),
+            &want,
+            2e-5,
+            1e-4,
+        );
     }
 }

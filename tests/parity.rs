@@ -30,11 +30,22 @@ fn check_ids(golden: &Golden, prefix: &str, enc: &[Encoded]) {
 }
 
 fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0
 }
 
 /// Runs the whole golden batch at once (so the padding matches transformers') and compares.
-fn check_outputs(model: &Model, golden: &Golden, enc: &[Encoded], gates: &[f32], suffix: &str, logits_name: &str) {
+fn check_outputs(
+    model: &Model,
+    golden: &Golden,
+    enc: &[Encoded],
+    gates: &[f32],
+    suffix: &str,
+    logits_name: &str,
+) {
     let g = gpu();
     let refs: Vec<&Encoded> = enc.iter().collect();
     let out = model.forward_batch(g, &refs, gates, true).unwrap();
@@ -42,18 +53,35 @@ fn check_outputs(model: &Model, golden: &Golden, enc: &[Encoded], gates: &[f32],
     if golden.has(&format!("last_hidden_state{suffix}")) {
         let (shape, want) = golden.f32(&format!("last_hidden_state{suffix}"));
         assert_eq!(shape[1], out.seq);
-        assert_close(&what("last_hidden_state"), out.hidden.as_ref().unwrap(), &want, TOL, 0.0);
+        assert_close(
+            &what("last_hidden_state"),
+            out.hidden.as_ref().unwrap(),
+            &want,
+            TOL,
+            0.0,
+        );
     }
     if golden.has(&format!("pooled{suffix}")) {
         let (_, want) = golden.f32(&format!("pooled{suffix}"));
-        assert_close(&what("pooled"), out.pooled.as_ref().unwrap(), &want, TOL, 0.0);
+        assert_close(
+            &what("pooled"),
+            out.pooled.as_ref().unwrap(),
+            &want,
+            TOL,
+            0.0,
+        );
     }
     let (shape, want) = golden.f32(&format!("{logits_name}{suffix}"));
     let got = out.logits.as_ref().unwrap();
     assert_close(&what(logits_name), got, &want, TOL, 0.0);
     let c = *shape.last().unwrap();
     for (r, (gr, wr)) in got.chunks(c).zip(want.chunks(c)).enumerate() {
-        assert_eq!(argmax(gr), argmax(wr), "{}: argmax of row {r}", what(logits_name));
+        assert_eq!(
+            argmax(gr),
+            argmax(wr),
+            "{}: argmax of row {r}",
+            what(logits_name)
+        );
     }
 }
 
@@ -79,7 +107,10 @@ fn check_model(model: &Model, golden: &Golden) {
 #[test]
 fn tiny_sequence_classifier_matches_transformers() {
     let model = Model::load(gpu(), &fixture("tiny-bert")).unwrap();
-    assert_eq!(model.task, headroom::model::TaskHead::SequenceClassification);
+    assert_eq!(
+        model.task,
+        headroom::model::TaskHead::SequenceClassification
+    );
     assert_eq!(model.config.label(2), "pos");
     let golden = Golden::open("tiny-bert.safetensors");
     check_model(&model, &golden);
@@ -88,9 +119,22 @@ fn tiny_sequence_classifier_matches_transformers() {
     let enc = encode(&model, &pairs);
     check_ids(&golden, "pairs_", &enc);
     let refs: Vec<&Encoded> = enc.iter().collect();
-    let out = model.forward_batch(gpu(), &refs, &vec![1.0; enc.len() * model.config.total_heads()], false).unwrap();
+    let out = model
+        .forward_batch(
+            gpu(),
+            &refs,
+            &vec![1.0; enc.len() * model.config.total_heads()],
+            false,
+        )
+        .unwrap();
     let (_, want) = golden.f32("pairs_logits");
-    assert_close("pairs_logits", out.logits.as_ref().unwrap(), &want, TOL, 0.0);
+    assert_close(
+        "pairs_logits",
+        out.logits.as_ref().unwrap(),
+        &want,
+        TOL,
+        0.0,
+    );
 }
 
 #[test]
@@ -116,7 +160,11 @@ pub fn minilm_with_classifier() -> tempdir::TempDir {
     cfg["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
     cfg["id2label"] = serde_json::json!({"0": "negative", "1": "positive"});
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(src.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        src.join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
     let base = std::fs::read(src.join("model.safetensors")).unwrap();
     let head = std::fs::read(golden_path("minilm-classifier.safetensors")).unwrap();
     let base = safetensors::SafeTensors::deserialize(&base).unwrap();
@@ -132,7 +180,8 @@ mod tempdir {
     pub struct TempDir(std::path::PathBuf);
     impl TempDir {
         pub fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!("headroom-test-{tag}-{}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("headroom-test-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
@@ -152,7 +201,10 @@ mod tempdir {
 fn default_model_with_classifier_matches_transformers() {
     let dir = minilm_with_classifier();
     let model = Model::load(gpu(), dir.path()).unwrap();
-    assert_eq!(model.task, headroom::model::TaskHead::SequenceClassification);
+    assert_eq!(
+        model.task,
+        headroom::model::TaskHead::SequenceClassification
+    );
     check_model(&model, &Golden::open("minilm.safetensors"));
 }
 
@@ -164,10 +216,21 @@ fn batched_runner_returns_input_order() {
     let texts = golden_texts("sentences.tsv");
     let enc = encode(&model, &texts);
     let (_, hm) = golden.f32("head_mask");
-    let opts = headroom::model::ForwardOptions { batch_size: 2, hidden: true, progress: false };
-    let out = headroom::model::run_forward(gpu(), &model, &enc, &Gates::Broadcast(hm), &opts).unwrap();
+    let opts = headroom::model::ForwardOptions {
+        batch_size: 2,
+        hidden: true,
+        progress: false,
+    };
+    let out =
+        headroom::model::run_forward(gpu(), &model, &enc, &Gates::Broadcast(hm), &opts).unwrap();
     let (_, want) = golden.f32("logits_hm");
-    assert_close("run_forward logits_hm", out.logits.as_ref().unwrap(), &want, TOL, 0.0);
+    assert_close(
+        "run_forward logits_hm",
+        out.logits.as_ref().unwrap(),
+        &want,
+        TOL,
+        0.0,
+    );
     let (shape, want_h) = golden.f32("last_hidden_state_hm");
     let (t, h) = (shape[1], shape[2]);
     assert_eq!(out.seq, t);

@@ -14,6 +14,10 @@ fn every_shader_validates_with_naga() {
         );
         v.validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", shader.name(), e.emit_to_string(&src)));
-        assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.name());
+        assert!(
+            !module.entry_points.is_empty(),
+            "{} has no entry point",
+            shader.name()
+        );
     }
 }

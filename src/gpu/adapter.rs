@@ -12,7 +12,9 @@ pub struct AdapterChoice {
 
 impl AdapterChoice {
     pub fn from_flag(flag: Option<String>) -> Self {
-        let name = flag.or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|s| !s.is_empty());
+        let name = flag
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty());
         AdapterChoice { name }
     }
 }
@@ -44,7 +46,9 @@ fn fix_xdg_runtime_dir() {
 
 fn unsafe_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 fn instance() -> wgpu::Instance {
@@ -83,7 +87,13 @@ pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
     } else {
         format!("{} {}", info.driver, info.driver_info)
     };
-    format!("{} ({:?}, {:?}, driver {})", info.name, info.backend, info.device_type, driver.trim())
+    format!(
+        "{} ({:?}, {:?}, driver {})",
+        info.name,
+        info.backend,
+        info.device_type,
+        driver.trim()
+    )
 }
 
 pub(super) fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
@@ -96,7 +106,10 @@ pub(super) fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     }
     if let Some(name) = &choice.name {
         let want = name.to_lowercase();
-        let names: Vec<String> = adapters.iter().map(|a| describe_adapter(&a.get_info())).collect();
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| describe_adapter(&a.get_info()))
+            .collect();
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
         if adapters.is_empty() {
             return Err(Error::Adapter(format!(

@@ -63,18 +63,26 @@ impl Gpu {
         if len == 0 {
             return self.empty(label, 0);
         }
-        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytes,
-            usage: STORAGE,
-        });
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: STORAGE,
+            });
         Ok(Tensor { buffer, len })
     }
 
     /// Overwrites a tensor on the device.
     pub fn write_f32(&self, t: &Tensor, data: &[f32]) {
-        assert!(data.len() <= t.len, "write_f32: {} elements into a tensor of {}", data.len(), t.len);
-        self.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        assert!(
+            data.len() <= t.len,
+            "write_f32: {} elements into a tensor of {}",
+            data.len(),
+            t.len
+        );
+        self.queue
+            .write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
     }
 
     /// Fills a tensor with one value (tests poison outputs with NaN this way).
@@ -84,11 +92,12 @@ impl Gpu {
 
     /// A small uniform buffer holding kernel parameters.
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     }
 
     /// Copies a tensor (or its first `len` elements) back to the host. Waits for the queue.
@@ -115,9 +124,11 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("headroom.readback"),
-        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("headroom.readback"),
+            });
         enc.copy_buffer_to_buffer(buf, offset as u64, &staging, 0, bytes as u64);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -125,7 +136,9 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait();
-        rx.recv().expect("map callback").expect("mapping the readback buffer failed");
+        rx.recv()
+            .expect("map callback")
+            .expect("mapping the readback buffer failed");
         let out = staging.get_mapped_range(..).expect("mapped range").to_vec();
         staging.unmap();
         out

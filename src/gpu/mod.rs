@@ -51,7 +51,11 @@ impl Tuning {
             subgroups,
             row_wg: if cpu { 32 } else { 128 },
             attn_block: if cpu { 16 } else { 64 },
-            matmul: if cpu { MatmulVariant::Texture } else { MatmulVariant::Tiled },
+            matmul: if cpu {
+                MatmulVariant::Texture
+            } else {
+                MatmulVariant::Tiled
+            },
         };
         if let Ok(v) = std::env::var("HEADROOM_MATMUL") {
             match v.as_str() {
@@ -83,9 +87,8 @@ impl Gpu {
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let adapter = adapter::choose(choice)?;
         let info = adapter.get_info();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY
-            | wgpu::Features::SHADER_F16
-            | wgpu::Features::SUBGROUP;
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -118,7 +121,9 @@ impl Gpu {
 
     /// Largest storage binding in bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Turns on per-kernel GPU timing (needs TIMESTAMP_QUERY).
@@ -164,10 +169,16 @@ pub struct Recorder<'g> {
 
 impl<'g> Recorder<'g> {
     fn new(gpu: &'g Gpu) -> Self {
-        let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("headroom.recorder"),
-        });
-        Recorder { gpu, encoder: Some(encoder), timed: Vec::new() }
+        let encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("headroom.recorder"),
+            });
+        Recorder {
+            gpu,
+            encoder: Some(encoder),
+            timed: Vec::new(),
+        }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -193,7 +204,12 @@ impl<'g> Recorder<'g> {
         }
         let (x, y) = split_groups(total, self.gpu.limits.max_compute_workgroups_per_dimension);
         let gpu = self.gpu;
-        let room = gpu.profiler.lock().unwrap().as_ref().map(|p| p.has_room(self.timed.len()));
+        let room = gpu
+            .profiler
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|p| p.has_room(self.timed.len()));
         if room == Some(false) {
             self.flush();
         }
@@ -224,7 +240,9 @@ impl<'g> Recorder<'g> {
         let encoder = self.encoder.take().expect("recorder already finished");
         self.submit_encoder(encoder);
         self.encoder = Some(self.gpu.device.create_command_encoder(
-            &wgpu::CommandEncoderDescriptor { label: Some("headroom.recorder") },
+            &wgpu::CommandEncoderDescriptor {
+                label: Some("headroom.recorder"),
+            },
         ));
     }
 

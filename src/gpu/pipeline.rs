@@ -17,7 +17,12 @@ pub enum Shader {
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 4] = [Shader::Embed, Shader::LayerNorm, Shader::Matmul, Shader::Attention];
+    pub const ALL: [Shader; 4] = [
+        Shader::Embed,
+        Shader::LayerNorm,
+        Shader::Matmul,
+        Shader::Attention,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,7 +38,10 @@ impl Shader {
         match self {
             Shader::Embed => format!("{ROW_COMMON}\n{}", include_str!("../../shaders/embed.wgsl")),
             Shader::LayerNorm => {
-                format!("{ROW_COMMON}\n{}", include_str!("../../shaders/layernorm.wgsl"))
+                format!(
+                    "{ROW_COMMON}\n{}",
+                    include_str!("../../shaders/layernorm.wgsl")
+                )
             }
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl").to_string(),
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
@@ -64,8 +72,10 @@ impl Gpu {
                     // lengths passed in their parameters, and every loop has a bound derived
                     // from those parameters; the kernel tests poison buffers to catch misses.
                     unsafe {
-                        self.device
-                            .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                        self.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
                     }
                 } else {
                     self.device.create_shader_module(desc)
@@ -89,17 +99,19 @@ impl Gpu {
             return p.clone();
         }
         let module = self.module(shader);
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&key),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&key),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
         let pipeline = Arc::new(pipeline);
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
@@ -115,7 +127,10 @@ impl Gpu {
         let entries: Vec<wgpu::BindGroupEntry> = resources
             .iter()
             .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,

@@ -72,8 +72,9 @@ impl Profiler {
             let words = gpu.read_range_f32(&self.resolve, 0, n * 2);
             words.iter().map(|w| w.to_bits()).collect()
         };
-        let ticks: Vec<u64> =
-            (0..n).map(|i| raw[2 * i] as u64 | ((raw[2 * i + 1] as u64) << 32)).collect();
+        let ticks: Vec<u64> = (0..n)
+            .map(|i| raw[2 * i] as u64 | ((raw[2 * i + 1] as u64) << 32))
+            .collect();
         let origin = ticks.iter().copied().min().unwrap_or(0);
         let mut last_end = 0.0f64;
         for (label, base) in timed {
@@ -91,10 +92,17 @@ impl Profiler {
     }
 
     pub(super) fn report(&self) -> ProfileReport {
-        let mut kernels: Vec<(String, KernelStat)> =
-            self.stats.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let mut kernels: Vec<(String, KernelStat)> = self
+            .stats
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         kernels.sort_by(|a, b| b.1.total_ns.total_cmp(&a.1.total_ns));
-        let events = self.events.iter().map(|(l, s, d)| (l.to_string(), *s, *d)).collect();
+        let events = self
+            .events
+            .iter()
+            .map(|(l, s, d)| (l.to_string(), *s, *d))
+            .collect();
         ProfileReport { kernels, events }
     }
 }
@@ -118,7 +126,12 @@ impl ProfileReport {
                 100.0 * s.total_ns / total.max(1e-9)
             ));
         }
-        out.push_str(&format!("{:<28} {:>7} {:>12.3}\n", "total GPU time", "", total / 1e6));
+        out.push_str(&format!(
+            "{:<28} {:>7} {:>12.3}\n",
+            "total GPU time",
+            "",
+            total / 1e6
+        ));
         out
     }
 

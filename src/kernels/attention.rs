@@ -35,7 +35,11 @@ pub const MAX_HEAD_DIM: u32 = 128;
 
 /// out [B*T, H] = per-head gated softmax(QKᵀ/√d)V; lse [B, heads, T].
 pub fn attention_fwd(rec: &mut Recorder, a: &AttnArgs, out: &Tensor, lse: &Tensor) {
-    assert!(a.head_dim <= MAX_HEAD_DIM, "head_dim {} over {MAX_HEAD_DIM}", a.head_dim);
+    assert!(
+        a.head_dim <= MAX_HEAD_DIM,
+        "head_dim {} over {MAX_HEAD_DIM}",
+        a.head_dim
+    );
     let gpu = rec.gpu();
     let bq = gpu.tuning.attn_block;
     let q_blocks = a.seq.div_ceil(bq);

@@ -25,8 +25,20 @@ pub fn add_ln(
     out: &Tensor,
 ) {
     let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::LayerNorm, "add_ln", &[("ROW_WG", gpu.tuning.row_wg as f64)]);
-    let params = gpu.uniform("add_ln.params", &Params { n_rows, hidden, eps, _pad: 0 });
+    let pipe = gpu.pipeline(
+        Shader::LayerNorm,
+        "add_ln",
+        &[("ROW_WG", gpu.tuning.row_wg as f64)],
+    );
+    let params = gpu.uniform(
+        "add_ln.params",
+        &Params {
+            n_rows,
+            hidden,
+            eps,
+            _pad: 0,
+        },
+    );
     let bg = gpu.bind(
         &pipe,
         &[

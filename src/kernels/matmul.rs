@@ -43,7 +43,10 @@ pub fn matmul(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     let (tm, tn) = (64u32, 64u32);
     let tiles_n = args.n.div_ceil(tn);
     let total = args.m.div_ceil(tm) * tiles_n;
-    let constants = [("ACT", args.act as u32 as f64), ("HAS_BIAS", args.bias.is_some() as u32 as f64)];
+    let constants = [
+        ("ACT", args.act as u32 as f64),
+        ("HAS_BIAS", args.bias.is_some() as u32 as f64),
+    ];
     let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants);
     let params = gpu.uniform(
         "matmul.params",
@@ -62,7 +65,13 @@ pub fn matmul(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     let bias = args.bias.unwrap_or(args.w);
     let bg = gpu.bind(
         &pipe,
-        &[params.as_entire_binding(), args.a.binding(), args.w.binding(), bias.binding(), c.binding()],
+        &[
+            params.as_entire_binding(),
+            args.a.binding(),
+            args.w.binding(),
+            bias.binding(),
+            c.binding(),
+        ],
     );
     rec.dispatch(label(args.act), &pipe, &bg, total);
 }

@@ -25,7 +25,11 @@ pub struct ForwardOptions {
 
 impl Default for ForwardOptions {
     fn default() -> Self {
-        ForwardOptions { batch_size: 32, hidden: false, progress: false }
+        ForwardOptions {
+            batch_size: 32,
+            hidden: false,
+            progress: false,
+        }
     }
 }
 
@@ -51,7 +55,11 @@ pub fn plan_batches(lengths: &[usize], batch_size: usize, max_tokens: usize) -> 
     let mut batches = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     for i in order {
-        let t = cur.first().map(|&f| lengths[f]).unwrap_or(lengths[i]).max(1);
+        let t = cur
+            .first()
+            .map(|&f| lengths[f])
+            .unwrap_or(lengths[i])
+            .max(1);
         if !cur.is_empty() && (cur.len() >= batch_size || (cur.len() + 1) * t > max_tokens) {
             batches.push(std::mem::take(&mut cur));
         }
@@ -76,7 +84,10 @@ pub fn run_forward(
     let n = examples.len();
     match gates {
         Gates::Broadcast(g) if g.len() != lh => {
-            return Err(Error::Usage(format!("head mask has {} entries; the model has {nl}×{nh}", g.len())))
+            return Err(Error::Usage(format!(
+                "head mask has {} entries; the model has {nl}×{nh}",
+                g.len()
+            )))
         }
         Gates::PerExample(g) if g.len() != n * lh => {
             return Err(Error::Usage(format!(
@@ -99,16 +110,26 @@ pub fn run_forward(
     let batches = plan_batches(&lengths, opts.batch_size.max(1), max_tokens);
     let c_out = model.num_labels;
     let token_logits = model.task == TaskHead::TokenClassification;
-    let mut logits = (model.task != TaskHead::None)
-        .then(|| vec![0f32; if token_logits { n * seq * c_out } else { n * c_out }]);
+    let mut logits = (model.task != TaskHead::None).then(|| {
+        vec![
+            0f32;
+            if token_logits {
+                n * seq * c_out
+            } else {
+                n * c_out
+            }
+        ]
+    });
     let mut pooled = model.has_pooler().then(|| vec![0f32; n * h]);
     let mut hidden = opts.hidden.then(|| vec![0f32; n * seq * h]);
 
     let bar = if opts.progress {
         let bar = indicatif::ProgressBar::new(n as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} examples {elapsed} ({eta} left)")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} examples {elapsed} ({eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(bar)
     } else {
@@ -151,5 +172,13 @@ pub fn run_forward(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(ForwardResult { n, seq, lengths, logits, num_labels: c_out, pooled, hidden })
+    Ok(ForwardResult {
+        n,
+        seq,
+        lengths,
+        logits,
+        num_labels: c_out,
+        pooled,
+        hidden,
+    })
 }

@@ -49,9 +49,9 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let raw: Raw = serde_json::from_str(text)
             .map_err(|e| Error::input(path, format!("not a valid config.json: {e}")))?;
-        let model_type = raw.model_type.ok_or_else(|| {
-            Error::input(path, "no model_type (supported: bert)".to_string())
-        })?;
+        let model_type = raw
+            .model_type
+            .ok_or_else(|| Error::input(path, "no model_type (supported: bert)".to_string()))?;
         if !SUPPORTED_MODEL_TYPES.contains(&model_type.as_str()) {
             return Err(Error::input(
                 path,
@@ -88,7 +88,9 @@ impl Config {
                 format!("hidden_act {act:?} is not supported (supported: gelu, the erf form)"),
             ));
         }
-        let pet = raw.position_embedding_type.unwrap_or_else(|| "absolute".into());
+        let pet = raw
+            .position_embedding_type
+            .unwrap_or_else(|| "absolute".into());
         if pet != "absolute" {
             return Err(Error::input(
                 path,
@@ -134,6 +136,9 @@ impl Config {
     }
 
     pub fn label(&self, class: usize) -> String {
-        self.id2label.get(&class).cloned().unwrap_or_else(|| format!("LABEL_{class}"))
+        self.id2label
+            .get(&class)
+            .cloned()
+            .unwrap_or_else(|| format!("LABEL_{class}"))
     }
 }

@@ -86,8 +86,10 @@ impl Model {
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?)?;
-        let tokenizer =
-            BertTokenizer::load(&require_file(dir, "tokenizer.json")?, config.max_position_embeddings)?;
+        let tokenizer = BertTokenizer::load(
+            &require_file(dir, "tokenizer.json")?,
+            config.max_position_embeddings,
+        )?;
         let c = &config;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);
         let up = |name: &str, data: &[f32]| gpu.upload_f32(name, data);
@@ -105,7 +107,10 @@ impl Model {
             })
         };
         let ln = |name: &str| -> Result<(Tensor, Tensor)> {
-            Ok((get(&format!("{name}.weight"), &[h])?, get(&format!("{name}.bias"), &[h])?))
+            Ok((
+                get(&format!("{name}.weight"), &[h])?,
+                get(&format!("{name}.bias"), &[h])?,
+            ))
         };
 
         // The word table may exceed one binding (250k × 768 f32 is 732 MiB; lavapipe binds at
@@ -122,8 +127,14 @@ impl Model {
         drop(word);
         let emb = Embeddings {
             word_chunks,
-            pos: get("embeddings.position_embeddings.weight", &[c.max_position_embeddings, h])?,
-            typ: get("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h])?,
+            pos: get(
+                "embeddings.position_embeddings.weight",
+                &[c.max_position_embeddings, h],
+            )?,
+            typ: get(
+                "embeddings.token_type_embeddings.weight",
+                &[c.type_vocab_size, h],
+            )?,
             ln: ln("embeddings.LayerNorm")?,
         };
 
@@ -155,7 +166,11 @@ impl Model {
         }
 
         let has_pooler = weights.has(&format!("{p}pooler.dense.weight"));
-        let pooler = if has_pooler { Some(linear("pooler.dense", h, h)?) } else { None };
+        let pooler = if has_pooler {
+            Some(linear("pooler.dense", h, h)?)
+        } else {
+            None
+        };
 
         // Task heads live outside the "bert." prefix.
         let (task, classifier, num_labels) = match weights.shape("classifier.weight") {
@@ -169,13 +184,22 @@ impl Model {
                 }
                 let n = shape[0];
                 let cls = Linear {
-                    w: up("classifier.weight", &weights.get("classifier.weight", &[n, h])?)?,
+                    w: up(
+                        "classifier.weight",
+                        &weights.get("classifier.weight", &[n, h])?,
+                    )?,
                     b: up("classifier.bias", &weights.get("classifier.bias", &[n])?)?,
                     n_out: n as u32,
                     n_in: h as u32,
                 };
-                let token = c.architectures.iter().any(|a| a == "BertForTokenClassification");
-                let seq = c.architectures.iter().any(|a| a == "BertForSequenceClassification");
+                let token = c
+                    .architectures
+                    .iter()
+                    .any(|a| a == "BertForTokenClassification");
+                let seq = c
+                    .architectures
+                    .iter()
+                    .any(|a| a == "BertForSequenceClassification");
                 let task = if token || (!seq && pooler.is_none()) {
                     TaskHead::TokenClassification
                 } else {
@@ -217,7 +241,9 @@ impl Model {
     /// Device memory a batch of `tokens` rows needs in its largest single buffer, in elements.
     pub fn widest_row(&self) -> usize {
         let c = &self.config;
-        (3 * c.hidden_size).max(c.intermediate_size).max(self.num_labels)
+        (3 * c.hidden_size)
+            .max(c.intermediate_size)
+            .max(self.num_labels)
     }
 
     /// Runs one padded batch. `gates` is [B, L, heads]; `examples` are unpadded.
@@ -293,10 +319,24 @@ impl Model {
             },
             &x,
         );
-        let lin = |rec: &mut crate::gpu::Recorder, l: &Linear, a: &Tensor, m: u32, act: Act, out: &Tensor| {
+        let lin = |rec: &mut crate::gpu::Recorder,
+                   l: &Linear,
+                   a: &Tensor,
+                   m: u32,
+                   act: Act,
+                   out: &Tensor| {
             kernels::matmul(
                 rec,
-                &MatmulArgs { a, w: &l.w, bias: Some(&l.b), m, n: l.n_out, k: l.n_in, lda: l.n_in, act },
+                &MatmulArgs {
+                    a,
+                    w: &l.w,
+                    bias: Some(&l.b),
+                    m,
+                    n: l.n_out,
+                    k: l.n_in,
+                    lda: l.n_in,
+                    act,
+                },
                 out,
             );
         };
@@ -319,10 +359,30 @@ impl Model {
                 &lse,
             );
             lin(&mut rec, &layer.attn_out, &ctx, bt32, Act::None, &tmp);
-            kernels::add_ln(&mut rec, &tmp, &x, &layer.ln1.0, &layer.ln1.1, eps, bt32, h32, &x1);
+            kernels::add_ln(
+                &mut rec,
+                &tmp,
+                &x,
+                &layer.ln1.0,
+                &layer.ln1.1,
+                eps,
+                bt32,
+                h32,
+                &x1,
+            );
             lin(&mut rec, &layer.inter, &x1, bt32, Act::Gelu, &inter);
             lin(&mut rec, &layer.out, &inter, bt32, Act::None, &tmp);
-            kernels::add_ln(&mut rec, &tmp, &x1, &layer.ln2.0, &layer.ln2.1, eps, bt32, h32, &x);
+            kernels::add_ln(
+                &mut rec,
+                &tmp,
+                &x1,
+                &layer.ln2.0,
+                &layer.ln2.1,
+                eps,
+                bt32,
+                h32,
+                &x,
+            );
         }
 
         let pooled = match &self.pooler {
@@ -350,7 +410,14 @@ impl Model {
         let logits = match (&self.classifier, self.task) {
             (Some(cl), TaskHead::SequenceClassification) => {
                 let out = gpu.empty("logits", b * cl.n_out as usize)?;
-                lin(&mut rec, cl, pooled.as_ref().expect("pooler checked at load"), b as u32, Act::None, &out);
+                lin(
+                    &mut rec,
+                    cl,
+                    pooled.as_ref().expect("pooler checked at load"),
+                    b as u32,
+                    Act::None,
+                    &out,
+                );
                 Some(out)
             }
             (Some(cl), TaskHead::TokenClassification) => {

@@ -27,7 +27,11 @@ impl BertTokenizer {
         inner
             .with_truncation(None)
             .map_err(|e| Error::input(path, format!("cannot switch truncation off: {e}")))?;
-        Ok(BertTokenizer { path: path.to_path_buf(), inner, max_len })
+        Ok(BertTokenizer {
+            path: path.to_path_buf(),
+            inner,
+            max_len,
+        })
     }
 
     /// Encodes (sentence, optional second sentence) pairs. Returns the encodings and how many
@@ -59,7 +63,10 @@ impl BertTokenizer {
             } else {
                 enc
             };
-            out.push(Encoded { ids: enc.get_ids().to_vec(), type_ids: enc.get_type_ids().to_vec() });
+            out.push(Encoded {
+                ids: enc.get_ids().to_vec(),
+                type_ids: enc.get_type_ids().to_vec(),
+            });
         }
         Ok((out, truncated))
     }

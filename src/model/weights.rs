@@ -13,20 +13,30 @@ pub struct Weights {
 
 impl Weights {
     pub fn open(path: &Path) -> Result<Weights> {
-        let file =
-            std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         // SAFETY: the file is opened read-only and headroom never writes its inputs; a file
         // changed by another process while mapped is outside what we can guard against.
         let mmap = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::input(path, format!("cannot map: {e}")))?;
-        let w = Weights { path: path.to_path_buf(), mmap, prefix: String::new() };
+        let w = Weights {
+            path: path.to_path_buf(),
+            mmap,
+            prefix: String::new(),
+        };
         let names: Vec<String> = {
             let st = w.parse()?;
             st.names().into_iter().map(|s| s.to_string()).collect()
         };
-        let prefix = if names.iter().any(|n| n == "bert.embeddings.word_embeddings.weight") {
+        let prefix = if names
+            .iter()
+            .any(|n| n == "bert.embeddings.word_embeddings.weight")
+        {
             "bert."
-        } else if names.iter().any(|n| n == "embeddings.word_embeddings.weight") {
+        } else if names
+            .iter()
+            .any(|n| n == "embeddings.word_embeddings.weight")
+        {
             ""
         } else {
             return Err(Error::input(
@@ -34,12 +44,18 @@ impl Weights {
                 "missing tensor embeddings.word_embeddings.weight (also looked for bert.embeddings.word_embeddings.weight): not a BERT checkpoint",
             ));
         };
-        Ok(Weights { prefix: prefix.to_string(), ..w })
+        Ok(Weights {
+            prefix: prefix.to_string(),
+            ..w
+        })
     }
 
     fn parse(&self) -> Result<SafeTensors<'_>> {
         SafeTensors::deserialize(&self.mmap).map_err(|e| {
-            Error::input(&self.path, format!("corrupt or truncated safetensors file: {e}"))
+            Error::input(
+                &self.path,
+                format!("corrupt or truncated safetensors file: {e}"),
+            )
         })
     }
 

@@ -39,7 +39,13 @@ impl Rng {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
 }
 
 /// Asserts |a - b| <= atol + rtol*|b| elementwise (NaN fails), naming the first bad index.
@@ -47,7 +53,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let ok = (g - w).abs() <= atol + rtol * w.abs();
-        assert!(ok, "{what}: element {i}: got {g}, want {w} (max |diff| {})", max_abs_diff(got, want));
+        assert!(
+            ok,
+            "{what}: element {i}: got {g}, want {w} (max |diff| {})",
+            max_abs_diff(got, want)
+        );
     }
 }
 
@@ -57,15 +67,21 @@ pub fn erf(x: f64) -> f64 {
     // Numerical Recipes erfc with |rel err| < 1.2e-7 suffices for an f32 kernel check.
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
-    if x >= 0.0 { 1.0 - r } else { r - 1.0 }
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
+    if x >= 0.0 {
+        1.0 - r
+    } else {
+        r - 1.0
+    }
 }
 
 pub fn gelu(x: f64) -> f64 {
@@ -73,7 +89,16 @@ pub fn gelu(x: f64) -> f64 {
 }
 
 /// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh.
-pub fn matmul_ref(a: &[f32], lda: usize, w: &[f32], b: Option<&[f32]>, m: usize, n: usize, k: usize, act: u32) -> Vec<f32> {
+pub fn matmul_ref(
+    a: &[f32],
+    lda: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    act: u32,
+) -> Vec<f32> {
     let mut y = vec![0f32; m * n];
     for i in 0..m {
         for j in 0..n {
@@ -99,12 +124,25 @@ pub fn layernorm_ref(x: &[f64], gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f3
     let mean = x.iter().sum::<f64>() / h;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / h;
     let rstd = 1.0 / (var + eps).sqrt();
-    x.iter().enumerate().map(|(i, v)| ((v - mean) * rstd * gamma[i] as f64 + beta[i] as f64) as f32).collect()
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| ((v - mean) * rstd * gamma[i] as f64 + beta[i] as f64) as f32)
+        .collect()
 }
 
 /// Attention reference. qkv [B*T, 3H]; gates [B, L, heads]; returns (out [B*T, H], lse [B, heads, T]).
 #[allow(clippy::too_many_arguments)]
-pub fn attention_ref(qkv: &[f32], lens: &[u32], gates: &[f32], b: usize, t: usize, heads: usize, d: usize, layer: usize, n_layers: usize) -> (Vec<f32>, Vec<f32>) {
+pub fn attention_ref(
+    qkv: &[f32],
+    lens: &[u32],
+    gates: &[f32],
+    b: usize,
+    t: usize,
+    heads: usize,
+    d: usize,
+    layer: usize,
+    n_layers: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let hid = heads * d;
     let mut out = vec![0f32; b * t * hid];
     let mut lse = vec![0f32; b * heads * t];
@@ -121,7 +159,11 @@ pub fn attention_ref(qkv: &[f32], lens: &[u32], gates: &[f32], b: usize, t: usiz
                 let scores: Vec<f64> = (0..len)
                     .map(|kj| {
                         let k = &qkv[(bi * t + kj) * 3 * hid + hid + h * d..][..d];
-                        q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale
+                        q.iter()
+                            .zip(k)
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum::<f64>()
+                            * scale
                     })
                     .collect();
                 let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -130,7 +172,8 @@ pub fn attention_ref(qkv: &[f32], lens: &[u32], gates: &[f32], b: usize, t: usiz
                 for i in 0..d {
                     let mut acc = 0f64;
                     for (kj, s) in scores.iter().enumerate() {
-                        acc += (s - mx).exp() / z * qkv[(bi * t + kj) * 3 * hid + 2 * hid + h * d + i] as f64;
+                        acc += (s - mx).exp() / z
+                            * qkv[(bi * t + kj) * 3 * hid + 2 * hid + h * d + i] as f64;
                     }
                     out[(bi * t + qi) * hid + h * d + i] = (acc * g) as f32;
                 }
@@ -148,36 +191,57 @@ pub struct Golden {
 
 impl Golden {
     pub fn open(name: &str) -> Golden {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/goldens")
+            .join(name);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Golden { path, bytes }
     }
     fn view(&self, name: &str) -> (Vec<usize>, safetensors::Dtype, Vec<u8>) {
         let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
-        let v = st.tensor(name).unwrap_or_else(|_| panic!("{}: no tensor {name}", self.path.display()));
+        let v = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("{}: no tensor {name}", self.path.display()));
         (v.shape().to_vec(), v.dtype(), v.data().to_vec())
     }
     pub fn has(&self, name: &str) -> bool {
-        safetensors::SafeTensors::deserialize(&self.bytes).unwrap().tensor(name).is_ok()
+        safetensors::SafeTensors::deserialize(&self.bytes)
+            .unwrap()
+            .tensor(name)
+            .is_ok()
     }
     pub fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
         let (shape, dt, data) = self.view(name);
         assert_eq!(dt, safetensors::Dtype::F32, "{name}");
-        (shape, data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        (
+            shape,
+            data.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
     }
     pub fn i64(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
         let (shape, dt, data) = self.view(name);
         assert_eq!(dt, safetensors::Dtype::I64, "{name}");
-        (shape, data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+        (
+            shape,
+            data.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        )
     }
 }
 
 pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn golden_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/goldens")
+        .join(name)
 }
 
 /// The default model, fetched by weights/fetch.sh.

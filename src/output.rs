@@ -1,0 +1,78 @@
+//! Output files are written to a temporary name beside the target and renamed, so a failure
+//! never leaves a half-written file; inputs are never overwritten.
+
+use crate::error::{Error, Result};
+use safetensors::Dtype;
+use std::path::{Path, PathBuf};
+
+/// One tensor to write.
+pub struct OutTensor {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl OutTensor {
+    pub fn f32(name: &str, shape: Vec<usize>, v: &[f32]) -> OutTensor {
+        OutTensor {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape,
+            data: bytemuck::cast_slice(v).to_vec(),
+        }
+    }
+    pub fn i64(name: &str, shape: Vec<usize>, v: &[i64]) -> OutTensor {
+        OutTensor {
+            name: name.into(),
+            dtype: Dtype::I64,
+            shape,
+            data: bytemuck::cast_slice(v).to_vec(),
+        }
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::output(path, "is a directory"));
+    }
+    let tmp = temp_name(path);
+    let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::output(path, format!("cannot write: {e}")));
+    }
+    Ok(())
+}
+
+/// Writes a safetensors file atomically, with `metadata` in its header.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[OutTensor],
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|t| {
+            let v = safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.data)
+                .map_err(|e| Error::output(path, format!("tensor {}: {e}", t.name)))?;
+            Ok((t.name.clone(), v))
+        })
+        .collect::<Result<_>>()?;
+    let meta: std::collections::HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::output(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &bytes)
+}
