@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use headroom::gpu::Tensor;
+use headroom::gpu::{MatmulVariant, Tensor};
+use headroom::kernels::matmul::texture_variant_available;
 use headroom::kernels::*;
 
 fn poisoned(len: usize) -> Tensor {
@@ -18,48 +19,26 @@ fn check_matmul(rng: &mut Rng, m: usize, n: usize, k: usize, lda: usize, act: Ac
     let a = rng.vec((m.max(1) - 1) * lda + k, 1.0);
     let w = rng.vec(n * k, 0.5);
     let b = rng.vec(n, 0.5);
-    let (ta, tw, tb) = (
-        g.upload_f32("a", &a).unwrap(),
-        g.upload_f32("w", &w).unwrap(),
-        g.upload_f32("b", &b).unwrap(),
-    );
-    let c = poisoned(m * n);
-    let mut rec = g.recorder();
-    let args = MatmulArgs {
-        a: &ta,
-        w: &tw,
-        bias: bias.then_some(&tb),
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        lda: lda as u32,
-        act,
-    };
-    matmul(&mut rec, &args, &c);
-    rec.finish();
-    let got = g.read_f32(&c);
+    let ta = g.upload_f32("a", &a).unwrap();
+    let tw = LinearWeight::new(g, "w", &w, n, k).unwrap();
+    let tb = g.upload_f32("b", &b).unwrap();
     let want = matmul_ref(&a, lda, &w, bias.then_some(&b[..]), m, n, k, act as u32);
-    assert_close(
-        &format!("matmul m={m} n={n} k={k} lda={lda} {act:?} bias={bias}"),
-        &got,
-        &want,
-        2e-5 * (k as f32).sqrt(),
-        1e-4,
-    );
+    for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
+        let c = poisoned(m * n);
+        let mut rec = g.recorder();
+        let args = MatmulArgs { a: &ta, w: &tw, bias: bias.then_some(&tb), m: m as u32, lda: lda as u32, act };
+        matmul_variant(&mut rec, &args, &c, variant);
+        rec.finish();
+        let got = g.read_f32(&c);
+        let what = format!("matmul {variant:?} m={m} n={n} k={k} lda={lda} {act:?} bias={bias}");
+        assert_close(&what, &got, &want, 2e-5 * (k as f32).sqrt(), 1e-4);
+    }
 }
 
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
     let mut rng = Rng::new(1);
-    for &(m, n, k) in &[
-        (1, 1, 1),
-        (3, 5, 7),
-        (64, 64, 16),
-        (65, 63, 17),
-        (130, 96, 384),
-        (7, 200, 33),
-        (128, 1536, 384),
-    ] {
+    for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (64, 64, 16), (65, 63, 17), (130, 96, 384), (7, 200, 33), (128, 1536, 384), (9, 129, 6)] {
         check_matmul(&mut rng, m, n, k, k, Act::None, true);
     }
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Gelu, true);
@@ -67,6 +46,17 @@ fn matmul_matches_reference_on_awkward_shapes() {
     check_matmul(&mut rng, 29, 33, 40, 40, Act::None, false);
     // strided rows, as the pooler reads each example's [CLS] row
     check_matmul(&mut rng, 5, 24, 32, 32 * 9, Act::Tanh, true);
+}
+
+#[test]
+fn lavapipe_uses_the_texture_matmul() {
+    // The variant choice is per adapter: CPU adapters with subgroups of 8 get the texture path.
+    let g = gpu();
+    if g.tuning.cpu && texture_variant_available(g) {
+        assert_eq!(g.tuning.matmul, MatmulVariant::Texture);
+    } else if !g.tuning.cpu {
+        assert_eq!(g.tuning.matmul, MatmulVariant::Tiled);
+    }
 }
 
 fn check_attention(

@@ -45,13 +45,14 @@ impl Tuning {
     fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Tuning {
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
         let subgroups = features.contains(wgpu::Features::SUBGROUP);
+        let sg8 = subgroups && info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
         let mut t = Tuning {
             cpu,
             subgroup_size: info.subgroup_min_size.max(1),
             subgroups,
             row_wg: if cpu { 32 } else { 128 },
             attn_block: if cpu { 16 } else { 64 },
-            matmul: if cpu {
+            matmul: if cpu && sg8 {
                 MatmulVariant::Texture
             } else {
                 MatmulVariant::Tiled

@@ -10,6 +10,7 @@ pub enum Shader {
     Embed,
     LayerNorm,
     Matmul,
+    MatmulTexture,
     Attention,
 }
 
@@ -29,6 +30,7 @@ impl Shader {
             Shader::Embed => "embed.wgsl",
             Shader::LayerNorm => "layernorm.wgsl",
             Shader::Matmul => "matmul.wgsl",
+            Shader::MatmulTexture => "matmul_texture.wgsl",
             Shader::Attention => "attention.wgsl",
         }
     }
@@ -44,6 +46,7 @@ impl Shader {
                 )
             }
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl").to_string(),
+            Shader::MatmulTexture => include_str!("../../shaders/matmul_texture.wgsl").to_string(),
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
         }
     }
@@ -52,7 +55,7 @@ impl Shader {
     /// checks can be left out (`create_shader_module_trusted`). Opt out with
     /// `HEADROOM_CHECKED_SHADERS=1`.
     fn bounds_proven(self) -> bool {
-        matches!(self, Shader::Matmul | Shader::Attention)
+        matches!(self, Shader::Matmul | Shader::MatmulTexture | Shader::Attention)
     }
 }
 

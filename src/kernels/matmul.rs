@@ -1,6 +1,8 @@
-//! `shaders/matmul.wgsl`: y = act(x·Wᵀ + b) in PyTorch Linear layout.
+//! `shaders/matmul.wgsl` (tiled, for GPUs) and `shaders/matmul_texture.wgsl` (texture loads and
+//! subgroup broadcasts, for lavapipe): y = act(x·Wᵀ + b) in PyTorch Linear layout.
 
-use crate::gpu::{MatmulVariant, Recorder, Shader, Tensor};
+use crate::error::Result;
+use crate::gpu::{Gpu, MatmulVariant, Recorder, Shader, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,6 +17,27 @@ struct Params {
     _pad: u32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct TexParams {
+    m: u32,
+    n: u32,
+    k4: u32,
+    ldc: u32,
+    tiles_n: u32,
+    total: u32,
+    _p: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PackParams {
+    rows: u32,
+    k: u32,
+    k4: u32,
+    lda: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
     None = 0,
@@ -22,53 +45,172 @@ pub enum Act {
     Tanh = 2,
 }
 
+/// A weight matrix [N, K] in PyTorch Linear layout, as a storage buffer and, where the adapter
+/// can use the texture variant, also as an rgba32float texture of ceil(K/4) texels per row.
+pub struct LinearWeight {
+    pub buffer: Tensor,
+    texture: Option<wgpu::TextureView>,
+    pub n: u32,
+    pub k: u32,
+}
+
+/// Whether the texture variant can run on this adapter at all.
+pub fn texture_variant_available(gpu: &Gpu) -> bool {
+    gpu.tuning.subgroups && gpu.info.subgroup_min_size == 8 && gpu.info.subgroup_max_size == 8
+}
+
+fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
+    let max = gpu.limits.max_texture_dimension_2d;
+    rows >= 1 && rows <= max && k.div_ceil(4) <= max && k >= 1
+}
+
+fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32, usage: wgpu::TextureUsages) -> wgpu::Texture {
+    gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d { width: k.div_ceil(4), height: rows, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage,
+        view_formats: &[],
+    })
+}
+
+impl LinearWeight {
+    pub fn new(gpu: &Gpu, label: &str, data: &[f32], n: usize, k: usize) -> Result<LinearWeight> {
+        assert_eq!(data.len(), n * k, "{label}: weight data is not [n, k]");
+        let buffer = gpu.upload_f32(label, data)?;
+        let (n, k) = (n as u32, k as u32);
+        let texture = if texture_variant_available(gpu) && fits_texture(gpu, n, k) {
+            let k4 = k.div_ceil(4) as usize;
+            let mut padded = vec![0f32; n as usize * k4 * 4];
+            for (r, row) in data.chunks(k as usize).enumerate() {
+                padded[r * k4 * 4..r * k4 * 4 + k as usize].copy_from_slice(row);
+            }
+            let tex = texture(
+                gpu,
+                label,
+                n,
+                k,
+                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            );
+            gpu.queue.write_texture(
+                tex.as_image_copy(),
+                bytemuck::cast_slice(&padded),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(k4 as u32 * 16),
+                    rows_per_image: Some(n),
+                },
+                wgpu::Extent3d { width: k4 as u32, height: n, depth_or_array_layers: 1 },
+            );
+            Some(tex.create_view(&Default::default()))
+        } else {
+            None
+        };
+        Ok(LinearWeight { buffer, texture, n, k })
+    }
+}
+
 pub struct MatmulArgs<'a> {
     /// Rows of A start every `lda` elements (lda = k for a dense [M, K]).
     pub a: &'a Tensor,
-    /// [N, K].
-    pub w: &'a Tensor,
+    pub w: &'a LinearWeight,
     pub bias: Option<&'a Tensor>,
     pub m: u32,
-    pub n: u32,
-    pub k: u32,
     pub lda: u32,
     pub act: Act,
 }
 
-/// c[M, N] = act(a·wᵀ + bias).
+/// c[M, N] = act(a·wᵀ + bias), with the variant the adapter was tuned for.
 pub fn matmul(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+    let variant = rec.gpu().tuning.matmul;
+    matmul_variant(rec, args, c, variant);
+}
+
+/// As [`matmul`], with the variant chosen by the caller (benches and tests compare them). The
+/// texture variant falls back to the tiled one where it cannot run (no subgroups of 8, a
+/// weight without its texture, or M over the texture height limit).
+pub fn matmul_variant(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, variant: MatmulVariant) {
     let gpu = rec.gpu();
-    let _variant = gpu.tuning.matmul;
-    let _ = MatmulVariant::Tiled;
+    let use_texture = variant == MatmulVariant::Texture
+        && args.w.texture.is_some()
+        && texture_variant_available(gpu)
+        && fits_texture(gpu, args.m, args.w.k);
+    if use_texture {
+        matmul_texture(rec, args, c)
+    } else {
+        matmul_tiled(rec, args, c)
+    }
+}
+
+fn constants(args: &MatmulArgs) -> [(&'static str, f64); 2] {
+    [("ACT", args.act as u32 as f64), ("HAS_BIAS", args.bias.is_some() as u32 as f64)]
+}
+
+fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+    let gpu = rec.gpu();
+    let (n, k) = (args.w.n, args.w.k);
     let (tm, tn) = (64u32, 64u32);
-    let tiles_n = args.n.div_ceil(tn);
+    let tiles_n = n.div_ceil(tn);
     let total = args.m.div_ceil(tm) * tiles_n;
-    let constants = [
-        ("ACT", args.act as u32 as f64),
-        ("HAS_BIAS", args.bias.is_some() as u32 as f64),
-    ];
-    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants);
+    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants(args));
     let params = gpu.uniform(
         "matmul.params",
-        &Params {
-            m: args.m,
-            n: args.n,
-            k: args.k,
-            lda: args.lda,
-            ldc: args.n,
-            tiles_n,
-            total,
-            _pad: 0,
-        },
+        &Params { m: args.m, n, k, lda: args.lda, ldc: n, tiles_n, total, _pad: 0 },
     );
     // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
-    let bias = args.bias.unwrap_or(args.w);
+    let bias = args.bias.unwrap_or(&args.w.buffer);
     let bg = gpu.bind(
         &pipe,
         &[
             params.as_entire_binding(),
             args.a.binding(),
-            args.w.binding(),
+            args.w.buffer.binding(),
+            bias.binding(),
+            c.binding(),
+        ],
+    );
+    rec.dispatch(label(args.act), &pipe, &bg, total);
+}
+
+fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+    let gpu = rec.gpu();
+    let (n, k) = (args.w.n, args.w.k);
+    let k4 = k.div_ceil(4);
+    // Pack A into a texture.
+    let a_tex = texture(
+        gpu,
+        "matmul.a",
+        args.m,
+        k,
+        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+    );
+    let a_view = a_tex.create_view(&Default::default());
+    let pack = gpu.pipeline(Shader::MatmulTexture, "pack_rows", &[]);
+    let pp = gpu.uniform("pack.params", &PackParams { rows: args.m, k, k4, lda: args.lda });
+    let bg = gpu.bind(
+        &pack,
+        &[pp.as_entire_binding(), args.a.binding(), wgpu::BindingResource::TextureView(&a_view)],
+    );
+    rec.dispatch("matmul.pack", &pack, &bg, (args.m * k4).div_ceil(64));
+
+    let tiles_n = n.div_ceil(128);
+    let total = args.m.div_ceil(8) * tiles_n;
+    let pipe = gpu.pipeline(Shader::MatmulTexture, "matmul_tex_sg8", &constants(args));
+    let params = gpu.uniform(
+        "matmul.params",
+        &TexParams { m: args.m, n, k4, ldc: n, tiles_n, total, _p: [0; 2] },
+    );
+    let bias = args.bias.unwrap_or(&args.w.buffer);
+    let w_view = args.w.texture.as_ref().expect("checked by the caller");
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            wgpu::BindingResource::TextureView(&a_view),
+            wgpu::BindingResource::TextureView(w_view),
             bias.binding(),
             c.binding(),
         ],

@@ -8,4 +8,4 @@ pub mod matmul;
 pub use attention::{attention_fwd, AttnArgs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::add_ln;
-pub use matmul::{matmul, Act, MatmulArgs};
+pub use matmul::{matmul, matmul_variant, Act, LinearWeight, MatmulArgs};

@@ -12,7 +12,7 @@ pub use weights::Weights;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::kernels::{self, Act, AttnArgs, EmbedArgs, MatmulArgs};
+use crate::kernels::{self, Act, AttnArgs, EmbedArgs, LinearWeight, MatmulArgs};
 use std::path::{Path, PathBuf};
 
 /// Which task head the checkpoint carries.
@@ -27,10 +27,8 @@ pub enum TaskHead {
 }
 
 struct Linear {
-    w: Tensor,
+    w: LinearWeight,
     b: Tensor,
-    n_out: u32,
-    n_in: u32,
 }
 
 struct Layer {
@@ -99,11 +97,11 @@ impl Model {
             up(&full, &v).map_err(|e| Error::input(weights.path(), e.to_string()))
         };
         let linear = |name: &str, n_out: usize, n_in: usize| -> Result<Linear> {
+            let wname = format!("{p}{name}.weight");
+            let w = weights.get(&wname, &[n_out, n_in])?;
             Ok(Linear {
-                w: get(&format!("{name}.weight"), &[n_out, n_in])?,
+                w: LinearWeight::new(gpu, &wname, &w, n_out, n_in)?,
                 b: get(&format!("{name}.bias"), &[n_out])?,
-                n_out: n_out as u32,
-                n_in: n_in as u32,
             })
         };
         let ln = |name: &str| -> Result<(Tensor, Tensor)> {
@@ -150,10 +148,8 @@ impl Model {
                 bqkv.extend(weights.get(&format!("{name}.bias"), &[h])?);
             }
             let qkv = Linear {
-                w: up(&format!("{pre}.qkv.weight"), &wqkv)?,
+                w: LinearWeight::new(gpu, &format!("{pre}.qkv.weight"), &wqkv, 3 * h, h)?,
                 b: up(&format!("{pre}.qkv.bias"), &bqkv)?,
-                n_out: 3 * h as u32,
-                n_in: h as u32,
             };
             layers.push(Layer {
                 qkv,
@@ -183,14 +179,10 @@ impl Model {
                     ));
                 }
                 let n = shape[0];
+                let cw = weights.get("classifier.weight", &[n, h])?;
                 let cls = Linear {
-                    w: up(
-                        "classifier.weight",
-                        &weights.get("classifier.weight", &[n, h])?,
-                    )?,
+                    w: LinearWeight::new(gpu, "classifier.weight", &cw, n, h)?,
                     b: up("classifier.bias", &weights.get("classifier.bias", &[n])?)?,
-                    n_out: n as u32,
-                    n_in: h as u32,
                 };
                 let token = c
                     .architectures
@@ -332,9 +324,7 @@ impl Model {
                     w: &l.w,
                     bias: Some(&l.b),
                     m,
-                    n: l.n_out,
-                    k: l.n_in,
-                    lda: l.n_in,
+                    lda: l.w.k,
                     act,
                 },
                 out,
@@ -396,8 +386,6 @@ impl Model {
                         w: &pl.w,
                         bias: Some(&pl.b),
                         m: b as u32,
-                        n: h32,
-                        k: h32,
                         lda: t32 * h32,
                         act: Act::Tanh,
                     },
@@ -409,7 +397,7 @@ impl Model {
         };
         let logits = match (&self.classifier, self.task) {
             (Some(cl), TaskHead::SequenceClassification) => {
-                let out = gpu.empty("logits", b * cl.n_out as usize)?;
+                let out = gpu.empty("logits", b * cl.w.n as usize)?;
                 lin(
                     &mut rec,
                     cl,
@@ -421,7 +409,7 @@ impl Model {
                 Some(out)
             }
             (Some(cl), TaskHead::TokenClassification) => {
-                let out = gpu.empty("logits", bt * cl.n_out as usize)?;
+                let out = gpu.empty("logits", bt * cl.w.n as usize)?;
                 lin(&mut rec, cl, &x, bt32, Act::None, &out);
                 Some(out)
             }

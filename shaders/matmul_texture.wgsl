@@ -1,0 +1,128 @@
+// Matmul variant for CPU adapters (lavapipe): storage-buffer loads there compile to one scalar,
+// bounds-checked load per lane while texture loads vectorise, so A and W are read through
+// `textureLoad` from rgba32float textures (4 consecutive k per texel, rows zero-padded to a
+// multiple of 4), and each subgroup of 8 lanes shares 8 rows of A through `subgroupBroadcast`.
+//   C[m, n] = act(sum_k A[m, k] W[n, k] + bias[n])
+// Needs the SUBGROUP feature and a subgroup size of exactly 8; chosen at start-up only then.
+// A workgroup is 8 subgroups; subgroup s computes rows [m0, m0+8) x columns
+// [n0 + s*8*NC, n0 + (s+1)*8*NC), lane l owning columns n0 + s*8*NC + l*NC + c, c < NC.
+
+struct TexParams {
+    m: u32,
+    n: u32,
+    k4: u32,       // texels per row = ceil(K / 4)
+    ldc: u32,
+    tiles_n: u32,  // workgroups along N
+    total: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+override ACT: u32 = 0u;
+override HAS_BIAS: bool = true;
+const NC: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> p: TexParams;
+@group(0) @binding(1) var ta: texture_2d<f32>;
+@group(0) @binding(2) var tw: texture_2d<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+fn erf_approx(x: f32) -> f32 {
+    let s = sign(x);
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+        + 0.254829592) * t * exp(-z * z);
+    return s * y;
+}
+
+fn epilogue(v: f32, col: u32) -> f32 {
+    var r = v;
+    if (HAS_BIAS) { r += bias[col]; }
+    if (ACT == 1u) {
+        r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
+    } else if (ACT == 2u) {
+        r = tanh(r);
+    }
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn matmul_tex_sg8(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let m0 = (g / p.tiles_n) * 8u;
+    let n0 = (g % p.tiles_n) * (64u * NC) + sg * (8u * NC) + lane * NC;
+    let arow = i32(min(m0 + lane, p.m - 1u));
+    let w0 = i32(min(n0, p.n - 1u));
+    let w1 = i32(min(n0 + 1u, p.n - 1u));
+    var acc0: array<f32, 8>;
+    var acc1: array<f32, 8>;
+    for (var r = 0u; r < 8u; r++) { acc0[r] = 0.0; acc1[r] = 0.0; }
+    for (var kx = 0u; kx < p.k4; kx++) {
+        let x = i32(kx);
+        let a = textureLoad(ta, vec2<i32>(x, arow), 0);
+        let b0 = textureLoad(tw, vec2<i32>(x, w0), 0);
+        let b1 = textureLoad(tw, vec2<i32>(x, w1), 0);
+        let a0 = subgroupBroadcast(a, 0u);
+        let a1 = subgroupBroadcast(a, 1u);
+        let a2 = subgroupBroadcast(a, 2u);
+        let a3 = subgroupBroadcast(a, 3u);
+        let a4 = subgroupBroadcast(a, 4u);
+        let a5 = subgroupBroadcast(a, 5u);
+        let a6 = subgroupBroadcast(a, 6u);
+        let a7 = subgroupBroadcast(a, 7u);
+        acc0[0] += dot(a0, b0); acc1[0] += dot(a0, b1);
+        acc0[1] += dot(a1, b0); acc1[1] += dot(a1, b1);
+        acc0[2] += dot(a2, b0); acc1[2] += dot(a2, b1);
+        acc0[3] += dot(a3, b0); acc1[3] += dot(a3, b1);
+        acc0[4] += dot(a4, b0); acc1[4] += dot(a4, b1);
+        acc0[5] += dot(a5, b0); acc1[5] += dot(a5, b1);
+        acc0[6] += dot(a6, b0); acc1[6] += dot(a6, b1);
+        acc0[7] += dot(a7, b0); acc1[7] += dot(a7, b1);
+    }
+    for (var r = 0u; r < 8u; r++) {
+        let row = m0 + r;
+        if (row < p.m) {
+            if (n0 < p.n) { c[row * p.ldc + n0] = epilogue(acc0[r], n0); }
+            if (n0 + 1u < p.n) { c[row * p.ldc + n0 + 1u] = epilogue(acc1[r], n0 + 1u); }
+        }
+    }
+}
+
+// Packs rows of a storage buffer (row stride lda, K columns) into an rgba32float texture of
+// ceil(K/4) texels per row, zero-padding the last texel.
+struct PackParams {
+    rows: u32,
+    k: u32,
+    k4: u32,
+    lda: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PackParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+
+@compute @workgroup_size(64)
+fn pack_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (i >= pp.rows * pp.k4) { return; }
+    let row = i / pp.k4;
+    let kx = i % pp.k4;
+    let base = row * pp.lda + kx * 4u;
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if (kx * 4u + j < pp.k) { v[j] = src[base + j]; }
+    }
+    textureStore(dst, vec2<i32>(i32(kx), i32(row)), v);
+}
