@@ -1,7 +1,8 @@
 //! Criterion benches: matmul at BERT shapes and fused attention, on the adapter headroom picks
 //! (set WGPU_ADAPTER_NAME to choose). Throughput is reported in FLOP/s ("elem/s" = FLOP/s).
 //! Each iteration submits the dispatch and waits for the queue, so times are end to end.
-//! `HEADROOM_BENCH_ALL=1` also runs the variants the adapter was not tuned for.
+//! `HEADROOM_BENCH_ALL=1` also runs the variants the adapter was not tuned for;
+//! `HEADROOM_BENCH_PROFILE=1` prints GPU time per kernel (timestamp queries) at the end.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use headroom::gpu::{AdapterChoice, Gpu, MatmulVariant};
@@ -22,7 +23,10 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
 
 fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
     let all = std::env::var_os("HEADROOM_BENCH_ALL").is_some();
     let m = 4096usize;
     for (k, n) in [(768usize, 768usize), (768, 3072), (3072, 768)] {
@@ -40,7 +44,14 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
             group.bench_function(id, |bencher| {
                 bencher.iter(|| {
                     let mut rec = gpu.recorder();
-                    let args = MatmulArgs { a: &a, w: &w, bias: Some(&b), m: m as u32, lda: k as u32, act: Act::None };
+                    let args = MatmulArgs {
+                        a: &a,
+                        w: &w,
+                        bias: Some(&b),
+                        m: m as u32,
+                        lda: k as u32,
+                        act: Act::None,
+                    };
                     matmul_variant(&mut rec, &args, &out, v);
                     rec.finish();
                     gpu.wait();
@@ -53,10 +64,15 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
 
 fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention");
-    group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
     let (b, t, heads, d) = (32usize, 128usize, 12usize, 64usize);
     let hid = heads * d;
-    let qkv = gpu.upload_f32("qkv", &rand_vec(b * t * 3 * hid, 4)).unwrap();
+    let qkv = gpu
+        .upload_f32("qkv", &rand_vec(b * t * 3 * hid, 4))
+        .unwrap();
     let lens = gpu.upload_u32("lens", &vec![t as u32; b]).unwrap();
     let gates = gpu.upload_f32("gates", &vec![1.0; b * heads]).unwrap();
     let out = gpu.empty("out", b * t * hid).unwrap();
@@ -64,14 +80,23 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     // QK^T and PV: 2 * 2 * B * H * T * T * d
     group.throughput(Throughput::Elements((4 * b * heads * t * t * d) as u64));
     for (name, open) in [("all_heads", heads), ("half_heads_gated_off", heads / 2)] {
-        let g: Vec<f32> = (0..b * heads).map(|i| if i % heads < open { 1.0 } else { 0.0 }).collect();
+        let g: Vec<f32> = (0..b * heads)
+            .map(|i| if i % heads < open { 1.0 } else { 0.0 })
+            .collect();
         gpu.write_f32(&gates, &g);
         group.bench_function(format!("B{b}_T{t}_H{heads}_d{d}/{name}"), |bencher| {
             bencher.iter(|| {
                 let mut rec = gpu.recorder();
                 let args = AttnArgs {
-                    qkv: &qkv, lens: &lens, gates: &gates, batch: b as u32, seq: t as u32,
-                    heads: heads as u32, head_dim: d as u32, layer: 0, n_layers: 1,
+                    qkv: &qkv,
+                    lens: &lens,
+                    gates: &gates,
+                    batch: b as u32,
+                    seq: t as u32,
+                    heads: heads as u32,
+                    head_dim: d as u32,
+                    layer: 0,
+                    n_layers: 1,
                 };
                 attention_fwd(&mut rec, &args, &out, &lse);
                 rec.finish();
@@ -86,8 +111,16 @@ fn benches(c: &mut Criterion) {
     let gpu = Gpu::new(&AdapterChoice::from_flag(None)).expect("a GPU adapter (lavapipe will do)");
     eprintln!("adapter: {}", gpu.describe());
     eprintln!("tuning: {:?}", gpu.tuning);
+    // HEADROOM_BENCH_PROFILE=1: also time each kernel with timestamp queries and print the table.
+    let profile = std::env::var_os("HEADROOM_BENCH_PROFILE").is_some();
+    if profile {
+        gpu.enable_profiling().expect("timestamp queries");
+    }
     bench_matmul(c, &gpu);
     bench_attention(c, &gpu);
+    if let Some(r) = gpu.profile_report() {
+        eprintln!("{}", r.table());
+    }
 }
 
 criterion_group!(kernel_benches, benches);

@@ -5,7 +5,7 @@
 //   C[m, n] = act(sum_k A[m, k] W[n, k] + bias[n])
 // Needs the SUBGROUP feature and a subgroup size of exactly 8; chosen at start-up only then.
 // A workgroup is 8 subgroups; subgroup s computes rows [m0, m0+8) x columns
-// [n0 + s*8*NC, n0 + (s+1)*8*NC), lane l owning columns n0 + s*8*NC + l*NC + c, c < NC.
+// [n0 + s*8*NC, n0 + (s+1)*8*NC), lane l owning columns n0 + s*8*NC + l*NC + j, j < NC.
 
 struct TexParams {
     m: u32,
@@ -20,7 +20,7 @@ struct TexParams {
 
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
-const NC: u32 = 2u;
+override NC: u32 = 4u; // columns per lane (at most 4)
 
 @group(0) @binding(0) var<uniform> p: TexParams;
 @group(0) @binding(1) var ta: texture_2d<f32>;
@@ -60,38 +60,40 @@ fn matmul_tex_sg8(
     let m0 = (g / p.tiles_n) * 8u;
     let n0 = (g % p.tiles_n) * (64u * NC) + sg * (8u * NC) + lane * NC;
     let arow = i32(min(m0 + lane, p.m - 1u));
-    let w0 = i32(min(n0, p.n - 1u));
-    let w1 = i32(min(n0 + 1u, p.n - 1u));
-    var acc0: array<f32, 8>;
-    var acc1: array<f32, 8>;
-    for (var r = 0u; r < 8u; r++) { acc0[r] = 0.0; acc1[r] = 0.0; }
+    var wrow: array<i32, 4>;
+    var acc: array<array<f32, 8>, 4>;
+    for (var j = 0u; j < NC; j++) {
+        wrow[j] = i32(min(n0 + j, p.n - 1u));
+        for (var r = 0u; r < 8u; r++) { acc[j][r] = 0.0; }
+    }
     for (var kx = 0u; kx < p.k4; kx++) {
         let x = i32(kx);
         let a = textureLoad(ta, vec2<i32>(x, arow), 0);
-        let b0 = textureLoad(tw, vec2<i32>(x, w0), 0);
-        let b1 = textureLoad(tw, vec2<i32>(x, w1), 0);
+        var b: array<vec4<f32>, 4>;
+        for (var j = 0u; j < NC; j++) { b[j] = textureLoad(tw, vec2<i32>(x, wrow[j]), 0); }
         let a0 = subgroupBroadcast(a, 0u);
+        for (var j = 0u; j < NC; j++) { acc[j][0] += dot(a0, b[j]); }
         let a1 = subgroupBroadcast(a, 1u);
+        for (var j = 0u; j < NC; j++) { acc[j][1] += dot(a1, b[j]); }
         let a2 = subgroupBroadcast(a, 2u);
+        for (var j = 0u; j < NC; j++) { acc[j][2] += dot(a2, b[j]); }
         let a3 = subgroupBroadcast(a, 3u);
+        for (var j = 0u; j < NC; j++) { acc[j][3] += dot(a3, b[j]); }
         let a4 = subgroupBroadcast(a, 4u);
+        for (var j = 0u; j < NC; j++) { acc[j][4] += dot(a4, b[j]); }
         let a5 = subgroupBroadcast(a, 5u);
+        for (var j = 0u; j < NC; j++) { acc[j][5] += dot(a5, b[j]); }
         let a6 = subgroupBroadcast(a, 6u);
+        for (var j = 0u; j < NC; j++) { acc[j][6] += dot(a6, b[j]); }
         let a7 = subgroupBroadcast(a, 7u);
-        acc0[0] += dot(a0, b0); acc1[0] += dot(a0, b1);
-        acc0[1] += dot(a1, b0); acc1[1] += dot(a1, b1);
-        acc0[2] += dot(a2, b0); acc1[2] += dot(a2, b1);
-        acc0[3] += dot(a3, b0); acc1[3] += dot(a3, b1);
-        acc0[4] += dot(a4, b0); acc1[4] += dot(a4, b1);
-        acc0[5] += dot(a5, b0); acc1[5] += dot(a5, b1);
-        acc0[6] += dot(a6, b0); acc1[6] += dot(a6, b1);
-        acc0[7] += dot(a7, b0); acc1[7] += dot(a7, b1);
+        for (var j = 0u; j < NC; j++) { acc[j][7] += dot(a7, b[j]); }
     }
     for (var r = 0u; r < 8u; r++) {
         let row = m0 + r;
-        if (row < p.m) {
-            if (n0 < p.n) { c[row * p.ldc + n0] = epilogue(acc0[r], n0); }
-            if (n0 + 1u < p.n) { c[row * p.ldc + n0 + 1u] = epilogue(acc1[r], n0 + 1u); }
+        if (row >= p.m) { break; }
+        for (var j = 0u; j < NC; j++) {
+            let col = n0 + j;
+            if (col < p.n) { c[row * p.ldc + col] = epilogue(acc[j][r], col); }
         }
     }
 }

@@ -26,7 +26,14 @@ fn check_matmul(rng: &mut Rng, m: usize, n: usize, k: usize, lda: usize, act: Ac
     for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
         let c = poisoned(m * n);
         let mut rec = g.recorder();
-        let args = MatmulArgs { a: &ta, w: &tw, bias: bias.then_some(&tb), m: m as u32, lda: lda as u32, act };
+        let args = MatmulArgs {
+            a: &ta,
+            w: &tw,
+            bias: bias.then_some(&tb),
+            m: m as u32,
+            lda: lda as u32,
+            act,
+        };
         matmul_variant(&mut rec, &args, &c, variant);
         rec.finish();
         let got = g.read_f32(&c);
@@ -38,7 +45,16 @@ fn check_matmul(rng: &mut Rng, m: usize, n: usize, k: usize, lda: usize, act: Ac
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
     let mut rng = Rng::new(1);
-    for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (64, 64, 16), (65, 63, 17), (130, 96, 384), (7, 200, 33), (128, 1536, 384), (9, 129, 6)] {
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (64, 64, 16),
+        (65, 63, 17),
+        (130, 96, 384),
+        (7, 200, 33),
+        (128, 1536, 384),
+        (9, 129, 6),
+    ] {
         check_matmul(&mut rng, m, n, k, k, Act::None, true);
     }
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Gelu, true);

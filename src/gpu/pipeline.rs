@@ -55,7 +55,10 @@ impl Shader {
     /// checks can be left out (`create_shader_module_trusted`). Opt out with
     /// `HEADROOM_CHECKED_SHADERS=1`.
     fn bounds_proven(self) -> bool {
-        matches!(self, Shader::Matmul | Shader::MatmulTexture | Shader::Attention)
+        matches!(
+            self,
+            Shader::Matmul | Shader::MatmulTexture | Shader::Attention
+        )
     }
 }
 

@@ -67,7 +67,11 @@ fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
 fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32, usage: wgpu::TextureUsages) -> wgpu::Texture {
     gpu.device.create_texture(&wgpu::TextureDescriptor {
         label: Some(label),
-        size: wgpu::Extent3d { width: k.div_ceil(4), height: rows, depth_or_array_layers: 1 },
+        size: wgpu::Extent3d {
+            width: k.div_ceil(4),
+            height: rows,
+            depth_or_array_layers: 1,
+        },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -103,13 +107,22 @@ impl LinearWeight {
                     bytes_per_row: Some(k4 as u32 * 16),
                     rows_per_image: Some(n),
                 },
-                wgpu::Extent3d { width: k4 as u32, height: n, depth_or_array_layers: 1 },
+                wgpu::Extent3d {
+                    width: k4 as u32,
+                    height: n,
+                    depth_or_array_layers: 1,
+                },
             );
             Some(tex.create_view(&Default::default()))
         } else {
             None
         };
-        Ok(LinearWeight { buffer, texture, n, k })
+        Ok(LinearWeight {
+            buffer,
+            texture,
+            n,
+            k,
+        })
     }
 }
 
@@ -146,7 +159,10 @@ pub fn matmul_variant(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, variant
 }
 
 fn constants(args: &MatmulArgs) -> [(&'static str, f64); 2] {
-    [("ACT", args.act as u32 as f64), ("HAS_BIAS", args.bias.is_some() as u32 as f64)]
+    [
+        ("ACT", args.act as u32 as f64),
+        ("HAS_BIAS", args.bias.is_some() as u32 as f64),
+    ]
 }
 
 fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
@@ -158,7 +174,16 @@ fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants(args));
     let params = gpu.uniform(
         "matmul.params",
-        &Params { m: args.m, n, k, lda: args.lda, ldc: n, tiles_n, total, _pad: 0 },
+        &Params {
+            m: args.m,
+            n,
+            k,
+            lda: args.lda,
+            ldc: n,
+            tiles_n,
+            total,
+            _pad: 0,
+        },
     );
     // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
     let bias = args.bias.unwrap_or(&args.w.buffer);
@@ -189,19 +214,45 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     );
     let a_view = a_tex.create_view(&Default::default());
     let pack = gpu.pipeline(Shader::MatmulTexture, "pack_rows", &[]);
-    let pp = gpu.uniform("pack.params", &PackParams { rows: args.m, k, k4, lda: args.lda });
+    let pp = gpu.uniform(
+        "pack.params",
+        &PackParams {
+            rows: args.m,
+            k,
+            k4,
+            lda: args.lda,
+        },
+    );
     let bg = gpu.bind(
         &pack,
-        &[pp.as_entire_binding(), args.a.binding(), wgpu::BindingResource::TextureView(&a_view)],
+        &[
+            pp.as_entire_binding(),
+            args.a.binding(),
+            wgpu::BindingResource::TextureView(&a_view),
+        ],
     );
     rec.dispatch("matmul.pack", &pack, &bg, (args.m * k4).div_ceil(64));
 
-    let tiles_n = n.div_ceil(128);
+    let nc = texture_columns();
+    let tiles_n = n.div_ceil(64 * nc);
     let total = args.m.div_ceil(8) * tiles_n;
-    let pipe = gpu.pipeline(Shader::MatmulTexture, "matmul_tex_sg8", &constants(args));
+    let [act, bias] = constants(args);
+    let pipe = gpu.pipeline(
+        Shader::MatmulTexture,
+        "matmul_tex_sg8",
+        &[act, bias, ("NC", nc as f64)],
+    );
     let params = gpu.uniform(
         "matmul.params",
-        &TexParams { m: args.m, n, k4, ldc: n, tiles_n, total, _p: [0; 2] },
+        &TexParams {
+            m: args.m,
+            n,
+            k4,
+            ldc: n,
+            tiles_n,
+            total,
+            _p: [0; 2],
+        },
     );
     let bias = args.bias.unwrap_or(&args.w.buffer);
     let w_view = args.w.texture.as_ref().expect("checked by the caller");
@@ -216,6 +267,15 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
         ],
     );
     rec.dispatch(label(args.act), &pipe, &bg, total);
+}
+
+/// Output columns per lane in the texture variant (`HEADROOM_TEX_NC` = 1..4 to experiment).
+fn texture_columns() -> u32 {
+    std::env::var("HEADROOM_TEX_NC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| (1..=4).contains(v))
+        .unwrap_or(4)
 }
 
 fn label(act: Act) -> &'static str {
