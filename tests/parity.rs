@@ -53,11 +53,35 @@ fn check_outputs(
     if golden.has(&format!("last_hidden_state{suffix}")) {
         let (shape, want) = golden.f32(&format!("last_hidden_state{suffix}"));
         assert_eq!(shape[1], out.seq);
+        // Real tokens within TOL. Padded query positions (attending to the real keys, as in
+        // transformers) carry no meaning; they are still checked, within 1e-3: rounding there
+        // reaches ~1e-4 on the default model, against ~3e-6 at real tokens.
+        let (_, mask) = golden.i64("attention_mask");
+        let got = out.hidden.as_ref().unwrap();
+        let h = shape[2];
+        let (mut real_g, mut real_w, mut pad_g, mut pad_w) = (vec![], vec![], vec![], vec![]);
+        for (row, &m) in mask.iter().enumerate() {
+            let (g, w) = (&got[row * h..(row + 1) * h], &want[row * h..(row + 1) * h]);
+            if m == 1 {
+                real_g.extend_from_slice(g);
+                real_w.extend_from_slice(w);
+            } else {
+                pad_g.extend_from_slice(g);
+                pad_w.extend_from_slice(w);
+            }
+        }
         assert_close(
-            &what("last_hidden_state"),
-            out.hidden.as_ref().unwrap(),
-            &want,
+            &what("last_hidden_state (real tokens)"),
+            &real_g,
+            &real_w,
             TOL,
+            0.0,
+        );
+        assert_close(
+            &what("last_hidden_state (padding)"),
+            &pad_g,
+            &pad_w,
+            1e-3,
             0.0,
         );
     }

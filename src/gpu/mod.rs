@@ -231,8 +231,15 @@ impl<'g> Recorder<'g> {
             pass.set_bind_group(0, bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
-        if guard.is_some() {
+        let profiling = guard.is_some();
+        drop(guard);
+        if profiling {
             self.timed.push((label, base));
+            // CPU adapters (lavapipe) may write a pass's end timestamp before its dispatch has
+            // run; timing each dispatch in its own submission keeps the numbers honest there.
+            if gpu.tuning.cpu {
+                self.flush();
+            }
         }
     }
 
