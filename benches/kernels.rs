@@ -6,7 +6,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use headroom::gpu::{AdapterChoice, Gpu, MatmulVariant};
-use headroom::kernels::{attention_fwd, matmul_variant, Act, AttnArgs, LinearWeight, MatmulArgs};
+use headroom::kernels::{
+    attention::texture_possible, attention_fwd_variant, matmul_variant, Act, AttnArgs,
+    LinearWeight, MatmulArgs,
+};
 use std::time::Duration;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -79,30 +82,39 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     let lse = gpu.empty("lse", b * heads * t).unwrap();
     // QK^T and PV: 2 * 2 * B * H * T * T * d
     group.throughput(Throughput::Elements((4 * b * heads * t * t * d) as u64));
-    for (name, open) in [("all_heads", heads), ("half_heads_gated_off", heads / 2)] {
-        let g: Vec<f32> = (0..b * heads)
-            .map(|i| if i % heads < open { 1.0 } else { 0.0 })
-            .collect();
-        gpu.write_f32(&gates, &g);
-        group.bench_function(format!("B{b}_T{t}_H{heads}_d{d}/{name}"), |bencher| {
-            bencher.iter(|| {
-                let mut rec = gpu.recorder();
-                let args = AttnArgs {
-                    qkv: &qkv,
-                    lens: &lens,
-                    gates: &gates,
-                    batch: b as u32,
-                    seq: t as u32,
-                    heads: heads as u32,
-                    head_dim: d as u32,
-                    layer: 0,
-                    n_layers: 1,
-                };
-                attention_fwd(&mut rec, &args, &out, &lse);
-                rec.finish();
-                gpu.wait();
-            })
-        });
+    let args = AttnArgs {
+        qkv: &qkv,
+        lens: &lens,
+        gates: &gates,
+        batch: b as u32,
+        seq: t as u32,
+        heads: heads as u32,
+        head_dim: d as u32,
+        layer: 0,
+        n_layers: 1,
+    };
+    let tuned = gpu.tuning.cpu && texture_possible(gpu, &args);
+    let variants: Vec<bool> = if std::env::var_os("HEADROOM_BENCH_ALL").is_some() {
+        vec![false, true]
+    } else {
+        vec![tuned]
+    };
+    for texture in variants {
+        for (name, open) in [("all_heads", heads), ("half_heads_gated_off", heads / 2)] {
+            let g: Vec<f32> = (0..b * heads)
+                .map(|i| if i % heads < open { 1.0 } else { 0.0 })
+                .collect();
+            gpu.write_f32(&gates, &g);
+            let v = if texture { "Texture" } else { "Tiled" };
+            group.bench_function(format!("{v}/B{b}_T{t}_H{heads}_d{d}/{name}"), |bencher| {
+                bencher.iter(|| {
+                    let mut rec = gpu.recorder();
+                    attention_fwd_variant(&mut rec, &args, &out, &lse, texture);
+                    rec.finish();
+                    gpu.wait();
+                })
+            });
+        }
     }
     group.finish();
 }

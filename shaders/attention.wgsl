@@ -116,3 +116,87 @@ fn attention_fwd(
         lse[lrow] = m + log(l);
     }
 }
+
+// ---- Variant for CPU adapters (lavapipe), where storage-buffer and workgroup-memory loads are
+// scalar and barriers are costly: Q|K|V are read as vec4 texels of an rgba32float texture
+// [B*T rows, 3H/4 texels] (packed by matmul_texture.wgsl's pack_rows), one lane per query,
+// no workgroup memory and no barriers. Needs head_dim % 4 == 0.
+
+@group(0) @binding(1) var tqkv: texture_2d<f32>;
+
+const MAX_D4: u32 = 32u;
+
+@compute @workgroup_size(BQ)
+fn attention_fwd_tex(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let qb = g % p.q_blocks;
+    let bh = g / p.q_blocks;
+    let h = bh % p.heads;
+    let b = bh / p.heads;
+    let d4 = HEAD_DIM / 4u;
+    let t = qb * BQ + lid;
+    if (t >= p.seq) { return; }
+    let len = lens[b];
+    let gate = gates[(b * p.n_layers + p.layer) * p.heads + h];
+    let orow = (b * p.seq + t) * p.hidden + h * HEAD_DIM;
+    let lrow = (b * p.heads + h) * p.seq + t;
+    if (gate == 0.0) {
+        for (var i = 0u; i < HEAD_DIM; i++) { out[orow + i] = 0.0; }
+        lse[lrow] = 0.0;
+        return;
+    }
+    let qx = i32(h * d4);
+    let kx = i32(p.hidden / 4u + h * d4);
+    let vx = i32(2u * p.hidden / 4u + h * d4);
+    var q: array<vec4<f32>, MAX_D4>;
+    var acc: array<vec4<f32>, MAX_D4>;
+    let qy = i32(b * p.seq + t);
+    for (var i = 0u; i < d4; i++) {
+        q[i] = textureLoad(tqkv, vec2<i32>(qx + i32(i), qy), 0) * p.scale;
+        acc[i] = vec4<f32>(0.0);
+    }
+    var m = -3.0e38;
+    var l = 0.0;
+    var s: array<f32, KT>;
+    let row0 = i32(b * p.seq);
+    for (var k0 = 0u; k0 < len; k0 += KT) {
+        let nk = min(KT, len - k0);
+        var mt = m;
+        for (var j = 0u; j < nk; j++) {
+            let y = row0 + i32(k0 + j);
+            var dot4 = vec4<f32>(0.0);
+            for (var i = 0u; i < d4; i++) {
+                dot4 = fma(q[i], textureLoad(tqkv, vec2<i32>(kx + i32(i), y), 0), dot4);
+            }
+            let sc = dot4.x + dot4.y + dot4.z + dot4.w;
+            s[j] = sc;
+            mt = max(mt, sc);
+        }
+        let corr = exp(m - mt);
+        l *= corr;
+        for (var i = 0u; i < d4; i++) { acc[i] *= corr; }
+        for (var j = 0u; j < nk; j++) {
+            let y = row0 + i32(k0 + j);
+            let pj = exp(s[j] - mt);
+            l += pj;
+            for (var i = 0u; i < d4; i++) {
+                acc[i] = fma(vec4<f32>(pj), textureLoad(tqkv, vec2<i32>(vx + i32(i), y), 0), acc[i]);
+            }
+        }
+        m = mt;
+    }
+    let inv = gate / l;
+    for (var i = 0u; i < d4; i++) {
+        let o = acc[i] * inv;
+        out[orow + 4u * i] = o.x;
+        out[orow + 4u * i + 1u] = o.y;
+        out[orow + 4u * i + 2u] = o.z;
+        out[orow + 4u * i + 3u] = o.w;
+    }
+    lse[lrow] = m + log(l);
+}

@@ -4,8 +4,7 @@
 // multiple of 4), and each subgroup of 8 lanes shares 8 rows of A through `subgroupBroadcast`.
 //   C[m, n] = act(sum_k A[m, k] W[n, k] + bias[n])
 // Needs the SUBGROUP feature and a subgroup size of exactly 8; chosen at start-up only then.
-// A workgroup is 8 subgroups; subgroup s computes rows [m0, m0+8) x columns
-// [n0 + s*8*NC, n0 + (s+1)*8*NC), lane l owning columns n0 + s*8*NC + l*NC + j, j < NC.
+// Each subgroup computes 8 rows x 8*NC columns, lane l owning NC adjacent columns.
 
 struct TexParams {
     m: u32,
@@ -21,6 +20,10 @@ struct TexParams {
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
 override NC: u32 = 4u; // columns per lane (at most 4)
+// The 8 subgroups of a workgroup form ROW_GROUPS (1, 2, 4 or 8) groups along M and
+// 8 / ROW_GROUPS along N: a workgroup tile is (8 * ROW_GROUPS) x (64 / ROW_GROUPS * NC).
+// More row groups reuse each W column block from cache across more rows (large K).
+override ROW_GROUPS: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: TexParams;
 @group(0) @binding(1) var ta: texture_2d<f32>;
@@ -57,8 +60,10 @@ fn matmul_tex_sg8(
 ) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= p.total) { return; }
-    let m0 = (g / p.tiles_n) * 8u;
-    let n0 = (g % p.tiles_n) * (64u * NC) + sg * (8u * NC) + lane * NC;
+    let rg = sg % ROW_GROUPS;
+    let cg = sg / ROW_GROUPS;
+    let m0 = (g / p.tiles_n) * (8u * ROW_GROUPS) + rg * 8u;
+    let n0 = (g % p.tiles_n) * (64u / ROW_GROUPS * NC) + cg * (8u * NC) + lane * NC;
     let arow = i32(min(m0 + lane, p.m - 1u));
     var wrow: array<i32, 4>;
     var acc: array<array<f32, 8>, 4>;

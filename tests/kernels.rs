@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use headroom::gpu::{MatmulVariant, Tensor};
+use headroom::kernels::attention;
 use headroom::kernels::matmul::texture_variant_available;
 use headroom::kernels::*;
 
@@ -94,38 +95,41 @@ fn check_attention(
         g.upload_u32("lens", lens).unwrap(),
         g.upload_f32("gates", gates).unwrap(),
     );
-    let out = poisoned(b * t * hid);
-    let lse = poisoned(b * heads * t);
-    let mut rec = g.recorder();
-    let args = AttnArgs {
-        qkv: &tq,
-        lens: &tl,
-        gates: &tg,
-        batch: b as u32,
-        seq: t as u32,
-        heads: heads as u32,
-        head_dim: d as u32,
-        layer: layer as u32,
-        n_layers: n_layers as u32,
-    };
-    attention_fwd(&mut rec, &args, &out, &lse);
-    rec.finish();
     let (want, want_lse) = attention_ref(&qkv, lens, gates, b, t, heads, d, layer, n_layers);
-    let what = format!("attention lens={lens:?} t={t} heads={heads} d={d}");
-    assert_close(&what, &g.read_f32(&out), &want, 2e-5, 1e-4);
-    // lse is defined for heads that run; skipped heads write 0
-    let got_lse = g.read_f32(&lse);
-    for bi in 0..b {
-        for h in 0..heads {
-            let gate = gates[(bi * n_layers + layer) * heads + h];
-            for q in 0..t {
-                let i = (bi * heads + h) * t + q;
-                let w = if gate == 0.0 { 0.0 } else { want_lse[i] };
-                assert!(
-                    (got_lse[i] - w).abs() <= 1e-4 + 1e-5 * w.abs(),
-                    "{what}: lse[{i}] {} vs {w}",
-                    got_lse[i]
-                );
+    for texture in [false, true] {
+        let out = poisoned(b * t * hid);
+        let lse = poisoned(b * heads * t);
+        let mut rec = g.recorder();
+        let args = AttnArgs {
+            qkv: &tq,
+            lens: &tl,
+            gates: &tg,
+            batch: b as u32,
+            seq: t as u32,
+            heads: heads as u32,
+            head_dim: d as u32,
+            layer: layer as u32,
+            n_layers: n_layers as u32,
+        };
+        let texture = texture && attention::texture_possible(g, &args);
+        attention_fwd_variant(&mut rec, &args, &out, &lse, texture);
+        rec.finish();
+        let what = format!("attention texture={texture} lens={lens:?} t={t} heads={heads} d={d}");
+        assert_close(&what, &g.read_f32(&out), &want, 2e-5, 1e-4);
+        // lse is defined for heads that run; skipped heads write 0
+        let got_lse = g.read_f32(&lse);
+        for bi in 0..b {
+            for h in 0..heads {
+                let gate = gates[(bi * n_layers + layer) * heads + h];
+                for q in 0..t {
+                    let i = (bi * heads + h) * t + q;
+                    let w = if gate == 0.0 { 0.0 } else { want_lse[i] };
+                    assert!(
+                        (got_lse[i] - w).abs() <= 1e-4 + 1e-5 * w.abs(),
+                        "{what}: lse[{i}] {} vs {w}",
+                        got_lse[i]
+                    );
+                }
             }
         }
     }

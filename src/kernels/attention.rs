@@ -1,6 +1,7 @@
 //! `shaders/attention.wgsl`: fused head-gated attention with an online softmax.
 
-use crate::gpu::{Recorder, Shader, Tensor};
+use super::matmul::{fits_texture_rows, pack_rows, texture_variant_available};
+use crate::gpu::{Gpu, Recorder, Shader, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -33,20 +34,49 @@ pub struct AttnArgs<'a> {
 /// Largest head dimension the kernel holds in registers.
 pub const MAX_HEAD_DIM: u32 = 128;
 
-/// out [B*T, H] = per-head gated softmax(QKᵀ/√d)V; lse [B, heads, T].
+/// out [B*T, H] = per-head gated softmax(QKᵀ/√d)V; lse [B, heads, T]. CPU adapters read Q|K|V
+/// through a texture (see `attention_fwd_tex` in the shader) where the shapes allow.
 pub fn attention_fwd(rec: &mut Recorder, a: &AttnArgs, out: &Tensor, lse: &Tensor) {
+    let texture = rec.gpu().tuning.cpu && texture_possible(rec.gpu(), a);
+    attention_fwd_variant(rec, a, out, lse, texture);
+}
+
+/// Whether the texture variant can run these shapes on this adapter.
+pub fn texture_possible(gpu: &Gpu, a: &AttnArgs) -> bool {
+    let hidden = a.heads * a.head_dim;
+    texture_variant_available(gpu)
+        && a.head_dim % 4 == 0
+        && fits_texture_rows(gpu, a.batch * a.seq, 3 * hidden)
+}
+
+/// As [`attention_fwd`] with the variant chosen by the caller (tests and benches compare them);
+/// `texture` is ignored where [`texture_possible`] is false.
+pub fn attention_fwd_variant(
+    rec: &mut Recorder,
+    a: &AttnArgs,
+    out: &Tensor,
+    lse: &Tensor,
+    texture: bool,
+) {
     assert!(
         a.head_dim <= MAX_HEAD_DIM,
         "head_dim {} over {MAX_HEAD_DIM}",
         a.head_dim
     );
     let gpu = rec.gpu();
+    let texture = texture && texture_possible(gpu, a);
     let bq = gpu.tuning.attn_block;
     let q_blocks = a.seq.div_ceil(bq);
     let total = a.batch * a.heads * q_blocks;
+    let hidden = a.heads * a.head_dim;
+    let entry = if texture {
+        "attention_fwd_tex"
+    } else {
+        "attention_fwd"
+    };
     let pipe = gpu.pipeline(
         Shader::Attention,
-        "attention_fwd",
+        entry,
         &[("BQ", bq as f64), ("HEAD_DIM", a.head_dim as f64)],
     );
     let params = gpu.uniform(
@@ -54,7 +84,7 @@ pub fn attention_fwd(rec: &mut Recorder, a: &AttnArgs, out: &Tensor, lse: &Tenso
         &Params {
             seq: a.seq,
             heads: a.heads,
-            hidden: a.heads * a.head_dim,
+            hidden,
             q_blocks,
             layer: a.layer,
             n_layers: a.n_layers,
@@ -62,11 +92,18 @@ pub fn attention_fwd(rec: &mut Recorder, a: &AttnArgs, out: &Tensor, lse: &Tenso
             scale: 1.0 / (a.head_dim as f32).sqrt(),
         },
     );
+    let packed;
+    let qkv = if texture {
+        packed = pack_rows(rec, a.qkv, a.batch * a.seq, 3 * hidden, 3 * hidden);
+        wgpu::BindingResource::TextureView(&packed)
+    } else {
+        a.qkv.binding()
+    };
     let bg = gpu.bind(
         &pipe,
         &[
             params.as_entire_binding(),
-            a.qkv.binding(),
+            qkv,
             a.lens.binding(),
             a.gates.binding(),
             out.binding(),

@@ -200,47 +200,57 @@ fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     rec.dispatch(label(args.act), &pipe, &bg, total);
 }
 
-fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+/// Packs `rows` rows of `k` elements (row stride `lda`) of `a` into an rgba32float texture of
+/// ceil(k/4) texels per row, zero-padded; returns its view. Needs `texture_variant_available`.
+pub(crate) fn pack_rows(
+    rec: &mut Recorder,
+    a: &Tensor,
+    rows: u32,
+    k: u32,
+    lda: u32,
+) -> wgpu::TextureView {
     let gpu = rec.gpu();
-    let (n, k) = (args.w.n, args.w.k);
     let k4 = k.div_ceil(4);
-    // Pack A into a texture.
-    let a_tex = texture(
+    let tex = texture(
         gpu,
-        "matmul.a",
-        args.m,
+        "packed_rows",
+        rows,
         k,
         wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
     );
-    let a_view = a_tex.create_view(&Default::default());
+    let view = tex.create_view(&Default::default());
     let pack = gpu.pipeline(Shader::MatmulTexture, "pack_rows", &[]);
-    let pp = gpu.uniform(
-        "pack.params",
-        &PackParams {
-            rows: args.m,
-            k,
-            k4,
-            lda: args.lda,
-        },
-    );
+    let pp = gpu.uniform("pack.params", &PackParams { rows, k, k4, lda });
     let bg = gpu.bind(
         &pack,
         &[
             pp.as_entire_binding(),
-            args.a.binding(),
-            wgpu::BindingResource::TextureView(&a_view),
+            a.binding(),
+            wgpu::BindingResource::TextureView(&view),
         ],
     );
-    rec.dispatch("matmul.pack", &pack, &bg, (args.m * k4).div_ceil(64));
+    rec.dispatch("pack_rows", &pack, &bg, (rows * k4).div_ceil(64));
+    view
+}
 
-    let nc = texture_columns();
-    let tiles_n = n.div_ceil(64 * nc);
-    let total = args.m.div_ceil(8) * tiles_n;
+/// Whether `rows` rows of `k` elements fit one texture.
+pub(crate) fn fits_texture_rows(gpu: &Gpu, rows: u32, k: u32) -> bool {
+    fits_texture(gpu, rows, k)
+}
+
+fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+    let gpu = rec.gpu();
+    let (n, k) = (args.w.n, args.w.k);
+    let k4 = k.div_ceil(4);
+    let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
+    let (nc, rg) = texture_tile();
+    let tiles_n = n.div_ceil(64 / rg * nc);
+    let total = args.m.div_ceil(8 * rg) * tiles_n;
     let [act, bias] = constants(args);
     let pipe = gpu.pipeline(
         Shader::MatmulTexture,
         "matmul_tex_sg8",
-        &[act, bias, ("NC", nc as f64)],
+        &[act, bias, ("NC", nc as f64), ("ROW_GROUPS", rg as f64)],
     );
     let params = gpu.uniform(
         "matmul.params",
@@ -269,13 +279,18 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     rec.dispatch(label(args.act), &pipe, &bg, total);
 }
 
-/// Output columns per lane in the texture variant (`HEADROOM_TEX_NC` = 1..4 to experiment).
-fn texture_columns() -> u32 {
-    std::env::var("HEADROOM_TEX_NC")
-        .ok()
-        .and_then(|v| v.parse().ok())
+/// (columns per lane, row groups) of the texture variant. Override with
+/// `HEADROOM_TEX_NC` (1..4) and `HEADROOM_TEX_RG` (1, 2, 4, 8) to experiment.
+fn texture_tile() -> (u32, u32) {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let nc = env("HEADROOM_TEX_NC")
         .filter(|v| (1..=4).contains(v))
-        .unwrap_or(4)
+        .unwrap_or(4);
+    let default_rg = 4; // measured best on lavapipe at K = 768 and 3072 (BENCHMARKS.md)
+    let rg = env("HEADROOM_TEX_RG")
+        .filter(|v| [1, 2, 4, 8].contains(v))
+        .unwrap_or(default_rg);
+    (nc, rg)
 }
 
 fn label(act: Act) -> &'static str {

@@ -5,7 +5,7 @@ pub mod embed;
 pub mod layernorm;
 pub mod matmul;
 
-pub use attention::{attention_fwd, AttnArgs};
+pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::add_ln;
 pub use matmul::{matmul, matmul_variant, Act, LinearWeight, MatmulArgs};
