@@ -4,7 +4,7 @@
 // multiple of 4), and each subgroup of 8 lanes shares 8 rows of A through `subgroupBroadcast`.
 //   C[m, n] = act(sum_k A[m, k] W[n, k] + bias[n])
 // Needs the SUBGROUP feature and a subgroup size of exactly 8; chosen at start-up only then.
-// Each subgroup computes 8 rows x 8*NC columns, lane l owning NC adjacent columns.
+// Each subgroup computes ROWS rows x 8*NC columns, lane l owning NC adjacent columns.
 
 struct TexParams {
     m: u32,
@@ -21,9 +21,11 @@ override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
 override NC: u32 = 4u; // columns per lane (at most 4)
 // The 8 subgroups of a workgroup form ROW_GROUPS (1, 2, 4 or 8) groups along M and
-// 8 / ROW_GROUPS along N: a workgroup tile is (8 * ROW_GROUPS) x (64 / ROW_GROUPS * NC).
+// 8 / ROW_GROUPS along N: a workgroup tile is (ROWS * ROW_GROUPS) x (64 / ROW_GROUPS * NC).
 // More row groups reuse each W column block from cache across more rows (large K).
 override ROW_GROUPS: u32 = 4u;
+// Rows of A per subgroup: 8 (one texel per lane) or 16 (two), sharing each W load over more FMAs.
+override ROWS: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: TexParams;
 @group(0) @binding(1) var ta: texture_2d<f32>;
@@ -62,14 +64,15 @@ fn matmul_tex_sg8(
     if (g >= p.total) { return; }
     let rg = sg % ROW_GROUPS;
     let cg = sg / ROW_GROUPS;
-    let m0 = (g / p.tiles_n) * (8u * ROW_GROUPS) + rg * 8u;
+    let m0 = (g / p.tiles_n) * (ROWS * ROW_GROUPS) + rg * ROWS;
     let n0 = (g % p.tiles_n) * (64u / ROW_GROUPS * NC) + cg * (8u * NC) + lane * NC;
     let arow = i32(min(m0 + lane, p.m - 1u));
+    let arow_hi = i32(min(m0 + 8u + lane, p.m - 1u));
     var wrow: array<i32, 4>;
-    var acc: array<array<f32, 8>, 4>;
+    var acc: array<array<f32, 16>, 4>;
     for (var j = 0u; j < NC; j++) {
         wrow[j] = i32(min(n0 + j, p.n - 1u));
-        for (var r = 0u; r < 8u; r++) { acc[j][r] = 0.0; }
+        for (var r = 0u; r < ROWS; r++) { acc[j][r] = 0.0; }
     }
     for (var kx = 0u; kx < p.k4; kx++) {
         let x = i32(kx);
@@ -92,8 +95,27 @@ fn matmul_tex_sg8(
         for (var j = 0u; j < NC; j++) { acc[j][6] += dot(a6, b[j]); }
         let a7 = subgroupBroadcast(a, 7u);
         for (var j = 0u; j < NC; j++) { acc[j][7] += dot(a7, b[j]); }
+        if (ROWS == 16u) {
+            let a_hi = textureLoad(ta, vec2<i32>(x, arow_hi), 0);
+            let c0 = subgroupBroadcast(a_hi, 0u);
+            for (var j = 0u; j < NC; j++) { acc[j][8] += dot(c0, b[j]); }
+            let c1 = subgroupBroadcast(a_hi, 1u);
+            for (var j = 0u; j < NC; j++) { acc[j][9] += dot(c1, b[j]); }
+            let c2 = subgroupBroadcast(a_hi, 2u);
+            for (var j = 0u; j < NC; j++) { acc[j][10] += dot(c2, b[j]); }
+            let c3 = subgroupBroadcast(a_hi, 3u);
+            for (var j = 0u; j < NC; j++) { acc[j][11] += dot(c3, b[j]); }
+            let c4 = subgroupBroadcast(a_hi, 4u);
+            for (var j = 0u; j < NC; j++) { acc[j][12] += dot(c4, b[j]); }
+            let c5 = subgroupBroadcast(a_hi, 5u);
+            for (var j = 0u; j < NC; j++) { acc[j][13] += dot(c5, b[j]); }
+            let c6 = subgroupBroadcast(a_hi, 6u);
+            for (var j = 0u; j < NC; j++) { acc[j][14] += dot(c6, b[j]); }
+            let c7 = subgroupBroadcast(a_hi, 7u);
+            for (var j = 0u; j < NC; j++) { acc[j][15] += dot(c7, b[j]); }
+        }
     }
-    for (var r = 0u; r < 8u; r++) {
+    for (var r = 0u; r < ROWS; r++) {
         let row = m0 + r;
         if (row >= p.m) { break; }
         for (var j = 0u; j < NC; j++) {

@@ -274,3 +274,151 @@ fn embed_layernorm_matches_reference_with_a_chunked_table() {
         );
     }
 }
+
+#[test]
+fn dispatches_past_the_per_dimension_limit_are_split() {
+    // 70 000 rows is more workgroups than one dimension allows (65 535): every row must still
+    // be normalised exactly once.
+    let g = gpu();
+    let (rows, h) = (70_000usize, 4usize);
+    assert!(rows as u32 > g.limits.max_compute_workgroups_per_dimension);
+    let mut rng = Rng::new(5);
+    let x = rng.vec(rows * h, 2.0);
+    let r = rng.vec(rows * h, 2.0);
+    let (gm, bt) = (vec![1.0f32; h], vec![0.0f32; h]);
+    let (tx, tr) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_f32("r", &r).unwrap(),
+    );
+    let (tg, tb) = (
+        g.upload_f32("g", &gm).unwrap(),
+        g.upload_f32("b", &bt).unwrap(),
+    );
+    let out = poisoned(rows * h);
+    let mut rec = g.recorder();
+    add_ln(
+        &mut rec,
+        &tx,
+        &tr,
+        &tg,
+        &tb,
+        1e-12,
+        rows as u32,
+        h as u32,
+        &out,
+    );
+    rec.finish();
+    let got = g.read_f32(&out);
+    let mut want = Vec::with_capacity(rows * h);
+    for i in 0..rows {
+        let v: Vec<f64> = (0..h)
+            .map(|j| x[i * h + j] as f64 + r[i * h + j] as f64)
+            .collect();
+        want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
+    }
+    assert_close("add_ln 70000 rows", &got, &want, 1e-4, 1e-4);
+}
+
+#[test]
+fn split_groups_covers_every_workgroup_within_the_limit() {
+    use headroom::gpu::split_groups;
+    for (total, max) in [
+        (1u32, 65535u32),
+        (65535, 65535),
+        (65536, 65535),
+        (200_000, 65535),
+        (15, 4),
+        (1_000_003, 1000),
+    ] {
+        let (x, y) = split_groups(total, max);
+        assert!(x <= max && y <= max, "{total}/{max}: ({x},{y})");
+        assert!(
+            (x as u64) * (y as u64) >= total as u64,
+            "{total}/{max}: ({x},{y}) too few"
+        );
+        assert!(
+            (x as u64) * (y as u64 - 1) < total as u64,
+            "{total}/{max}: ({x},{y}) a wasted row"
+        );
+    }
+}
+
+#[test]
+fn an_embedding_table_over_the_binding_limit_loads_and_runs() {
+    // 250k x 768 f32 is 732 MiB; lavapipe binds at most 128 MiB. The table is split into chunks
+    // of whole rows, each bound on its own, and every token is embedded by its chunk.
+    let g = gpu();
+    let (vocab, h) = (250_000usize, 768usize);
+    let rows_per_chunk = (g.max_binding() / 4) as usize / h;
+    let value = |row: usize, col: usize| (((row * 31 + col * 17) % 1013) as f32 / 1013.0) - 0.5;
+    let mut chunks = Vec::new();
+    let mut row0 = 0;
+    while row0 < vocab {
+        let rows = rows_per_chunk.min(vocab - row0);
+        let data: Vec<f32> = (0..rows * h).map(|i| value(row0 + i / h, i % h)).collect();
+        chunks.push((
+            row0 as u32,
+            rows as u32,
+            g.upload_f32("word", &data).unwrap(),
+        ));
+        row0 += rows;
+    }
+    if g.max_binding() < (vocab * h * 4) as u64 {
+        assert!(chunks.len() > 1, "a table over the limit must be chunked");
+    }
+    let ids: Vec<u32> = vec![
+        0,
+        1,
+        rows_per_chunk as u32 - 1,
+        rows_per_chunk as u32,
+        123_457,
+        249_999,
+    ];
+    let n = ids.len();
+    let mut rng = Rng::new(6);
+    let pos = rng.vec(n * h, 1.0);
+    let typ = rng.vec(h, 1.0);
+    let (gm, bt) = (rng.vec(h, 1.0), rng.vec(h, 1.0));
+    let ti = g.upload_u32("ids", &ids).unwrap();
+    let tt = g.upload_u32("tt", &vec![0; n]).unwrap();
+    let (tp, ty) = (
+        g.upload_f32("pos", &pos).unwrap(),
+        g.upload_f32("typ", &typ).unwrap(),
+    );
+    let (tg, tb) = (
+        g.upload_f32("g", &gm).unwrap(),
+        g.upload_f32("b", &bt).unwrap(),
+    );
+    let out = poisoned(n * h);
+    let mut rec = g.recorder();
+    let args = EmbedArgs {
+        ids: &ti,
+        type_ids: &tt,
+        word_chunks: &chunks,
+        pos: &tp,
+        typ: &ty,
+        n_types: 1,
+        gamma: &tg,
+        beta: &tb,
+        eps: 1e-12,
+        n_rows: n as u32,
+        seq_len: n as u32,
+        hidden: h as u32,
+    };
+    embed_ln(&mut rec, &args, &out);
+    rec.finish();
+    let mut want = Vec::new();
+    for (r, &id) in ids.iter().enumerate() {
+        let v: Vec<f64> = (0..h)
+            .map(|j| value(id as usize, j) as f64 + pos[r * h + j] as f64 + typ[j] as f64)
+            .collect();
+        want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
+    }
+    assert_close(
+        "embed_ln over a chunked 250k x 768 table",
+        &g.read_f32(&out),
+        &want,
+        1e-4,
+        1e-4,
+    );
+}

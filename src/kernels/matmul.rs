@@ -243,14 +243,20 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     let (n, k) = (args.w.n, args.w.k);
     let k4 = k.div_ceil(4);
     let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
-    let (nc, rg) = texture_tile();
+    let (nc, rg, rows) = texture_tile();
     let tiles_n = n.div_ceil(64 / rg * nc);
-    let total = args.m.div_ceil(8 * rg) * tiles_n;
+    let total = args.m.div_ceil(rows * rg) * tiles_n;
     let [act, bias] = constants(args);
     let pipe = gpu.pipeline(
         Shader::MatmulTexture,
         "matmul_tex_sg8",
-        &[act, bias, ("NC", nc as f64), ("ROW_GROUPS", rg as f64)],
+        &[
+            act,
+            bias,
+            ("NC", nc as f64),
+            ("ROW_GROUPS", rg as f64),
+            ("ROWS", rows as f64),
+        ],
     );
     let params = gpu.uniform(
         "matmul.params",
@@ -279,9 +285,9 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     rec.dispatch(label(args.act), &pipe, &bg, total);
 }
 
-/// (columns per lane, row groups) of the texture variant. Override with
-/// `HEADROOM_TEX_NC` (1..4) and `HEADROOM_TEX_RG` (1, 2, 4, 8) to experiment.
-fn texture_tile() -> (u32, u32) {
+/// (columns per lane, row groups, rows per subgroup) of the texture variant. Override with
+/// `HEADROOM_TEX_NC` (1..4), `HEADROOM_TEX_RG` (1, 2, 4, 8), `HEADROOM_TEX_ROWS` (8, 16).
+fn texture_tile() -> (u32, u32, u32) {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
     let nc = env("HEADROOM_TEX_NC")
         .filter(|v| (1..=4).contains(v))
@@ -290,7 +296,10 @@ fn texture_tile() -> (u32, u32) {
     let rg = env("HEADROOM_TEX_RG")
         .filter(|v| [1, 2, 4, 8].contains(v))
         .unwrap_or(default_rg);
-    (nc, rg)
+    let rows = env("HEADROOM_TEX_ROWS")
+        .filter(|v| [8, 16].contains(v))
+        .unwrap_or(16);
+    (nc, rg, rows)
 }
 
 fn label(act: Act) -> &'static str {
