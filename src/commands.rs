@@ -38,13 +38,6 @@ pub fn info(choice: &AdapterChoice) -> Result<String> {
             feats.join(", ")
         }
     );
-    let all: Vec<String> = g
-        .device
-        .features()
-        .iter_names()
-        .map(|(n, _)| n.to_string())
-        .collect::<Vec<_>>();
-    let _ = all;
     let _ = writeln!(s, "limits: {:#?}", g.limits);
     Ok(s)
 }

@@ -100,7 +100,11 @@ pub fn run_forward(
     let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
     let seq = lengths.iter().copied().max().unwrap_or(0);
     let widest = model.widest_row().max(h);
-    let max_tokens = (gpu.max_binding() / 4) as usize / widest;
+    let mut max_tokens = (gpu.max_binding() / 4) as usize / widest;
+    if gpu.tuning.matmul == crate::gpu::MatmulVariant::Texture {
+        // The texture matmul packs a batch's rows into one texture: keep them within its height.
+        max_tokens = max_tokens.min(gpu.limits.max_texture_dimension_2d as usize);
+    }
     if seq > max_tokens {
         return Err(Error::Limit(format!(
             "one example of {seq} tokens needs {:.1} MiB in one buffer, over the adapter's binding limit",
