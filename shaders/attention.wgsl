@@ -33,6 +33,28 @@ var<workgroup> vs: array<f32, 2048>;
 var<workgroup> wg_len: u32;
 var<workgroup> wg_gate: f32;
 
+// Which (example, head, block of queries) flat workgroup g works on.
+struct Block {
+    b: u32,
+    h: u32,
+    qb: u32,
+}
+
+fn block_of(g: u32) -> Block {
+    let bh = g / p.q_blocks;
+    return Block(bh / p.heads, bh % p.heads, g % p.q_blocks);
+}
+
+fn gate_of(blk: Block) -> f32 {
+    return gates[(blk.b * p.n_layers + p.layer) * p.heads + blk.h];
+}
+
+// A head with gate 0 outputs exactly 0 (transformers' head_mask), and its lse is written as 0.
+fn write_skipped(orow: u32, lrow: u32) {
+    for (var i = 0u; i < HEAD_DIM; i++) { out[orow + i] = 0.0; }
+    lse[lrow] = 0.0;
+}
+
 @compute @workgroup_size(BQ)
 fn attention_fwd(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -41,27 +63,23 @@ fn attention_fwd(
 ) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= p.total) { return; }
-    let qb = g % p.q_blocks;
-    let bh = g / p.q_blocks;
-    let h = bh % p.heads;
-    let b = bh / p.heads;
+    let blk = block_of(g);
+    let b = blk.b;
+    let h = blk.h;
     let d = HEAD_DIM;
     let stride = 3u * p.hidden;
-    let t = qb * BQ + lid;
+    let t = blk.qb * BQ + lid;
     let live = t < p.seq;
     if (lid == 0u) {
         wg_len = lens[b];
-        wg_gate = gates[(b * p.n_layers + p.layer) * p.heads + h];
+        wg_gate = gate_of(blk);
     }
     let len = workgroupUniformLoad(&wg_len);
     let gate = workgroupUniformLoad(&wg_gate);
     let orow = (b * p.seq + t) * p.hidden + h * d;
     let lrow = (b * p.heads + h) * p.seq + t;
     if (gate == 0.0) {
-        if (live) {
-            for (var i = 0u; i < d; i++) { out[orow + i] = 0.0; }
-            lse[lrow] = 0.0;
-        }
+        if (live) { write_skipped(orow, lrow); }
         return;
     }
 
@@ -134,20 +152,18 @@ fn attention_fwd_tex(
 ) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= p.total) { return; }
-    let qb = g % p.q_blocks;
-    let bh = g / p.q_blocks;
-    let h = bh % p.heads;
-    let b = bh / p.heads;
+    let blk = block_of(g);
+    let b = blk.b;
+    let h = blk.h;
     let d4 = HEAD_DIM / 4u;
-    let t = qb * BQ + lid;
+    let t = blk.qb * BQ + lid;
     if (t >= p.seq) { return; }
     let len = lens[b];
-    let gate = gates[(b * p.n_layers + p.layer) * p.heads + h];
+    let gate = gate_of(blk);
     let orow = (b * p.seq + t) * p.hidden + h * HEAD_DIM;
     let lrow = (b * p.heads + h) * p.seq + t;
     if (gate == 0.0) {
-        for (var i = 0u; i < HEAD_DIM; i++) { out[orow + i] = 0.0; }
-        lse[lrow] = 0.0;
+        write_skipped(orow, lrow);
         return;
     }
     let qx = i32(h * d4);

@@ -1,6 +1,6 @@
 // C[m, n] = act(sum_k A[m * lda + k] * W[n * K + k] + bias[n]), W in PyTorch Linear layout [N, K].
 // `lda` lets a matmul read a strided subset of rows (the pooler reads each example's [CLS] row).
-// ACT: 0 none, 1 GELU (erf form, as BERT's "gelu"), 2 tanh.
+// The epilogue (bias, ACT) is in matmul_common.wgsl, prepended to this source.
 
 struct MmParams {
     m: u32,
@@ -13,35 +13,11 @@ struct MmParams {
     _pad: u32,
 }
 
-override ACT: u32 = 0u;
-override HAS_BIAS: bool = true;
-
 @group(0) @binding(0) var<uniform> p: MmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26).
-fn erf_approx(x: f32) -> f32 {
-    let s = sign(x);
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-        + 0.254829592) * t * exp(-z * z);
-    return s * y;
-}
-
-fn epilogue(v: f32, col: u32) -> f32 {
-    var r = v;
-    if (HAS_BIAS) { r += bias[col]; }
-    if (ACT == 1u) {
-        r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
-    } else if (ACT == 2u) {
-        r = tanh(r);
-    }
-    return r;
-}
 
 // ---- Tiled variant: 64x64 output tile per workgroup of 16x16 threads, 4x4 per thread, K in
 // steps of 16 through workgroup memory. For GPUs.

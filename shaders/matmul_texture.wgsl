@@ -17,8 +17,6 @@ struct TexParams {
     _p1: u32,
 }
 
-override ACT: u32 = 0u;
-override HAS_BIAS: bool = true;
 override NC: u32 = 4u; // columns per lane (at most 4)
 // The 8 subgroups of a workgroup form ROW_GROUPS (1, 2, 4 or 8) groups along M and
 // 8 / ROW_GROUPS along N: a workgroup tile is (ROWS * ROW_GROUPS) x (64 / ROW_GROUPS * NC).
@@ -32,26 +30,6 @@ override ROWS: u32 = 16u;
 @group(0) @binding(2) var tw: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-fn erf_approx(x: f32) -> f32 {
-    let s = sign(x);
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-        + 0.254829592) * t * exp(-z * z);
-    return s * y;
-}
-
-fn epilogue(v: f32, col: u32) -> f32 {
-    var r = v;
-    if (HAS_BIAS) { r += bias[col]; }
-    if (ACT == 1u) {
-        r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
-    } else if (ACT == 2u) {
-        r = tanh(r);
-    }
-    return r;
-}
 
 @compute @workgroup_size(64)
 fn matmul_tex_sg8(

@@ -16,6 +16,8 @@ pub enum Shader {
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
+/// The matmul epilogue (bias, GELU, tanh), prepended to both matmul variants.
+const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
     pub const ALL: [Shader; 4] = [
@@ -45,8 +47,18 @@ impl Shader {
                     include_str!("../../shaders/layernorm.wgsl")
                 )
             }
-            Shader::Matmul => include_str!("../../shaders/matmul.wgsl").to_string(),
-            Shader::MatmulTexture => include_str!("../../shaders/matmul_texture.wgsl").to_string(),
+            Shader::Matmul => {
+                format!(
+                    "{MATMUL_COMMON}\n{}",
+                    include_str!("../../shaders/matmul.wgsl")
+                )
+            }
+            Shader::MatmulTexture => {
+                format!(
+                    "{MATMUL_COMMON}\n{}",
+                    include_str!("../../shaders/matmul_texture.wgsl")
+                )
+            }
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
         }
     }
