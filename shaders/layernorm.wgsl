@@ -39,3 +39,47 @@ fn add_ln(
         out[b + i] = (x[b + i] + res[b + i] - mean) * rstd * gamma[i] + beta[i];
     }
 }
+
+// LayerNorm backward, input gradient only (what importance scoring needs):
+//   x = the LayerNorm's input row (x + res of the forward), g = dy * gamma, x^ = (x - mean) * rstd
+//   dx = rstd * (g - mean(g) - x^ * mean(g * x^))
+// Bindings: 1 x (forward input), 2 dy, 3 gamma, 4 dx.
+
+@group(0) @binding(1) var<storage, read> bx: array<f32>;
+@group(0) @binding(2) var<storage, read> bdy: array<f32>;
+@group(0) @binding(3) var<storage, read> bgamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bdx: array<f32>;
+
+@compute @workgroup_size(ROW_WG)
+fn ln_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_group(wid, nwg);
+    if (row >= p.n_rows) { return; }
+    let h = p.hidden;
+    let b = row * h;
+    var s = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) { s += bx[b + i]; }
+    let mean = row_sum(s, lid) / f32(h);
+    var v = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) {
+        let d = bx[b + i] - mean;
+        v += d * d;
+    }
+    let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) {
+        let g = bdy[b + i] * bgamma[i];
+        sg += g;
+        sgx += g * (bx[b + i] - mean) * rstd;
+    }
+    let mg = row_sum(sg, lid) / f32(h);
+    let mgx = row_sum(sgx, lid) / f32(h);
+    for (var i = lid; i < h; i += ROW_WG) {
+        let xh = (bx[b + i] - mean) * rstd;
+        bdx[b + i] = rstd * (bdy[b + i] * bgamma[i] - mg - xh * mgx);
+    }
+}

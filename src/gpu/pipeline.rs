@@ -12,19 +12,26 @@ pub enum Shader {
     Matmul,
     MatmulTexture,
     Attention,
+    Activation,
+    Loss,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
+/// erf, for GELU forward and backward.
+const ERF: &str = include_str!("../../shaders/erf.wgsl");
 /// The matmul epilogue (bias, GELU, tanh), prepended to both matmul variants.
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 4] = [
+    pub const ALL: [Shader; 7] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
+        Shader::MatmulTexture,
         Shader::Attention,
+        Shader::Activation,
+        Shader::Loss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +41,8 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulTexture => "matmul_texture.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::Activation => "activation.wgsl",
+            Shader::Loss => "loss.wgsl",
         }
     }
 
@@ -49,17 +58,19 @@ impl Shader {
             }
             Shader::Matmul => {
                 format!(
-                    "{MATMUL_COMMON}\n{}",
+                    "{ERF}\n{MATMUL_COMMON}\n{}",
                     include_str!("../../shaders/matmul.wgsl")
                 )
             }
             Shader::MatmulTexture => {
-                format!(
-                    "{MATMUL_COMMON}\n{}",
-                    include_str!("../../shaders/matmul_texture.wgsl")
-                )
+                let src = include_str!("../../shaders/matmul_texture.wgsl");
+                format!("{ERF}\n{MATMUL_COMMON}\n{src}")
             }
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
+            Shader::Activation => {
+                format!("{ERF}\n{}", include_str!("../../shaders/activation.wgsl"))
+            }
+            Shader::Loss => include_str!("../../shaders/loss.wgsl").to_string(),
         }
     }
 

@@ -52,3 +52,44 @@ pub fn add_ln(
     );
     rec.dispatch("add_ln", &pipe, &bg, n_rows);
 }
+
+/// LayerNorm backward, input gradient only: dx from the forward's input rows `x` (x + res),
+/// `gamma` and the upstream `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn ln_backward(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    gamma: &Tensor,
+    eps: f32,
+    n_rows: u32,
+    hidden: u32,
+    dx: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(
+        Shader::LayerNorm,
+        "ln_backward",
+        &[("ROW_WG", gpu.tuning.row_wg as f64)],
+    );
+    let params = gpu.uniform(
+        "ln_backward.params",
+        &Params {
+            n_rows,
+            hidden,
+            eps,
+            _pad: 0,
+        },
+    );
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            x.binding(),
+            dy.binding(),
+            gamma.binding(),
+            dx.binding(),
+        ],
+    );
+    rec.dispatch("ln_backward", &pipe, &bg, n_rows);
+}

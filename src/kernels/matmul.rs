@@ -126,6 +126,27 @@ impl LinearWeight {
     }
 }
 
+impl LinearWeight {
+    /// The transpose Wᵀ [K, N] of a Linear weight W [N, K], for input gradients:
+    /// dX = dY·W is a matmul of dY against Wᵀ in the same Linear layout.
+    pub fn new_transposed(
+        gpu: &Gpu,
+        label: &str,
+        data: &[f32],
+        n: usize,
+        k: usize,
+    ) -> Result<LinearWeight> {
+        assert_eq!(data.len(), n * k, "{label}: weight data is not [n, k]");
+        let mut t = vec![0f32; n * k];
+        for r in 0..n {
+            for c in 0..k {
+                t[c * n + r] = data[r * k + c];
+            }
+        }
+        LinearWeight::new(gpu, label, &t, k, n)
+    }
+}
+
 pub struct MatmulArgs<'a> {
     /// Rows of A start every `lda` elements (lda = k for a dense [M, K]).
     pub a: &'a Tensor,

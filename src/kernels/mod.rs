@@ -1,11 +1,15 @@
 //! One thin typed wrapper per shader entry point. Nothing else in headroom dispatches.
 
+pub mod activation;
 pub mod attention;
 pub mod embed;
 pub mod layernorm;
+pub mod loss;
 pub mod matmul;
 
+pub use activation::{gelu_backward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use embed::{embed_ln, EmbedArgs};
-pub use layernorm::add_ln;
+pub use layernorm::{add_ln, ln_backward};
+pub use loss::cross_entropy;
 pub use matmul::{matmul, matmul_variant, Act, LinearWeight, MatmulArgs};

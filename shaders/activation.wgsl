@@ -1,0 +1,46 @@
+// Elementwise activation backward: dx = dy * act'(.)
+//   gelu_backward: from the pre-activation x: gelu'(x) = Phi(x) + x * phi(x)
+//   tanh_backward: from the output y: tanh' = 1 - y^2
+// erf.wgsl is prepended.
+
+struct ActParams {
+    n: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ActParams;
+@group(0) @binding(1) var<storage, read> saved: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 64u + lid;
+}
+
+@compute @workgroup_size(64)
+fn gelu_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = saved[i];
+    let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
+    let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
+    dx[i] = dy[i] * (cdf + x * pdf);
+}
+
+@compute @workgroup_size(64)
+fn tanh_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let y = saved[i];
+    dx[i] = dy[i] * (1.0 - y * y);
+}

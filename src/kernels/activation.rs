@@ -1,0 +1,36 @@
+//! `shaders/activation.wgsl`: elementwise activation backward.
+
+use crate::gpu::{Recorder, Shader, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    _p: [u32; 3],
+}
+
+fn run(rec: &mut Recorder, entry: &'static str, saved: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::Activation, entry, &[]);
+    let params = gpu.uniform(entry, &Params { n, _p: [0; 3] });
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            saved.binding(),
+            dy.binding(),
+            dx.binding(),
+        ],
+    );
+    rec.dispatch(entry, &pipe, &bg, n.div_ceil(64));
+}
+
+/// dx = dy · gelu'(x), from the pre-activation `x`.
+pub fn gelu_backward(rec: &mut Recorder, x: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+    run(rec, "gelu_backward", x, dy, n, dx)
+}
+
+/// dx = dy · (1 − y²), from the output `y` = tanh(x).
+pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+    run(rec, "tanh_backward", y, dy, n, dx)
+}

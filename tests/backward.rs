@@ -1,0 +1,248 @@
+//! Backward kernels against the CPU reference and against central finite differences of an
+//! f64 CPU forward, on random inputs with awkward sizes; outputs poisoned before each run.
+
+mod common;
+use common::*;
+use headroom::gpu::{MatmulVariant, Tensor};
+use headroom::kernels::*;
+
+fn poisoned(len: usize) -> Tensor {
+    let g = gpu();
+    let t = g.empty("out", len).unwrap();
+    g.fill_f32(&t, f32::NAN);
+    t
+}
+
+/// Central finite difference of `f` at `x` along coordinate `i`.
+fn fd(f: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize, h: f64) -> f64 {
+    let mut a = x.to_vec();
+    a[i] += h;
+    let up = f(&a);
+    a[i] -= 2.0 * h;
+    (up - f(&a)) / (2.0 * h)
+}
+
+fn ln_f64(x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
+    let h = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / h;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / h;
+    let rstd = 1.0 / (var + eps).sqrt();
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| (v - mean) * rstd * gamma[i] + beta[i])
+        .collect()
+}
+
+#[test]
+fn layernorm_backward_matches_finite_differences() {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    for &(rows, h) in &[(1usize, 3usize), (4, 37), (3, 384)] {
+        let x = rng.vec(rows * h, 2.0);
+        let dy = rng.vec(rows * h, 1.0);
+        let gm: Vec<f32> = rng.vec(h, 0.5).iter().map(|v| 1.0 + v).collect();
+        let bt = rng.vec(h, 0.5);
+        let eps = 1e-12;
+        let (tx, tdy, tg) = (
+            g.upload_f32("x", &x).unwrap(),
+            g.upload_f32("dy", &dy).unwrap(),
+            g.upload_f32("g", &gm).unwrap(),
+        );
+        let dx = poisoned(rows * h);
+        let mut rec = g.recorder();
+        ln_backward(&mut rec, &tx, &tdy, &tg, eps, rows as u32, h as u32, &dx);
+        rec.finish();
+        let got = g.read_f32(&dx);
+        let g64: Vec<f64> = gm.iter().map(|&v| v as f64).collect();
+        let b64: Vec<f64> = bt.iter().map(|&v| v as f64).collect();
+        let mut want = Vec::new();
+        for r in 0..rows {
+            let xr: Vec<f64> = x[r * h..(r + 1) * h].iter().map(|&v| v as f64).collect();
+            let dyr = &dy[r * h..(r + 1) * h];
+            let loss = |v: &[f64]| {
+                ln_f64(v, &g64, &b64, eps as f64)
+                    .iter()
+                    .zip(dyr)
+                    .map(|(a, b)| a * *b as f64)
+                    .sum::<f64>()
+            };
+            for i in 0..h {
+                want.push(fd(&loss, &xr, i, 1e-5) as f32);
+            }
+        }
+        assert_close(
+            &format!("ln_backward rows={rows} h={h}"),
+            &got,
+            &want,
+            1e-4,
+            1e-3,
+        );
+    }
+}
+
+#[test]
+fn gelu_and_tanh_backward_match_finite_differences() {
+    let g = gpu();
+    let mut rng = Rng::new(12);
+    let n = 1000;
+    let x = rng.vec(n, 4.0);
+    let dy = rng.vec(n, 1.0);
+    let (tx, tdy) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_f32("dy", &dy).unwrap(),
+    );
+    let dx = poisoned(n);
+    let mut rec = g.recorder();
+    gelu_backward(&mut rec, &tx, &tdy, n as u32, &dx);
+    rec.finish();
+    let want: Vec<f32> = (0..n)
+        .map(|i| {
+            let f = |v: &[f64]| gelu(v[0]);
+            (fd(&f, &[x[i] as f64], 0, 1e-4) * dy[i] as f64) as f32
+        })
+        .collect();
+    assert_close("gelu_backward", &g.read_f32(&dx), &want, 2e-5, 1e-4);
+
+    let y: Vec<f32> = x.iter().map(|v| v.tanh()).collect();
+    let ty = g.upload_f32("y", &y).unwrap();
+    let dx = poisoned(n);
+    let mut rec = g.recorder();
+    tanh_backward(&mut rec, &ty, &tdy, n as u32, &dx);
+    rec.finish();
+    let want: Vec<f32> = (0..n)
+        .map(|i| (fd(&|v: &[f64]| v[0].tanh(), &[x[i] as f64], 0, 1e-5) * dy[i] as f64) as f32)
+        .collect();
+    assert_close("tanh_backward", &g.read_f32(&dx), &want, 2e-5, 1e-4);
+}
+
+#[test]
+fn cross_entropy_matches_finite_differences_and_ignores_minus_100() {
+    let g = gpu();
+    let mut rng = Rng::new(13);
+    for &(rows, classes) in &[(1usize, 2usize), (70, 3), (9, 9)] {
+        let logits = rng.vec(rows * classes, 3.0);
+        let labels: Vec<i32> = (0..rows)
+            .map(|r| {
+                if r % 4 == 3 {
+                    -100
+                } else {
+                    rng.below(classes as u32) as i32
+                }
+            })
+            .collect();
+        let scale = 0.5f32;
+        let tl = g.upload_f32("logits", &logits).unwrap();
+        let ty = g
+            .upload_u32(
+                "labels",
+                &labels.iter().map(|&v| v as u32).collect::<Vec<_>>(),
+            )
+            .unwrap();
+        let (loss, dl) = (poisoned(rows), poisoned(rows * classes));
+        let mut rec = g.recorder();
+        cross_entropy(
+            &mut rec,
+            &tl,
+            &ty,
+            rows as u32,
+            classes as u32,
+            scale,
+            &loss,
+            &dl,
+        );
+        rec.finish();
+        let (got_loss, got_d) = (g.read_f32(&loss), g.read_f32(&dl));
+        let mut want_loss = Vec::new();
+        let mut want_d = Vec::new();
+        for r in 0..rows {
+            let row: Vec<f64> = logits[r * classes..(r + 1) * classes]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let y = labels[r];
+            let ce = |v: &[f64]| {
+                if y < 0 {
+                    return 0.0;
+                }
+                let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln() - v[y as usize]
+            };
+            want_loss.push(ce(&row) as f32);
+            for c in 0..classes {
+                want_d.push((scale as f64 * fd(&ce, &row, c, 1e-5)) as f32);
+            }
+        }
+        assert_close(
+            &format!("cross_entropy loss rows={rows} C={classes}"),
+            &got_loss,
+            &want_loss,
+            1e-5,
+            1e-5,
+        );
+        assert_close(
+            &format!("cross_entropy dlogits rows={rows} C={classes}"),
+            &got_d,
+            &want_d,
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn matmul_input_gradient_through_the_transposed_weight() {
+    // dX = dY·W for y = x·Wᵀ + b: a matmul of dY against Wᵀ kept in Linear layout.
+    let g = gpu();
+    let mut rng = Rng::new(14);
+    for &(m, n, k) in &[(1usize, 1usize, 1usize), (33, 70, 20), (130, 96, 384)] {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 0.5);
+        let dy = rng.vec(m * n, 1.0);
+        let wt = LinearWeight::new_transposed(g, "wT", &w, n, k).unwrap();
+        let tdy = g.upload_f32("dy", &dy).unwrap();
+        // reference: dX[i, c] = sum_j dY[i, j] W[j, c], checked against FD of the f64 forward
+        let mut want = vec![0f32; m * k];
+        for i in 0..m {
+            for c in 0..k {
+                want[i * k + c] = (0..n)
+                    .map(|j| dy[i * n + j] as f64 * w[j * k + c] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        let row0: Vec<f64> = x[..k].iter().map(|&v| v as f64).collect();
+        let loss = |v: &[f64]| {
+            (0..n)
+                .map(|j| dy[j] as f64 * (0..k).map(|c| v[c] * w[j * k + c] as f64).sum::<f64>())
+                .sum::<f64>()
+        };
+        for c in 0..k.min(8) {
+            let f = fd(&loss, &row0, c, 1e-3);
+            assert!(
+                (f as f32 - want[c]).abs() < 1e-4 * (1.0 + f.abs() as f32),
+                "FD {f} vs {}",
+                want[c]
+            );
+        }
+        for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
+            let dx = poisoned(m * k);
+            let mut rec = g.recorder();
+            let args = MatmulArgs {
+                a: &tdy,
+                w: &wt,
+                bias: None,
+                m: m as u32,
+                lda: n as u32,
+                act: Act::None,
+            };
+            matmul_variant(&mut rec, &args, &dx, variant);
+            rec.finish();
+            assert_close(
+                &format!("dX {variant:?} m={m} n={n} k={k}"),
+                &g.read_f32(&dx),
+                &want,
+                2e-5 * (n as f32).sqrt(),
+                1e-4,
+            );
+        }
+    }
+}
