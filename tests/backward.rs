@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use headroom::gpu::{MatmulVariant, Tensor};
+use headroom::kernels::attention_backward;
 use headroom::kernels::*;
 
 fn poisoned(len: usize) -> Tensor {
@@ -245,4 +246,166 @@ fn matmul_input_gradient_through_the_transposed_weight() {
             );
         }
     }
+}
+
+/// f64 forward of the gated attention: out [B*T, H].
+#[allow(clippy::too_many_arguments)]
+fn attn_f64(
+    qkv: &[f64],
+    gates: &[f64],
+    lens: &[u32],
+    b: usize,
+    t: usize,
+    heads: usize,
+    d: usize,
+    layer: usize,
+    nl: usize,
+) -> Vec<f64> {
+    let hid = heads * d;
+    let mut out = vec![0f64; b * t * hid];
+    let scale = 1.0 / (d as f64).sqrt();
+    for bi in 0..b {
+        let len = lens[bi] as usize;
+        for h in 0..heads {
+            let gt = gates[(bi * nl + layer) * heads + h];
+            for q in 0..t {
+                let s: Vec<f64> = (0..len)
+                    .map(|j| {
+                        (0..d)
+                            .map(|i| {
+                                qkv[(bi * t + q) * 3 * hid + h * d + i]
+                                    * qkv[(bi * t + j) * 3 * hid + hid + h * d + i]
+                            })
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                for i in 0..d {
+                    let o: f64 = (0..len)
+                        .map(|j| {
+                            (s[j] - m).exp() / z * qkv[(bi * t + j) * 3 * hid + 2 * hid + h * d + i]
+                        })
+                        .sum();
+                    out[(bi * t + q) * hid + h * d + i] = gt * o;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_attention_backward(
+    rng: &mut Rng,
+    lens: &[u32],
+    t: usize,
+    heads: usize,
+    d: usize,
+    gates: &[f32],
+    layer: usize,
+    nl: usize,
+) {
+    let g = gpu();
+    let b = lens.len();
+    let hid = heads * d;
+    let qkv = rng.vec(b * t * 3 * hid, 1.0);
+    let dout = rng.vec(b * t * hid, 1.0);
+    let (tq, tl, tg, td) = (
+        g.upload_f32("qkv", &qkv).unwrap(),
+        g.upload_u32("lens", lens).unwrap(),
+        g.upload_f32("gates", gates).unwrap(),
+        g.upload_f32("dout", &dout).unwrap(),
+    );
+    let fwd = || AttnArgs {
+        qkv: &tq,
+        lens: &tl,
+        gates: &tg,
+        batch: b as u32,
+        seq: t as u32,
+        heads: heads as u32,
+        head_dim: d as u32,
+        layer: layer as u32,
+        n_layers: nl as u32,
+    };
+    let out = poisoned(b * t * hid);
+    let lse = poisoned(b * heads * t);
+    let dqkv = poisoned(b * t * 3 * hid);
+    let stats = poisoned(attention_backward::stats_len(&fwd()));
+    let dgates = g
+        .upload_f32("dgates", &vec![f32::NAN; b * nl * heads])
+        .unwrap();
+    let mut rec = g.recorder();
+    attention_fwd(&mut rec, &fwd(), &out, &lse);
+    attention_bwd(
+        &mut rec,
+        &AttnBackwardArgs {
+            fwd: fwd(),
+            out: &out,
+            lse: &lse,
+            dout: &td,
+        },
+        &dqkv,
+        &stats,
+        &dgates,
+    );
+    rec.finish();
+    let got_dqkv = g.read_f32(&dqkv);
+    let got_dg = g.read_f32(&dgates);
+
+    // Finite differences of L = sum dout * out(qkv, gates), in f64.
+    let q64: Vec<f64> = qkv.iter().map(|&v| v as f64).collect();
+    let g64: Vec<f64> = gates.iter().map(|&v| v as f64).collect();
+    let loss = |q: &[f64], gs: &[f64]| {
+        attn_f64(q, gs, lens, b, t, heads, d, layer, nl)
+            .iter()
+            .zip(&dout)
+            .map(|(o, w)| o * *w as f64)
+            .sum::<f64>()
+    };
+    let what = format!("attention backward lens={lens:?} t={t} heads={heads} d={d}");
+    // every gate of this layer
+    for bi in 0..b {
+        for h in 0..heads {
+            let idx = (bi * nl + layer) * heads + h;
+            let want = fd(&|gs: &[f64]| loss(&q64, gs), &g64, idx, 1e-4);
+            let got = got_dg[idx];
+            assert!(
+                (got as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                "{what}: dgate[{idx}] {got} vs FD {want}"
+            );
+        }
+    }
+    // a spread of Q, K and V coordinates, including padded rows and keys
+    let n = qkv.len();
+    for s in 0..60 {
+        let idx = (s * 7919 + 13) % n;
+        let want = fd(&|q: &[f64]| loss(q, &g64), &q64, idx, 1e-3);
+        let got = got_dqkv[idx] as f64;
+        assert!(
+            (got - want).abs() <= 2e-3 * (1.0 + want.abs()),
+            "{what}: dqkv[{idx}] {got} vs FD {want}"
+        );
+    }
+    assert!(
+        got_dqkv.iter().all(|v| v.is_finite()),
+        "{what}: unwritten dqkv"
+    );
+}
+
+#[test]
+fn attention_backward_matches_finite_differences() {
+    let mut rng = Rng::new(15);
+    // T = 1, one head
+    check_attention_backward(&mut rng, &[1], 1, 1, 32, &[1.0], 0, 1);
+    // lengths of very different sizes, T not a multiple of the block, zero and fractional gates
+    let lens = [21u32, 3, 1];
+    let (heads, nl) = (2usize, 2usize);
+    let gates: Vec<f32> = (0..lens.len() * nl * heads)
+        .map(|i| [1.0, 0.0, 0.5, 0.8][i % 4])
+        .collect();
+    check_attention_backward(&mut rng, &lens, 21, heads, 8, &gates, 1, nl);
+    // d = 64
+    check_attention_backward(&mut rng, &[5, 9], 9, 1, 64, &[0.7, 0.0], 0, 1);
 }

@@ -12,6 +12,7 @@ pub enum Shader {
     Matmul,
     MatmulTexture,
     Attention,
+    AttentionBackward,
     Activation,
     Loss,
 }
@@ -24,12 +25,13 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 8] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
         Shader::MatmulTexture,
         Shader::Attention,
+        Shader::AttentionBackward,
         Shader::Activation,
         Shader::Loss,
     ];
@@ -41,6 +43,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulTexture => "matmul_texture.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::AttentionBackward => "attention_backward.wgsl",
             Shader::Activation => "activation.wgsl",
             Shader::Loss => "loss.wgsl",
         }
@@ -67,6 +70,9 @@ impl Shader {
                 format!("{ERF}\n{MATMUL_COMMON}\n{src}")
             }
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
+            Shader::AttentionBackward => {
+                include_str!("../../shaders/attention_backward.wgsl").to_string()
+            }
             Shader::Activation => {
                 format!("{ERF}\n{}", include_str!("../../shaders/activation.wgsl"))
             }
@@ -158,6 +164,28 @@ impl Gpu {
             .enumerate()
             .map(|(i, r)| wgpu::BindGroupEntry {
                 binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        })
+    }
+
+    /// A bind group for group 0 of `pipeline` with explicit binding numbers, for entry points
+    /// that use only some of their module's bindings.
+    pub fn bind_at(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        resources: &[(u32, wgpu::BindingResource<'_>)],
+    ) -> wgpu::BindGroup {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: *i,
                 resource: r.clone(),
             })
             .collect();

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod attention_backward;
 pub mod embed;
 pub mod layernorm;
 pub mod loss;
@@ -9,6 +10,7 @@ pub mod matmul;
 
 pub use activation::{gelu_backward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
+pub use attention_backward::{attention_bwd, AttnBackwardArgs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward};
 pub use loss::cross_entropy;

@@ -1,0 +1,214 @@
+// Backward of the fused head-gated attention (attention.wgsl), FlashAttention-2 style: P is
+// recomputed from Q, K and the saved log-sum-exp, so no [B, H, T, T] buffer exists.
+//   forward:  O_t = sum_j P_tj V_j (ungated), out_t = gate * O_t, P = softmax(scale * Q K^T)
+//   given dout (gradient of out):
+//     dgate      = sum_t <dout_t, O_t>
+//     dO_t       = gate * dout_t,   D_t = <dO_t, O_t>
+//     dS_tj      = P_tj (<dO_t, V_j> - D_t)
+//     dQ_t       = scale * sum_j dS_tj K_j
+//     dK_j       = scale * sum_t dS_tj Q_t,   dV_j = sum_t P_tj dO_t
+// O_t is the saved output divided by the gate; a head whose gate is 0 was skipped by the
+// forward, so its statistics and O are recomputed here (its dgate is still exact).
+// Three entry points: attn_bwd_q (one thread per query: dQ, D, lse, per-query gate terms),
+// attn_bwd_kv (one thread per key: dK, dV), attn_gate_grad (one thread per (b, h): dgate).
+// dqkv has qkv's layout [B*T, 3H], so the QKV projection's backward is one matmul.
+
+struct AttnParams {
+    seq: u32,
+    heads: u32,
+    hidden: u32,
+    blocks: u32,     // ceil(T / BQ)
+    layer: u32,
+    n_layers: u32,
+    total: u32,      // B * heads * blocks (or B * heads for attn_gate_grad)
+    scale: f32,
+}
+
+override BQ: u32 = 64u;
+override HEAD_DIM: u32 = 64u;
+const MAX_D: u32 = 128u;
+
+@group(0) @binding(0) var<uniform> p: AttnParams;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> lens: array<u32>;
+@group(0) @binding(3) var<storage, read> gates: array<f32>;
+@group(0) @binding(4) var<storage, read> out_g: array<f32>;
+@group(0) @binding(5) var<storage, read> lse_saved: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;
+// Per query row, three planes of n = B * heads * T: D_t, the lse used, and <dout_t, O_t>.
+@group(0) @binding(8) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dgates: array<f32>;
+
+fn plane() -> u32 {
+    return (p.total / p.blocks) * p.seq;
+}
+
+struct Block {
+    b: u32,
+    h: u32,
+    blk: u32,
+}
+
+fn block_of(g: u32) -> Block {
+    let bh = g / p.blocks;
+    return Block(bh / p.heads, bh % p.heads, g % p.blocks);
+}
+
+fn gate_at(b: u32, h: u32) -> f32 {
+    return gates[(b * p.n_layers + p.layer) * p.heads + h];
+}
+
+fn q_at(b: u32, t: u32, h: u32, i: u32) -> f32 {
+    return qkv[(b * p.seq + t) * 3u * p.hidden + h * HEAD_DIM + i];
+}
+fn k_at(b: u32, t: u32, h: u32, i: u32) -> f32 {
+    return qkv[(b * p.seq + t) * 3u * p.hidden + p.hidden + h * HEAD_DIM + i];
+}
+fn v_at(b: u32, t: u32, h: u32, i: u32) -> f32 {
+    return qkv[(b * p.seq + t) * 3u * p.hidden + 2u * p.hidden + h * HEAD_DIM + i];
+}
+
+@compute @workgroup_size(BQ)
+fn attn_bwd_q(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let t = bl.blk * BQ + lid;
+    if (t >= p.seq) { return; }
+    let d = HEAD_DIM;
+    let len = lens[b];
+    let gate = gate_at(b, h);
+    let orow = (b * p.seq + t) * p.hidden + h * d;
+    let srow = (b * p.heads + h) * p.seq + t;
+
+    var q: array<f32, MAX_D>;
+    var o: array<f32, MAX_D>;
+    var dov: array<f32, MAX_D>;
+    var dq: array<f32, MAX_D>;
+    for (var i = 0u; i < d; i++) {
+        q[i] = q_at(b, t, h, i) * p.scale;
+        dq[i] = 0.0;
+    }
+    var lse = 0.0;
+    if (gate != 0.0) {
+        lse = lse_saved[srow];
+        for (var i = 0u; i < d; i++) { o[i] = out_g[orow + i] / gate; }
+    } else {
+        // recompute the skipped head's softmax statistics and output
+        var m = -3.0e38;
+        var l = 0.0;
+        for (var i = 0u; i < d; i++) { o[i] = 0.0; }
+        for (var j = 0u; j < len; j++) {
+            var s = 0.0;
+            for (var i = 0u; i < d; i++) { s = fma(q[i], k_at(b, j, h, i), s); }
+            let mn = max(m, s);
+            let corr = exp(m - mn);
+            let pj = exp(s - mn);
+            l = l * corr + pj;
+            for (var i = 0u; i < d; i++) { o[i] = o[i] * corr + pj * v_at(b, j, h, i); }
+            m = mn;
+        }
+        for (var i = 0u; i < d; i++) { o[i] /= l; }
+        lse = m + log(l);
+    }
+    var gp = 0.0;
+    for (var i = 0u; i < d; i++) {
+        let dg = dout[orow + i];
+        gp = fma(dg, o[i], gp);
+        dov[i] = gate * dg;
+    }
+    let dt = gate * gp;
+    for (var j = 0u; j < len; j++) {
+        var s = 0.0;
+        var dp = 0.0;
+        for (var i = 0u; i < d; i++) {
+            s = fma(q[i], k_at(b, j, h, i), s);
+            dp = fma(dov[i], v_at(b, j, h, i), dp);
+        }
+        let ds = exp(s - lse) * (dp - dt);
+        for (var i = 0u; i < d; i++) { dq[i] = fma(ds, k_at(b, j, h, i), dq[i]); }
+    }
+    let qrow = (b * p.seq + t) * 3u * p.hidden + h * d;
+    for (var i = 0u; i < d; i++) { dqkv[qrow + i] = dq[i] * p.scale; }
+    let n = plane();
+    stats[srow] = dt;
+    stats[n + srow] = lse;
+    stats[2u * n + srow] = gp;
+}
+
+@compute @workgroup_size(BQ)
+fn attn_bwd_kv(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let j = bl.blk * BQ + lid;
+    if (j >= p.seq) { return; }
+    let d = HEAD_DIM;
+    let gate = gate_at(b, h);
+    let krow = (b * p.seq + j) * 3u * p.hidden + p.hidden + h * d;
+    let vrow = krow + p.hidden;
+    var k: array<f32, MAX_D>;
+    var v: array<f32, MAX_D>;
+    var dk: array<f32, MAX_D>;
+    var dv: array<f32, MAX_D>;
+    for (var i = 0u; i < d; i++) {
+        k[i] = k_at(b, j, h, i);
+        v[i] = v_at(b, j, h, i);
+        dk[i] = 0.0;
+        dv[i] = 0.0;
+    }
+    let n = plane();
+    if (j < lens[b]) {
+        // every query row attends to this key, padded query rows included
+        for (var t = 0u; t < p.seq; t++) {
+            let srow = (b * p.heads + h) * p.seq + t;
+            let orow = (b * p.seq + t) * p.hidden + h * d;
+            var s = 0.0;
+            var dp = 0.0;
+            for (var i = 0u; i < d; i++) {
+                s = fma(q_at(b, t, h, i), k[i], s);
+                dp = fma(dout[orow + i], v[i], dp);
+            }
+            let pj = exp(s * p.scale - stats[n + srow]);
+            let ds = pj * (gate * dp - stats[srow]);
+            for (var i = 0u; i < d; i++) {
+                let dg = gate * dout[orow + i];
+                dv[i] = fma(pj, dg, dv[i]);
+                dk[i] = fma(ds, q_at(b, t, h, i), dk[i]);
+            }
+        }
+    }
+    for (var i = 0u; i < d; i++) {
+        dqkv[krow + i] = dk[i] * p.scale;
+        dqkv[vrow + i] = dv[i];
+    }
+}
+
+@compute @workgroup_size(64)
+fn attn_gate_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (i >= p.total) { return; }
+    let b = i / p.heads;
+    let h = i % p.heads;
+    let n = plane(); // dispatched with blocks = 1, total = B * heads
+    var s = 0.0;
+    for (var t = 0u; t < p.seq; t++) { s += stats[2u * n + (b * p.heads + h) * p.seq + t]; }
+    dgates[(b * p.n_layers + p.layer) * p.heads + h] = s;
+}

@@ -1,0 +1,115 @@
+//! `shaders/attention_backward.wgsl`: backward of the fused head-gated attention.
+
+use super::attention::{AttnArgs, MAX_HEAD_DIM};
+use crate::gpu::{Recorder, Shader, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    seq: u32,
+    heads: u32,
+    hidden: u32,
+    blocks: u32,
+    layer: u32,
+    n_layers: u32,
+    total: u32,
+    scale: f32,
+}
+
+/// What the forward left behind, and the upstream gradient.
+pub struct AttnBackwardArgs<'a> {
+    /// The forward's arguments (qkv, lengths, gates, shapes, layer).
+    pub fwd: AttnArgs<'a>,
+    /// The forward's gated output [B*T, H] and saved log-sum-exp [B, heads, T].
+    pub out: &'a Tensor,
+    pub lse: &'a Tensor,
+    /// Gradient of the loss with respect to the gated output [B*T, H].
+    pub dout: &'a Tensor,
+}
+
+/// Elements of scratch `stats` needs: 3 × B × heads × T.
+pub fn stats_len(a: &AttnArgs) -> usize {
+    3 * (a.batch * a.heads * a.seq) as usize
+}
+
+/// Writes dqkv [B*T, 3H] (dQ | dK | dV) and the gate gradient dgates[b, layer, h] of [B, L, H];
+/// `stats` is scratch of [`stats_len`] elements.
+pub fn attention_bwd(
+    rec: &mut Recorder,
+    a: &AttnBackwardArgs,
+    dqkv: &Tensor,
+    stats: &Tensor,
+    dgates: &Tensor,
+) {
+    let f = &a.fwd;
+    assert!(
+        f.head_dim <= MAX_HEAD_DIM,
+        "head_dim {} over {MAX_HEAD_DIM}",
+        f.head_dim
+    );
+    let gpu = rec.gpu();
+    let bq = gpu.tuning.attn_block;
+    let blocks = f.seq.div_ceil(bq);
+    let constants = [("BQ", bq as f64), ("HEAD_DIM", f.head_dim as f64)];
+    let params = |blocks: u32, total: u32| {
+        gpu.uniform(
+            "attention_bwd.params",
+            &Params {
+                seq: f.seq,
+                heads: f.heads,
+                hidden: f.heads * f.head_dim,
+                blocks,
+                layer: f.layer,
+                n_layers: f.n_layers,
+                total,
+                scale: 1.0 / (f.head_dim as f32).sqrt(),
+            },
+        )
+    };
+    let total = f.batch * f.heads * blocks;
+    let pq = params(blocks, total);
+    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_bwd_q", &constants);
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            pq.as_entire_binding(),
+            f.qkv.binding(),
+            f.lens.binding(),
+            f.gates.binding(),
+            a.out.binding(),
+            a.lse.binding(),
+            a.dout.binding(),
+            dqkv.binding(),
+            stats.binding(),
+        ],
+    );
+    rec.dispatch("attn_bwd_q", &pipe, &bg, total);
+
+    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_bwd_kv", &constants);
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, pq.as_entire_binding()),
+            (1, f.qkv.binding()),
+            (2, f.lens.binding()),
+            (3, f.gates.binding()),
+            (6, a.dout.binding()),
+            (7, dqkv.binding()),
+            (8, stats.binding()),
+        ],
+    );
+    rec.dispatch("attn_bwd_kv", &pipe, &bg, total);
+
+    let bh = f.batch * f.heads;
+    let pg = params(1, bh);
+    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_gate_grad", &constants);
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, pg.as_entire_binding()),
+            (8, stats.binding()),
+            (9, dgates.binding()),
+        ],
+    );
+    rec.dispatch("attn_gate_grad", &pipe, &bg, bh.div_ceil(64));
+}
