@@ -1,7 +1,7 @@
 // Elementwise activation backward: dx = dy * act'(.)
 //   gelu_backward: from the pre-activation x: gelu'(x) = Phi(x) + x * phi(x)
 //   tanh_backward: from the output y: tanh' = 1 - y^2
-// erf.wgsl is prepended.
+// gelu_forward writes gelu(saved) into dx (bindings reused). erf.wgsl is prepended.
 
 struct ActParams {
     n: u32,
@@ -43,4 +43,17 @@ fn tanh_backward(
     if (i >= p.n) { return; }
     let y = saved[i];
     dx[i] = dy[i] * (1.0 - y * y);
+}
+
+// Forward GELU (erf form) as its own pass, where the pre-activation must be kept.
+@compute @workgroup_size(64)
+fn gelu_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = saved[i];
+    dx[i] = 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
 }

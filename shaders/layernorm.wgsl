@@ -41,14 +41,17 @@ fn add_ln(
 }
 
 // LayerNorm backward, input gradient only (what importance scoring needs):
-//   x = the LayerNorm's input row (x + res of the forward), g = dy * gamma, x^ = (x - mean) * rstd
-//   dx = rstd * (g - mean(g) - x^ * mean(g * x^))
-// Bindings: 1 x (forward input), 2 dy, 3 gamma, 4 dx.
+//   u = x + res (the forward's input rows), g = dy * gamma, u^ = (u - mean) * rstd
+//   du = rstd * (g - mean(g) - u^ * mean(g * u^))
+// du is the gradient for both x and res. Bindings: 1 x, 2 res, 3 dy, 4 gamma, 5 du.
 
-@group(0) @binding(1) var<storage, read> bx: array<f32>;
-@group(0) @binding(2) var<storage, read> bdy: array<f32>;
-@group(0) @binding(3) var<storage, read> bgamma: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bdx: array<f32>;
+@group(0) @binding(3) var<storage, read> bdy: array<f32>;
+@group(0) @binding(4) var<storage, read> bgamma: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bdx: array<f32>;
+
+fn ln_in(i: u32) -> f32 {
+    return x[i] + res[i];
+}
 
 @compute @workgroup_size(ROW_WG)
 fn ln_backward(
@@ -61,11 +64,11 @@ fn ln_backward(
     let h = p.hidden;
     let b = row * h;
     var s = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) { s += bx[b + i]; }
+    for (var i = lid; i < h; i += ROW_WG) { s += ln_in(b + i); }
     let mean = row_sum(s, lid) / f32(h);
     var v = 0.0;
     for (var i = lid; i < h; i += ROW_WG) {
-        let d = bx[b + i] - mean;
+        let d = ln_in(b + i) - mean;
         v += d * d;
     }
     let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
@@ -74,12 +77,12 @@ fn ln_backward(
     for (var i = lid; i < h; i += ROW_WG) {
         let g = bdy[b + i] * bgamma[i];
         sg += g;
-        sgx += g * (bx[b + i] - mean) * rstd;
+        sgx += g * (ln_in(b + i) - mean) * rstd;
     }
     let mg = row_sum(sg, lid) / f32(h);
     let mgx = row_sum(sgx, lid) / f32(h);
     for (var i = lid; i < h; i += ROW_WG) {
-        let xh = (bx[b + i] - mean) * rstd;
+        let xh = (ln_in(b + i) - mean) * rstd;
         bdx[b + i] = rstd * (bdy[b + i] * bgamma[i] - mg - xh * mgx);
     }
 }

@@ -5,6 +5,18 @@
 
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
+// Add into C instead of overwriting it (residual gradients in the backward pass).
+override ACCUMULATE: bool = false;
+
+// Writes one output element of C (declared by each kernel) through the epilogue.
+fn store_c(i: u32, v: f32, col: u32) {
+    let r = epilogue(v, col);
+    if (ACCUMULATE) {
+        c[i] = c[i] + r;
+    } else {
+        c[i] = r;
+    }
+}
 
 fn epilogue(v: f32, col: u32) -> f32 {
     var r = v;

@@ -44,14 +44,31 @@ fn layernorm_backward_matches_finite_differences() {
         let gm: Vec<f32> = rng.vec(h, 0.5).iter().map(|v| 1.0 + v).collect();
         let bt = rng.vec(h, 0.5);
         let eps = 1e-12;
-        let (tx, tdy, tg) = (
-            g.upload_f32("x", &x).unwrap(),
+        // the forward's input is x + res: split x into two random parts
+        let part = rng.vec(rows * h, 1.0);
+        let rest: Vec<f32> = x.iter().zip(&part).map(|(a, b)| a - b).collect();
+        let x: Vec<f32> = part.iter().zip(&rest).map(|(a, b)| a + b).collect();
+        let (tx, tr) = (
+            g.upload_f32("x", &part).unwrap(),
+            g.upload_f32("res", &rest).unwrap(),
+        );
+        let (tdy, tg) = (
             g.upload_f32("dy", &dy).unwrap(),
             g.upload_f32("g", &gm).unwrap(),
         );
         let dx = poisoned(rows * h);
         let mut rec = g.recorder();
-        ln_backward(&mut rec, &tx, &tdy, &tg, eps, rows as u32, h as u32, &dx);
+        ln_backward(
+            &mut rec,
+            &tx,
+            &tr,
+            &tdy,
+            &tg,
+            eps,
+            rows as u32,
+            h as u32,
+            &dx,
+        );
         rec.finish();
         let got = g.read_f32(&dx);
         let g64: Vec<f64> = gm.iter().map(|&v| v as f64).collect();

@@ -34,3 +34,8 @@ pub fn gelu_backward(rec: &mut Recorder, x: &Tensor, dy: &Tensor, n: u32, dx: &T
 pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
     run(rec, "tanh_backward", y, dy, n, dx)
 }
+
+/// y = gelu(x) as its own pass (the backward keeps the pre-activation x).
+pub fn gelu_forward(rec: &mut Recorder, x: &Tensor, n: u32, y: &Tensor) {
+    run(rec, "gelu_forward", x, x, n, y)
+}

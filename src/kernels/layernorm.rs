@@ -53,12 +53,13 @@ pub fn add_ln(
     rec.dispatch("add_ln", &pipe, &bg, n_rows);
 }
 
-/// LayerNorm backward, input gradient only: dx from the forward's input rows `x` (x + res),
-/// `gamma` and the upstream `dy`.
+/// LayerNorm backward, input gradient only: du for u = x + res (the forward's two inputs, so
+/// du is the gradient of both), from `gamma` and the upstream `dy`.
 #[allow(clippy::too_many_arguments)]
 pub fn ln_backward(
     rec: &mut Recorder,
     x: &Tensor,
+    res: &Tensor,
     dy: &Tensor,
     gamma: &Tensor,
     eps: f32,
@@ -86,6 +87,7 @@ pub fn ln_backward(
         &[
             params.as_entire_binding(),
             x.binding(),
+            res.binding(),
             dy.binding(),
             gamma.binding(),
             dx.binding(),

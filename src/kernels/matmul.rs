@@ -157,42 +157,74 @@ pub struct MatmulArgs<'a> {
     pub act: Act,
 }
 
+/// Where a matmul writes: output rows `ldc` elements apart (0: dense, ldc = N), and whether it
+/// adds into C instead of overwriting it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulOut {
+    pub ldc: u32,
+    pub accumulate: bool,
+}
+
 /// c[M, N] = act(a·wᵀ + bias), with the variant the adapter was tuned for.
 pub fn matmul(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+    matmul_into(rec, args, c, MatmulOut::default());
+}
+
+/// As [`matmul`], writing strided rows and/or accumulating into `c`.
+pub fn matmul_into(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
     let variant = rec.gpu().tuning.matmul;
-    matmul_variant(rec, args, c, variant);
+    matmul_variant_into(rec, args, c, variant, out);
 }
 
 /// As [`matmul`], with the variant chosen by the caller (benches and tests compare them). The
 /// texture variant falls back to the tiled one where it cannot run (no subgroups of 8, a
 /// weight without its texture, or M over the texture height limit).
 pub fn matmul_variant(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, variant: MatmulVariant) {
+    matmul_variant_into(rec, args, c, variant, MatmulOut::default())
+}
+
+fn matmul_variant_into(
+    rec: &mut Recorder,
+    args: &MatmulArgs,
+    c: &Tensor,
+    variant: MatmulVariant,
+    out: MatmulOut,
+) {
     let gpu = rec.gpu();
     let use_texture = variant == MatmulVariant::Texture
         && args.w.texture.is_some()
         && texture_variant_available(gpu)
         && fits_texture(gpu, args.m, args.w.k);
     if use_texture {
-        matmul_texture(rec, args, c)
+        matmul_texture(rec, args, c, out)
     } else {
-        matmul_tiled(rec, args, c)
+        matmul_tiled(rec, args, c, out)
     }
 }
 
-fn constants(args: &MatmulArgs) -> [(&'static str, f64); 2] {
+fn constants(args: &MatmulArgs, out: MatmulOut) -> [(&'static str, f64); 3] {
     [
         ("ACT", args.act as u32 as f64),
         ("HAS_BIAS", args.bias.is_some() as u32 as f64),
+        ("ACCUMULATE", out.accumulate as u32 as f64),
     ]
 }
 
-fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+fn ldc(out: MatmulOut, n: u32) -> u32 {
+    if out.ldc == 0 {
+        n
+    } else {
+        out.ldc
+    }
+}
+
+fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
     let gpu = rec.gpu();
     let (n, k) = (args.w.n, args.w.k);
     let (tm, tn) = (64u32, 64u32);
     let tiles_n = n.div_ceil(tn);
     let total = args.m.div_ceil(tm) * tiles_n;
-    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants(args));
+    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants(args, out));
     let params = gpu.uniform(
         "matmul.params",
         &Params {
@@ -200,7 +232,7 @@ fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
             n,
             k,
             lda: args.lda,
-            ldc: n,
+            ldc: ldc(out, n),
             tiles_n,
             total,
             _pad: 0,
@@ -259,7 +291,7 @@ pub(crate) fn fits_texture_rows(gpu: &Gpu, rows: u32, k: u32) -> bool {
     fits_texture(gpu, rows, k)
 }
 
-fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
+fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
     let gpu = rec.gpu();
     let (n, k) = (args.w.n, args.w.k);
     let k4 = k.div_ceil(4);
@@ -267,13 +299,14 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
     let (nc, rg, rows) = texture_tile();
     let tiles_n = n.div_ceil(64 / rg * nc);
     let total = args.m.div_ceil(rows * rg) * tiles_n;
-    let [act, bias] = constants(args);
+    let [act, bias, acc] = constants(args, out);
     let pipe = gpu.pipeline(
         Shader::MatmulTexture,
         "matmul_tex_sg8",
         &[
             act,
             bias,
+            acc,
             ("NC", nc as f64),
             ("ROW_GROUPS", rg as f64),
             ("ROWS", rows as f64),
@@ -285,7 +318,7 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor) {
             m: args.m,
             n,
             k4,
-            ldc: n,
+            ldc: ldc(out, n),
             tiles_n,
             total,
             _p: [0; 2],

@@ -8,10 +8,10 @@ pub mod layernorm;
 pub mod loss;
 pub mod matmul;
 
-pub use activation::{gelu_backward, tanh_backward};
+pub use activation::{gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use attention_backward::{attention_bwd, AttnBackwardArgs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward};
 pub use loss::cross_entropy;
-pub use matmul::{matmul, matmul_variant, Act, LinearWeight, MatmulArgs};
+pub use matmul::{matmul, matmul_into, matmul_variant, Act, LinearWeight, MatmulArgs, MatmulOut};
