@@ -37,5 +37,16 @@ pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &T
 
 /// y = gelu(x) as its own pass (the backward keeps the pre-activation x).
 pub fn gelu_forward(rec: &mut Recorder, x: &Tensor, n: u32, y: &Tensor) {
-    run(rec, "gelu_forward", x, x, n, y)
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::Activation, "gelu_forward", &[]);
+    let params = gpu.uniform("gelu_forward", &Params { n, _p: [0; 3] });
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, x.binding()),
+            (3, y.binding()),
+        ],
+    );
+    rec.dispatch("gelu_forward", &pipe, &bg, n.div_ceil(64));
 }

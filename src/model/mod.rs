@@ -1,17 +1,19 @@
 //! A BERT encoder on the GPU: loading, and the forward graph as a plain sequence of kernel calls.
 
+pub mod backward;
 pub mod batch;
 pub mod config;
 pub mod tokenizer;
 pub mod weights;
 
+pub use backward::GateGrads;
 pub use batch::{run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use weights::Weights;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::{self, Act, AttnArgs, EmbedArgs, LinearWeight, MatmulArgs};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,43 @@ pub enum TaskHead {
 struct Linear {
     w: LinearWeight,
     b: Tensor,
+    /// Wᵀ, for input gradients; loaded only for models that run the backward pass.
+    wt: Option<LinearWeight>,
+}
+
+impl Linear {
+    fn new(
+        gpu: &Gpu,
+        label: &str,
+        w: &[f32],
+        b: Tensor,
+        n: usize,
+        k: usize,
+        backward: bool,
+    ) -> Result<Linear> {
+        let wt = if backward {
+            Some(LinearWeight::new_transposed(
+                gpu,
+                &format!("{label}.T"),
+                w,
+                n,
+                k,
+            )?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            w: LinearWeight::new(gpu, label, w, n, k)?,
+            b,
+            wt,
+        })
+    }
+
+    fn wt(&self) -> &LinearWeight {
+        self.wt
+            .as_ref()
+            .expect("model loaded without backward weights (use Model::load_for_gradients)")
+    }
 }
 
 struct Layer {
@@ -59,6 +98,50 @@ pub struct Model {
     classifier: Option<Linear>,
 }
 
+/// Activations of one recorded forward pass (per layer when saved for the backward pass).
+struct Activations {
+    b: usize,
+    t: usize,
+    lens: Tensor,
+    gates: Tensor,
+    /// Layer inputs and the final output: L + 1 buffers when saved, else 1.
+    hidden: Vec<Tensor>,
+    layers: Vec<LayerActs>,
+    pooled: Option<Tensor>,
+    logits: Option<Tensor>,
+}
+
+struct LayerActs {
+    qkv: Tensor,
+    ctx: Tensor,
+    lse: Tensor,
+    attn_proj: Tensor,
+    x1: Tensor,
+    /// Pre-activation of the intermediate layer, kept only for the backward pass.
+    pre: Option<Tensor>,
+    inter: Tensor,
+    ffn_out: Tensor,
+}
+
+impl LayerActs {
+    fn new(gpu: &Gpu, bt: usize, h: usize, i: usize, lse: usize, save: bool) -> Result<LayerActs> {
+        Ok(LayerActs {
+            qkv: gpu.empty("qkv", bt * 3 * h)?,
+            ctx: gpu.empty("context", bt * h)?,
+            lse: gpu.empty("lse", lse)?,
+            attn_proj: gpu.empty("attention.proj", bt * h)?,
+            x1: gpu.empty("hidden.attn", bt * h)?,
+            pre: if save {
+                Some(gpu.empty("intermediate.pre", bt * i)?)
+            } else {
+                None
+            },
+            inter: gpu.empty("intermediate", bt * i)?,
+            ffn_out: gpu.empty("ffn.out", bt * h)?,
+        })
+    }
+}
+
 /// What one batch produced, laid out [B, T, ...] with T the batch's own longest.
 pub struct BatchOutput {
     pub batch: usize,
@@ -82,6 +165,15 @@ fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
 impl Model {
     /// Loads an HF model directory (config.json, model.safetensors, tokenizer.json).
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Model> {
+        Model::load_with(gpu, dir, false)
+    }
+
+    /// Loads the model with the transposed weights its backward pass needs (gate gradients).
+    pub fn load_for_gradients(gpu: &Gpu, dir: &Path) -> Result<Model> {
+        Model::load_with(gpu, dir, true)
+    }
+
+    fn load_with(gpu: &Gpu, dir: &Path, backward: bool) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?)?;
         let tokenizer = BertTokenizer::load(
@@ -99,10 +191,8 @@ impl Model {
         let linear = |name: &str, n_out: usize, n_in: usize| -> Result<Linear> {
             let wname = format!("{p}{name}.weight");
             let w = weights.get(&wname, &[n_out, n_in])?;
-            Ok(Linear {
-                w: LinearWeight::new(gpu, &wname, &w, n_out, n_in)?,
-                b: get(&format!("{name}.bias"), &[n_out])?,
-            })
+            let b = get(&format!("{name}.bias"), &[n_out])?;
+            Linear::new(gpu, &wname, &w, b, n_out, n_in, backward)
         };
         let ln = |name: &str| -> Result<(Tensor, Tensor)> {
             Ok((
@@ -147,10 +237,16 @@ impl Model {
                 wqkv.extend(weights.get(&format!("{name}.weight"), &[h, h])?);
                 bqkv.extend(weights.get(&format!("{name}.bias"), &[h])?);
             }
-            let qkv = Linear {
-                w: LinearWeight::new(gpu, &format!("{pre}.qkv.weight"), &wqkv, 3 * h, h)?,
-                b: up(&format!("{pre}.qkv.bias"), &bqkv)?,
-            };
+            let bq = up(&format!("{pre}.qkv.bias"), &bqkv)?;
+            let qkv = Linear::new(
+                gpu,
+                &format!("{pre}.qkv.weight"),
+                &wqkv,
+                bq,
+                3 * h,
+                h,
+                backward,
+            )?;
             layers.push(Layer {
                 qkv,
                 attn_out: linear(&format!("{pre}.attention.output.dense"), h, h)?,
@@ -180,10 +276,8 @@ impl Model {
                 }
                 let n = shape[0];
                 let cw = weights.get("classifier.weight", &[n, h])?;
-                let cls = Linear {
-                    w: LinearWeight::new(gpu, "classifier.weight", &cw, n, h)?,
-                    b: up("classifier.bias", &weights.get("classifier.bias", &[n])?)?,
-                };
+                let cb = up("classifier.bias", &weights.get("classifier.bias", &[n])?)?;
+                let cls = Linear::new(gpu, "classifier.weight", &cw, cb, n, h, backward)?;
                 let token = c
                     .architectures
                     .iter()
@@ -238,21 +332,13 @@ impl Model {
             .max(self.num_labels)
     }
 
-    /// Runs one padded batch. `gates` is [B, L, heads]; `examples` are unpadded.
-    pub fn forward_batch(
-        &self,
-        gpu: &Gpu,
-        examples: &[&Encoded],
-        gates: &[f32],
-        want_hidden: bool,
-    ) -> Result<BatchOutput> {
+    /// Pads a batch on the host: (ids, token types, lengths, T).
+    fn pad_batch(&self, examples: &[&Encoded]) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>, usize)> {
         let c = &self.config;
-        let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
         let b = examples.len();
-        assert_eq!(gates.len(), b * nl * nh, "gates must be [B, L, H]");
         let t = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
         if b == 0 || t == 0 {
-            return Err(Error::Usage("forward_batch: empty batch".into()));
+            return Err(Error::Usage("empty batch".into()));
         }
         if t > c.max_position_embeddings {
             return Err(Error::Usage(format!(
@@ -260,10 +346,8 @@ impl Model {
                 c.max_position_embeddings
             )));
         }
-        let (h, i) = (c.hidden_size, c.intermediate_size);
-        let bt = b * t;
-        let mut ids = vec![0u32; bt];
-        let mut tts = vec![0u32; bt];
+        let mut ids = vec![0u32; b * t];
+        let mut tts = vec![0u32; b * t];
         let mut lens = Vec::with_capacity(b);
         for (e, ex) in examples.iter().enumerate() {
             for (j, (&id, &tt)) in ex.ids.iter().zip(&ex.type_ids).enumerate() {
@@ -278,23 +362,53 @@ impl Model {
             }
             lens.push(ex.ids.len() as u32);
         }
+        Ok((ids, tts, lens, t))
+    }
+
+    fn lin(&self, rec: &mut Recorder, l: &Linear, a: &Tensor, m: u32, act: Act, out: &Tensor) {
+        let args = MatmulArgs {
+            a,
+            w: &l.w,
+            bias: Some(&l.b),
+            m,
+            lda: l.w.k,
+            act,
+        };
+        kernels::matmul(rec, &args, out);
+    }
+
+    /// Records embeddings, every layer and the heads. With `save`, every activation the
+    /// backward pass needs is kept in its own buffer; without, buffers are reused across layers.
+    fn record_forward(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        examples: &[&Encoded],
+        gates: &[f32],
+        save: bool,
+    ) -> Result<Activations> {
+        let c = &self.config;
+        let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
+        let b = examples.len();
+        assert_eq!(gates.len(), b * nl * nh, "gates must be [B, L, H]");
+        let (ids, tts, lens, t) = self.pad_batch(examples)?;
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let bt = b * t;
         let ids = gpu.upload_u32("input_ids", &ids)?;
         let tts = gpu.upload_u32("token_type_ids", &tts)?;
         let lens = gpu.upload_u32("lengths", &lens)?;
         let gates = gpu.upload_f32("gates", gates)?;
-        let x = gpu.empty("hidden", bt * h)?;
-        let x1 = gpu.empty("hidden.attn", bt * h)?;
-        let tmp = gpu.empty("proj", bt * h)?;
-        let ctx = gpu.empty("context", bt * h)?;
-        let qkv = gpu.empty("qkv", bt * 3 * h)?;
-        let inter = gpu.empty("intermediate", bt * i)?;
-        let lse = gpu.empty("lse", b * nh * t)?;
+        let n_hidden = if save { nl + 1 } else { 1 };
+        let hidden = (0..n_hidden)
+            .map(|_| gpu.empty("hidden", bt * h))
+            .collect::<Result<Vec<_>>>()?;
+        let layers = (0..if save { nl } else { 1 })
+            .map(|_| LayerActs::new(gpu, bt, h, i, b * nh * t, save))
+            .collect::<Result<Vec<_>>>()?;
         let eps = c.layer_norm_eps as f32;
         let (bt32, t32, h32) = (bt as u32, t as u32, h as u32);
-
-        let mut rec = gpu.recorder();
         kernels::embed_ln(
-            &mut rec,
+            rec,
             &EmbedArgs {
                 ids: &ids,
                 type_ids: &tts,
@@ -309,88 +423,69 @@ impl Model {
                 seq_len: t32,
                 hidden: h32,
             },
-            &x,
+            &hidden[0],
         );
-        let lin = |rec: &mut crate::gpu::Recorder,
-                   l: &Linear,
-                   a: &Tensor,
-                   m: u32,
-                   act: Act,
-                   out: &Tensor| {
-            kernels::matmul(
-                rec,
-                &MatmulArgs {
-                    a,
-                    w: &l.w,
-                    bias: Some(&l.b),
-                    m,
-                    lda: l.w.k,
-                    act,
-                },
-                out,
-            );
-        };
         for (li, layer) in self.layers.iter().enumerate() {
-            lin(&mut rec, &layer.qkv, &x, bt32, Act::None, &qkv);
+            let s = &layers[if save { li } else { 0 }];
+            let (x_in, x_out) = if save {
+                (&hidden[li], &hidden[li + 1])
+            } else {
+                (&hidden[0], &hidden[0])
+            };
+            self.lin(rec, &layer.qkv, x_in, bt32, Act::None, &s.qkv);
             kernels::attention_fwd(
-                &mut rec,
-                &AttnArgs {
-                    qkv: &qkv,
-                    lens: &lens,
-                    gates: &gates,
-                    batch: b as u32,
-                    seq: t32,
-                    heads: nh as u32,
-                    head_dim: c.head_dim() as u32,
-                    layer: li as u32,
-                    n_layers: nl as u32,
-                },
-                &ctx,
-                &lse,
+                rec,
+                &self.attn_args(&s.qkv, &lens, &gates, b, t, li),
+                &s.ctx,
+                &s.lse,
             );
-            lin(&mut rec, &layer.attn_out, &ctx, bt32, Act::None, &tmp);
+            self.lin(rec, &layer.attn_out, &s.ctx, bt32, Act::None, &s.attn_proj);
             kernels::add_ln(
-                &mut rec,
-                &tmp,
-                &x,
+                rec,
+                &s.attn_proj,
+                x_in,
                 &layer.ln1.0,
                 &layer.ln1.1,
                 eps,
                 bt32,
                 h32,
-                &x1,
+                &s.x1,
             );
-            lin(&mut rec, &layer.inter, &x1, bt32, Act::Gelu, &inter);
-            lin(&mut rec, &layer.out, &inter, bt32, Act::None, &tmp);
+            match &s.pre {
+                Some(pre) => {
+                    self.lin(rec, &layer.inter, &s.x1, bt32, Act::None, pre);
+                    kernels::gelu_forward(rec, pre, (bt * i) as u32, &s.inter);
+                }
+                None => self.lin(rec, &layer.inter, &s.x1, bt32, Act::Gelu, &s.inter),
+            }
+            self.lin(rec, &layer.out, &s.inter, bt32, Act::None, &s.ffn_out);
+            // x_out may be x_in (no saving): x_in is not read by this dispatch.
             kernels::add_ln(
-                &mut rec,
-                &tmp,
-                &x1,
+                rec,
+                &s.ffn_out,
+                &s.x1,
                 &layer.ln2.0,
                 &layer.ln2.1,
                 eps,
                 bt32,
                 h32,
-                &x,
+                x_out,
             );
         }
-
+        let last = hidden.last().expect("at least one hidden buffer");
         let pooled = match &self.pooler {
             Some(pl) => {
                 let out = gpu.empty("pooled", b * h)?;
                 // The [CLS] row of example e starts at e*T*H: a strided A.
-                kernels::matmul(
-                    &mut rec,
-                    &MatmulArgs {
-                        a: &x,
-                        w: &pl.w,
-                        bias: Some(&pl.b),
-                        m: b as u32,
-                        lda: t32 * h32,
-                        act: Act::Tanh,
-                    },
-                    &out,
-                );
+                let args = MatmulArgs {
+                    a: last,
+                    w: &pl.w,
+                    bias: Some(&pl.b),
+                    m: b as u32,
+                    lda: t32 * h32,
+                    act: Act::Tanh,
+                };
+                kernels::matmul(rec, &args, &out);
                 Some(out)
             }
             None => None,
@@ -398,30 +493,69 @@ impl Model {
         let logits = match (&self.classifier, self.task) {
             (Some(cl), TaskHead::SequenceClassification) => {
                 let out = gpu.empty("logits", b * cl.w.n as usize)?;
-                lin(
-                    &mut rec,
-                    cl,
-                    pooled.as_ref().expect("pooler checked at load"),
-                    b as u32,
-                    Act::None,
-                    &out,
-                );
+                let pooled = pooled.as_ref().expect("pooler checked at load");
+                self.lin(rec, cl, pooled, b as u32, Act::None, &out);
                 Some(out)
             }
             (Some(cl), TaskHead::TokenClassification) => {
                 let out = gpu.empty("logits", bt * cl.w.n as usize)?;
-                lin(&mut rec, cl, &x, bt32, Act::None, &out);
+                self.lin(rec, cl, last, bt32, Act::None, &out);
                 Some(out)
             }
             _ => None,
         };
+        Ok(Activations {
+            b,
+            t,
+            lens,
+            gates,
+            hidden,
+            layers,
+            pooled,
+            logits,
+        })
+    }
+
+    fn attn_args<'a>(
+        &self,
+        qkv: &'a Tensor,
+        lens: &'a Tensor,
+        gates: &'a Tensor,
+        b: usize,
+        t: usize,
+        layer: usize,
+    ) -> AttnArgs<'a> {
+        let c = &self.config;
+        AttnArgs {
+            qkv,
+            lens,
+            gates,
+            batch: b as u32,
+            seq: t as u32,
+            heads: c.num_attention_heads as u32,
+            head_dim: c.head_dim() as u32,
+            layer: layer as u32,
+            n_layers: c.num_hidden_layers as u32,
+        }
+    }
+
+    /// Runs one padded batch. `gates` is [B, L, heads]; `examples` are unpadded.
+    pub fn forward_batch(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        gates: &[f32],
+        want_hidden: bool,
+    ) -> Result<BatchOutput> {
+        let mut rec = gpu.recorder();
+        let acts = self.record_forward(gpu, &mut rec, examples, gates, false)?;
         rec.finish();
         Ok(BatchOutput {
-            batch: b,
-            seq: t,
-            logits: logits.map(|t| gpu.read_f32(&t)),
-            pooled: pooled.map(|t| gpu.read_f32(&t)),
-            hidden: want_hidden.then(|| gpu.read_f32(&x)),
+            batch: acts.b,
+            seq: acts.t,
+            logits: acts.logits.as_ref().map(|t| gpu.read_f32(t)),
+            pooled: acts.pooled.as_ref().map(|t| gpu.read_f32(t)),
+            hidden: want_hidden.then(|| gpu.read_f32(acts.hidden.last().expect("hidden"))),
         })
     }
 }
