@@ -82,12 +82,9 @@ fn tiny_model_gate_gradients_match_transformers() {
     check(&model, &Golden::open("tiny-bert-grad.safetensors"));
 }
 
-#[path = "parity_support.rs"]
-mod parity_support;
-
 #[test]
 fn default_model_gate_gradients_match_transformers() {
-    let dir = parity_support::minilm_with_classifier();
+    let dir = common::minilm::minilm_with_classifier();
     let model = Model::load_for_gradients(gpu(), dir.path()).unwrap();
     check(&model, &Golden::open("minilm-grad.safetensors"));
 }

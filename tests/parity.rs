@@ -174,9 +174,7 @@ fn tiny_token_classifier_matches_transformers() {
     check_model(&model, &Golden::open("tiny-bert-tok.safetensors"));
 }
 
-#[path = "parity_support.rs"]
-mod parity_support;
-use parity_support::minilm_with_classifier;
+use common::minilm::minilm_with_classifier;
 
 #[test]
 fn default_model_with_classifier_matches_transformers() {

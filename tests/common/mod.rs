@@ -259,3 +259,4 @@ pub fn default_model_dir() -> std::path::PathBuf {
 pub fn golden_texts(name: &str) -> Vec<(String, Option<String>)> {
     headroom::data::read_sentences(&golden_path(name)).unwrap()
 }
+pub mod minilm;

@@ -1,7 +1,7 @@
 //! Shared by the parity tests: the default model with the goldens' classifier head.
 #![allow(dead_code)]
 
-use super::common::*;
+use super::*;
 
 /// The default model with the golden script's classifier head added: config.json names
 /// BertForSequenceClassification, and model.safetensors gains classifier.{weight,bias}.
