@@ -10,7 +10,8 @@
 // O_t is the saved output divided by the gate; a head whose gate is 0 was skipped by the
 // forward, so its statistics and O are recomputed here (its dgate is still exact).
 // Three entry points: attn_bwd_q (one thread per query: dQ, D, lse, per-query gate terms),
-// attn_bwd_kv (one thread per key: dK, dV), attn_gate_grad (one thread per (b, h): dgate).
+// attn_bwd_kv (one thread per key: dK, dV), attn_gate_grad (one thread per (b, h): dgate and
+// the entropy summed over real query tokens).
 // dqkv has qkv's layout [B*T, 3H], so the QKV projection's backward is one matmul.
 
 struct AttnParams {
@@ -36,9 +37,12 @@ const MAX_D: u32 = 128u;
 @group(0) @binding(5) var<storage, read> lse_saved: array<f32>;
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;
-// Per query row, three planes of n = B * heads * T: D_t, the lse used, and <dout_t, O_t>.
+// Per query row, four planes of n = B * heads * T: D_t, the lse used, <dout_t, O_t>, and the
+// attention entropy -sum_j P_tj log P_tj (no attention map is stored).
 @group(0) @binding(8) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dgates: array<f32>;
+// [B, L, heads]: entropy summed over each example's real (non-pad) query tokens.
+@group(0) @binding(10) var<storage, read_write> entsum: array<f32>;
 
 fn plane() -> u32 {
     return (p.total / p.blocks) * p.seq;
@@ -125,6 +129,7 @@ fn attn_bwd_q(
         dov[i] = gate * dg;
     }
     let dt = gate * gp;
+    var ent = 0.0;
     for (var j = 0u; j < len; j++) {
         var s = 0.0;
         var dp = 0.0;
@@ -132,7 +137,9 @@ fn attn_bwd_q(
             s = fma(q[i], k_at(b, j, h, i), s);
             dp = fma(dov[i], v_at(b, j, h, i), dp);
         }
-        let ds = exp(s - lse) * (dp - dt);
+        let pj = exp(s - lse);
+        ent += pj * (lse - s);
+        let ds = pj * (dp - dt);
         for (var i = 0u; i < d; i++) { dq[i] = fma(ds, k_at(b, j, h, i), dq[i]); }
     }
     let qrow = (b * p.seq + t) * 3u * p.hidden + h * d;
@@ -141,6 +148,7 @@ fn attn_bwd_q(
     stats[srow] = dt;
     stats[n + srow] = lse;
     stats[2u * n + srow] = gp;
+    stats[3u * n + srow] = ent;
 }
 
 @compute @workgroup_size(BQ)
@@ -208,7 +216,12 @@ fn attn_gate_grad(
     let b = i / p.heads;
     let h = i % p.heads;
     let n = plane(); // dispatched with blocks = 1, total = B * heads
+    let row = (b * p.heads + h) * p.seq;
     var s = 0.0;
-    for (var t = 0u; t < p.seq; t++) { s += stats[2u * n + (b * p.heads + h) * p.seq + t]; }
-    dgates[(b * p.n_layers + p.layer) * p.heads + h] = s;
+    for (var t = 0u; t < p.seq; t++) { s += stats[2u * n + row + t]; }
+    var e = 0.0;
+    for (var t = 0u; t < min(lens[b], p.seq); t++) { e += stats[3u * n + row + t]; }
+    let o = (b * p.n_layers + p.layer) * p.heads + h;
+    dgates[o] = s;
+    entsum[o] = e;
 }

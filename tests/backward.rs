@@ -353,6 +353,9 @@ fn check_attention_backward(
     let dgates = g
         .upload_f32("dgates", &vec![f32::NAN; b * nl * heads])
         .unwrap();
+    let ent = g
+        .upload_f32("entropy", &vec![f32::NAN; b * nl * heads])
+        .unwrap();
     let mut rec = g.recorder();
     attention_fwd(&mut rec, &fwd(), &out, &lse);
     attention_bwd(
@@ -365,7 +368,10 @@ fn check_attention_backward(
         },
         &dqkv,
         &stats,
-        &dgates,
+        &GateOutputs {
+            dgates: &dgates,
+            entropy_sum: &ent,
+        },
     );
     rec.finish();
     let got_dqkv = g.read_f32(&dqkv);

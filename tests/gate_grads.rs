@@ -36,6 +36,22 @@ fn check(model: &Model, golden: &Golden) {
         what("grad_batched")
     );
 
+    // bertology's attention entropy: mean over all real query tokens
+    let (nl, nh) = (
+        model.config.num_hidden_layers,
+        model.config.num_attention_heads,
+    );
+    let tokens: usize = out.lengths.iter().sum();
+    let mut ent = vec![0f32; nl * nh];
+    for row in out.entropy_sum.chunks(lh) {
+        for (a, v) in ent.iter_mut().zip(row) {
+            *a += v / tokens as f32;
+        }
+    }
+    let e = rel_err(&ent, &golden.f32("entropy").1);
+    eprintln!("{}: relative error {e:.2e}", what("entropy"));
+    assert!(e <= 1e-3, "{}: max |Δ| / max = {e}", what("entropy"));
+
     // one example at a time (no padding)
     let mut single = Vec::new();
     for (i, r) in refs.iter().enumerate() {

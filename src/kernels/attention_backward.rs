@@ -27,19 +27,27 @@ pub struct AttnBackwardArgs<'a> {
     pub dout: &'a Tensor,
 }
 
-/// Elements of scratch `stats` needs: 3 × B × heads × T.
+/// Elements of scratch `stats` needs: 4 × B × heads × T.
 pub fn stats_len(a: &AttnArgs) -> usize {
-    3 * (a.batch * a.heads * a.seq) as usize
+    4 * (a.batch * a.heads * a.seq) as usize
 }
 
-/// Writes dqkv [B*T, 3H] (dQ | dK | dV) and the gate gradient dgates[b, layer, h] of [B, L, H];
+/// Outputs of [`attention_bwd`] besides dqkv, each [B, L, heads] and written at this layer.
+pub struct GateOutputs<'a> {
+    /// ∂L/∂ξ[b, layer, h].
+    pub dgates: &'a Tensor,
+    /// Attention entropy −Σ_j p log p summed over each example's real query tokens.
+    pub entropy_sum: &'a Tensor,
+}
+
+/// Writes dqkv [B*T, 3H] (dQ | dK | dV), the gate gradient and the attention entropy;
 /// `stats` is scratch of [`stats_len`] elements.
 pub fn attention_bwd(
     rec: &mut Recorder,
     a: &AttnBackwardArgs,
     dqkv: &Tensor,
     stats: &Tensor,
-    dgates: &Tensor,
+    outs: &GateOutputs,
 ) {
     let f = &a.fwd;
     assert!(
@@ -107,8 +115,10 @@ pub fn attention_bwd(
         &pipe,
         &[
             (0, pg.as_entire_binding()),
+            (2, f.lens.binding()),
             (8, stats.binding()),
-            (9, dgates.binding()),
+            (9, outs.dgates.binding()),
+            (10, outs.entropy_sum.binding()),
         ],
     );
     rec.dispatch("attn_gate_grad", &pipe, &bg, bh.div_ceil(64));

@@ -4,7 +4,9 @@
 use super::{Activations, Encoded, Model, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::{self, Act, AttnBackwardArgs, LinearWeight, MatmulArgs, MatmulOut};
+use crate::kernels::{
+    self, Act, AttnBackwardArgs, GateOutputs, LinearWeight, MatmulArgs, MatmulOut,
+};
 
 /// Per-example losses and gate gradients of one batch.
 pub struct GateGrads {
@@ -13,6 +15,11 @@ pub struct GateGrads {
     /// ∂ℓ_b/∂ξ[b, l, h]: [B, L, H]. Gates are per example, so each row is that example's own
     /// gradient even though the batch runs as one pass.
     pub dgates: Vec<f32>,
+    /// Attention entropy −Σ_j p log p of each head, summed over each example's real query
+    /// tokens: [B, L, H] (divide by the token count for bertology's average).
+    pub entropy_sum: Vec<f32>,
+    /// Real tokens of each example.
+    pub lengths: Vec<usize>,
 }
 
 /// dY·W for y = x·Wᵀ (no bias): a matmul against the stored Wᵀ.
@@ -150,6 +157,7 @@ impl Model {
         let dctx = gpu.empty("grad.context", bt * h)?;
         let dqkv = gpu.empty("grad.qkv", bt * 3 * h)?;
         let dgates = gpu.empty("grad.gates", b * nl * nh)?;
+        let entropy_sum = gpu.empty("attention.entropy", b * nl * nh)?;
         let acc = MatmulOut {
             ldc: 0,
             accumulate: true,
@@ -214,7 +222,11 @@ impl Model {
                 lse: &s.lse,
                 dout: &dctx,
             };
-            kernels::attention_bwd(&mut rec, &args, &dqkv, st, &dgates);
+            let outs = GateOutputs {
+                dgates: &dgates,
+                entropy_sum: &entropy_sum,
+            };
+            kernels::attention_bwd(&mut rec, &args, &dqkv, st, &outs);
             if li > 0 {
                 copy(&mut rec, &da1, &dx);
                 input_grad(&mut rec, &dqkv, layer.qkv.wt(), bt32, &dx, acc);
@@ -224,6 +236,8 @@ impl Model {
         Ok(GateGrads {
             loss: gpu.read_f32(&loss),
             dgates: gpu.read_f32(&dgates),
+            entropy_sum: gpu.read_f32(&entropy_sum),
+            lengths: examples.iter().map(|e| e.ids.len()).collect(),
         })
     }
 }
