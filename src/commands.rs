@@ -199,3 +199,109 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
         predictions,
     })
 }
+
+pub struct ScoreArgs {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub granularity: String,
+    pub batch_size: usize,
+}
+
+pub struct ScoreSummary {
+    pub examples: usize,
+    pub seconds: f64,
+    pub files: Vec<PathBuf>,
+    /// (layer, head, score) of the five most important heads.
+    pub top: Vec<(usize, usize, f32)>,
+}
+
+/// `headroom score`: head importance from gate gradients, and attention entropy.
+pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
+    use crate::importance::{self, Granularity};
+    let gran = Granularity::parse(&args.granularity)?;
+    let model = Model::load_for_gradients(gpu, &args.model)?;
+    let c = &model.config;
+    let (texts, labels) = data::read_labelled(&args.data, &c.id2label, model.num_labels)?;
+    let (enc, truncated) = model.tokenizer.encode_all(&texts)?;
+    if truncated > 0 {
+        eprintln!(
+            "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
+            args.data.display(),
+            texts.len(),
+            c.max_position_embeddings
+        );
+    }
+    let start = std::time::Instant::now();
+    let s = importance::score(gpu, &model, &enc, &labels, args.batch_size, true)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (nl, nh) = (s.layers, s.heads);
+    let chosen = s.get(gran).to_vec();
+    let variant = |g: Granularity| {
+        let raw = s.get(g);
+        serde_json::json!({
+            "raw": raw,
+            "per_layer_l2": importance::normalize_per_layer(raw, nh),
+            "min_max": importance::normalize_min_max(raw),
+            "rank": importance::ranks(raw),
+        })
+    };
+    let report = serde_json::json!({
+        "granularity": gran.name(),
+        "shape": [nl, nh],
+        "importance": chosen,
+        "variants": {
+            "example": variant(Granularity::Example),
+            "batch": variant(Granularity::Batch),
+            "fisher": variant(Granularity::Fisher),
+        },
+        "attn_entropy": s.entropy,
+        "examples": s.examples,
+        "batches": s.batches,
+        "batch_size": args.batch_size,
+        "mean_loss": s.mean_loss,
+        "model": args.model.display().to_string(),
+        "data": args.data.display().to_string(),
+        "adapter": gpu.describe(),
+        "wall_seconds": seconds,
+        "headroom": env!("CARGO_PKG_VERSION"),
+        "not_yet": ["granularity token", "bootstrap intervals", "heatmap"],
+    });
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::output(&args.out, "exists and is not a directory"));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Error::output(&args.out, format!("cannot create: {e}")))?;
+    let files = [
+        (
+            "head_importance.npy",
+            crate::output::npy_f32(&[nl, nh], &chosen),
+        ),
+        (
+            "attn_entropy.npy",
+            crate::output::npy_f32(&[nl, nh], &s.entropy),
+        ),
+        (
+            "report.json",
+            serde_json::to_vec_pretty(&report).unwrap_or_default(),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (name, bytes) in files {
+        let p = args.out.join(name);
+        crate::output::write_atomic(&p, &bytes)?;
+        written.push(p);
+    }
+    let ranks = importance::ranks(&chosen);
+    let mut top: Vec<(usize, usize, f32)> = (0..nl * nh)
+        .filter(|&k| ranks[k] <= 5)
+        .map(|k| (k / nh, k % nh, chosen[k]))
+        .collect();
+    top.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(ScoreSummary {
+        examples: s.examples,
+        seconds,
+        files: written,
+        top,
+    })
+}

@@ -221,3 +221,59 @@ fn read_npy_2d(path: &Path) -> Result<([usize; 2], Vec<f32>)> {
         .collect();
     Ok(([dims[0], dims[1]], values))
 }
+
+/// Reads a labelled sentence TSV: the `sentence` (and optional `sentence2`) columns as in
+/// [`read_sentences`], and a `label` column holding a class index or an `id2label` name.
+pub fn read_labelled(
+    path: &Path,
+    id2label: &std::collections::BTreeMap<usize, String>,
+    classes: usize,
+) -> Result<(Texts, Vec<i32>)> {
+    let texts = read_sentences(path)?;
+    let text = read_text(path)?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_end_matches('\r').is_empty());
+    let header = lines
+        .next()
+        .map(|(_, h)| h.trim_end_matches('\r'))
+        .unwrap_or_default();
+    let cols: Vec<&str> = header.split('\t').map(|c| c.trim()).collect();
+    let li = cols.iter().position(|c| *c == "label").ok_or_else(|| {
+        Error::input(
+            path,
+            format!(
+                "no `label` column in the header (columns: {})",
+                cols.join(", ")
+            ),
+        )
+    })?;
+    let names: Vec<String> = (0..classes)
+        .map(|i| id2label.get(&i).cloned().unwrap_or_else(|| i.to_string()))
+        .collect();
+    let mut labels = Vec::with_capacity(texts.len());
+    for (i, line) in lines {
+        let field = line
+            .trim_end_matches('\r')
+            .split('\t')
+            .nth(li)
+            .unwrap_or("")
+            .trim();
+        let by_index = field.parse::<usize>().ok().filter(|&k| k < classes);
+        let by_name = id2label
+            .iter()
+            .find(|(_, n)| n.as_str() == field)
+            .map(|(k, _)| *k);
+        match by_index.or(by_name) {
+            Some(k) => labels.push(k as i32),
+            None => {
+                return Err(Error::input(
+                    path,
+                    format!("line {}: label {field:?} is not a class index below {classes} nor one of the model's labels ({})", i + 1, names.join(", ")),
+                ))
+            }
+        }
+    }
+    Ok((texts, labels))
+}

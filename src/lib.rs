@@ -8,5 +8,6 @@ pub mod kernels;
 pub use error::{Error, Result};
 pub mod commands;
 pub mod data;
+pub mod importance;
 pub mod model;
 pub mod output;

@@ -52,6 +52,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, and attention entropy.
+    Score {
+        /// HF model directory of a sequence classifier.
+        #[arg(long)]
+        model: PathBuf,
+        /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label name).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory: head_importance.npy, attn_entropy.npy, report.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// example (mean |g| over examples), batch (|Σ over a batch|, mean over batches) or
+        /// fisher (mean g²); report.json holds all three.
+        #[arg(long, default_value = "example")]
+        granularity: String,
+        /// Examples per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
 }
 
 fn open_gpu(cli: &Cli) -> headroom::Result<Gpu> {
@@ -126,6 +145,41 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                     .map(|(l, k)| format!("{l}: {k}"))
                     .collect();
                 println!("predicted labels: {}", p.join(", "));
+            }
+            finish_profile(cli, &gpu)?;
+        }
+        Command::Score {
+            model,
+            data,
+            out,
+            granularity,
+            batch_size,
+        } => {
+            if *batch_size == 0 {
+                return Err(headroom::Error::Usage(
+                    "--batch-size must be at least 1".into(),
+                ));
+            }
+            let gpu = open_gpu(cli)?;
+            let args = commands::ScoreArgs {
+                model: model.clone(),
+                data: data.clone(),
+                out: out.clone(),
+                granularity: granularity.clone(),
+                batch_size: *batch_size,
+            };
+            let s = commands::score(&gpu, &args)?;
+            println!(
+                "{} examples scored in {:.2} s ({:.1} examples/s)",
+                s.examples,
+                s.seconds,
+                s.examples as f64 / s.seconds.max(1e-9)
+            );
+            for (l, h, v) in &s.top {
+                println!("  layer {l} head {h}: {v:.6}");
+            }
+            for f in &s.files {
+                println!("  wrote {}", f.display());
             }
             finish_profile(cli, &gpu)?;
         }

@@ -76,3 +76,23 @@ pub fn write_safetensors(
         .map_err(|e| Error::output(path, format!("cannot serialise: {e}")))?;
     write_atomic(path, &bytes)
 }
+
+/// A little-endian float32 .npy array (version 1.0, C order).
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_s = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
+    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
+    let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(bytemuck::cast_slice(data));
+    out
+}

@@ -489,3 +489,98 @@ fn a_tensor_over_the_binding_limit_is_a_clean_error() {
         "{msg}"
     );
 }
+
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0, "npy header alignment");
+    b[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn score_writes_importance_matching_transformers() {
+    let tmp = Tmp::new("score");
+    let golden = Golden::open("tiny-bert-grad.safetensors");
+    let labels = golden.i64("labels").1;
+    let names = ["neg", "neu", "pos"];
+    let texts = golden_texts("sentences.tsv");
+    // labels as id2label names and as indices, mixed
+    let mut tsv = String::from("sentence\tlabel\n");
+    for (i, (s, _)) in texts.iter().enumerate() {
+        let l = labels[i] as usize;
+        let field = if i % 2 == 0 {
+            names[l].to_string()
+        } else {
+            l.to_string()
+        };
+        tsv.push_str(&format!("{s}\t{field}\n"));
+    }
+    let data = tmp.write("labelled.tsv", tsv.as_bytes());
+    let out = tmp.join("scores");
+    let m = fixture("tiny-bert");
+    let res = headroom(
+        &[
+            "score",
+            "--model",
+            p(&m),
+            "--data",
+            p(&data),
+            "--out",
+            p(&out),
+            "--batch-size",
+            "4",
+        ],
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let imp = read_npy_f32(&out.join("head_importance.npy"));
+    let want = golden.f32("importance").1;
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    assert!(
+        max_abs_diff(&imp, &want) / scale <= 1e-3,
+        "{imp:?} vs {want:?}"
+    );
+    let ent = read_npy_f32(&out.join("attn_entropy.npy"));
+    assert_close(
+        "attn_entropy.npy",
+        &ent,
+        &golden.f32("entropy").1,
+        1e-4,
+        1e-4,
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["examples"], 6);
+    assert_eq!(
+        report["variants"]["example"]["rank"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // a label the model does not know
+    let bad = tmp.write("bad.tsv", b"sentence\tlabel\nfine\tpos\nodd\tmaybe\n");
+    let res = headroom(
+        &[
+            "score",
+            "--model",
+            p(&m),
+            "--data",
+            p(&bad),
+            "--out",
+            p(&tmp.join("x")),
+        ],
+        &[],
+    );
+    assert_user_error(&res, "bad.tsv: line 3: label \"maybe\"", "unknown label");
+    assert!(!tmp.join("x").exists());
+}
