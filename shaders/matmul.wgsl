@@ -1,6 +1,8 @@
 // C[m, n] = act(sum_k A[m * lda + k] * W[n * K + k] + bias[n]), W in PyTorch Linear layout [N, K].
 // `lda` lets a matmul read a strided subset of rows (the pooler reads each example's [CLS] row).
 // The epilogue (bias, ACT) is in matmul_common.wgsl, prepended to this source.
+// TRANS_A / TRANS_B read A as [K, M] and W as [K, N] instead (row strides lda, ldb): with them
+// the same kernel computes weight gradients dW = dYᵀ·X and bias gradients db = 1ᵀ·dY.
 
 struct MmParams {
     m: u32,
@@ -10,8 +12,11 @@ struct MmParams {
     ldc: u32,
     tiles_n: u32,  // workgroups along N
     total: u32,    // workgroups in all
-    _pad: u32,
+    ldb: u32,      // row stride of W (K when W is [N, K])
 }
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
 
 @group(0) @binding(0) var<uniform> p: MmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -52,11 +57,11 @@ fn matmul_tiled(
             let gr = m0 + r;
             let gk = k0 + kk;
             var va = 0.0;
-            if (gr < p.m && gk < p.k) { va = a[gr * p.lda + gk]; }
+            if (gr < p.m && gk < p.k) { va = a[select(gr * p.lda + gk, gk * p.lda + gr, TRANS_A)]; }
             as_[kk * TM + r] = va;
             let gn = n0 + r;
             var vw = 0.0;
-            if (gn < p.n && gk < p.k) { vw = w[gn * p.k + gk]; }
+            if (gn < p.n && gk < p.k) { vw = w[select(gn * p.ldb + gk, gk * p.ldb + gn, TRANS_B)]; }
             ws_[kk * TN + r] = vw;
         }
         workgroupBarrier();

@@ -432,3 +432,90 @@ fn attention_backward_matches_finite_differences() {
     // d = 64
     check_attention_backward(&mut rng, &[5, 9], 9, 1, 64, &[0.7, 0.0], 0, 1);
 }
+
+#[test]
+fn weight_and_bias_gradients_match_the_reference_and_accumulate() {
+    let g = gpu();
+    let mut rng = Rng::new(16);
+    for &(m, n, k) in &[(1usize, 1usize, 1usize), (70, 33, 20), (130, 96, 65)] {
+        let x = rng.vec(m * k, 1.0);
+        let dy = rng.vec(m * n, 1.0);
+        let (tx, tdy) = (
+            g.upload_f32("x", &x).unwrap(),
+            g.upload_f32("dy", &dy).unwrap(),
+        );
+        let ones = g.upload_f32("ones", &vec![1.0; m]).unwrap();
+        // reference, checked against FD of L = Σ dY ⊙ (X Wᵀ + b) at a few weights
+        let mut want_dw = vec![0f32; n * k];
+        for j in 0..n {
+            for c in 0..k {
+                want_dw[j * k + c] = (0..m)
+                    .map(|i| dy[i * n + j] as f64 * x[i * k + c] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        let want_db: Vec<f32> = (0..n)
+            .map(|j| (0..m).map(|i| dy[i * n + j] as f64).sum::<f64>() as f32)
+            .collect();
+        let w0 = vec![0f64; k];
+        for c in 0..k.min(4) {
+            let loss = |w: &[f64]| {
+                (0..m)
+                    .map(|i| {
+                        dy[i * n] as f64
+                            * (0..k).map(|cc| x[i * k + cc] as f64 * w[cc]).sum::<f64>()
+                    })
+                    .sum::<f64>()
+            };
+            let f = fd(&loss, &w0, c, 1e-3);
+            assert!(
+                (f as f32 - want_dw[c]).abs() <= 1e-4 * (1.0 + f.abs() as f32),
+                "FD {f} vs {}",
+                want_dw[c]
+            );
+        }
+        let dw = poisoned(n * k);
+        let db = poisoned(n);
+        let mut rec = g.recorder();
+        weight_grad(
+            &mut rec, &tdy, &tx, m as u32, n as u32, k as u32, false, &dw,
+        );
+        bias_grad(&mut rec, &tdy, &ones, m as u32, n as u32, false, &db);
+        rec.finish();
+        let tol = 2e-5 * (m as f32).sqrt();
+        assert_close(
+            &format!("dW m={m} n={n} k={k}"),
+            &g.read_f32(&dw),
+            &want_dw,
+            tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("db m={m} n={n}"),
+            &g.read_f32(&db),
+            &want_db,
+            tol,
+            1e-4,
+        );
+        // accumulating a second batch doubles them
+        let mut rec = g.recorder();
+        weight_grad(&mut rec, &tdy, &tx, m as u32, n as u32, k as u32, true, &dw);
+        bias_grad(&mut rec, &tdy, &ones, m as u32, n as u32, true, &db);
+        rec.finish();
+        let twice = |v: &[f32]| v.iter().map(|a| 2.0 * a).collect::<Vec<f32>>();
+        assert_close(
+            &format!("dW accumulated m={m}"),
+            &g.read_f32(&dw),
+            &twice(&want_dw),
+            2.0 * tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("db accumulated m={m}"),
+            &g.read_f32(&db),
+            &twice(&want_db),
+            2.0 * tol,
+            1e-4,
+        );
+    }
+}

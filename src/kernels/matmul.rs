@@ -14,7 +14,7 @@ struct Params {
     ldc: u32,
     tiles_n: u32,
     total: u32,
-    _pad: u32,
+    ldb: u32,
 }
 
 #[repr(C)]
@@ -224,7 +224,12 @@ fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOu
     let (tm, tn) = (64u32, 64u32);
     let tiles_n = n.div_ceil(tn);
     let total = args.m.div_ceil(tm) * tiles_n;
-    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants(args, out));
+    let [act, bias, acc] = constants(args, out);
+    let pipe = gpu.pipeline(
+        Shader::Matmul,
+        "matmul_tiled",
+        &[act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 0.0)],
+    );
     let params = gpu.uniform(
         "matmul.params",
         &Params {
@@ -235,7 +240,7 @@ fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOu
             ldc: ldc(out, n),
             tiles_n,
             total,
-            _pad: 0,
+            ldb: k,
         },
     );
     // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
@@ -362,4 +367,122 @@ fn label(act: Act) -> &'static str {
         Act::Gelu => "matmul+gelu",
         Act::Tanh => "matmul+tanh",
     }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GradParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldc: u32,
+    tiles_n: u32,
+    total: u32,
+    ldb: u32,
+}
+
+/// C[M, N] (+)= Σ_k A(m, k) B(n, k) on the tiled kernel, with A stored as [K, M] (`trans_a`)
+/// and B as [K, N] (`trans_b`).
+#[allow(clippy::too_many_arguments)]
+fn tiled_general(
+    rec: &mut Recorder,
+    a: &Tensor,
+    lda: u32,
+    trans_a: bool,
+    b: &Tensor,
+    ldb: u32,
+    trans_b: bool,
+    (m, n, k): (u32, u32, u32),
+    accumulate: bool,
+    label: &'static str,
+    c: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let tiles_n = n.div_ceil(64);
+    let total = m.div_ceil(64) * tiles_n;
+    let constants = [
+        ("ACT", 0.0),
+        ("HAS_BIAS", 0.0),
+        ("ACCUMULATE", accumulate as u32 as f64),
+        ("TRANS_A", trans_a as u32 as f64),
+        ("TRANS_B", trans_b as u32 as f64),
+    ];
+    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants);
+    let params = gpu.uniform(
+        "matmul.grad.params",
+        &GradParams {
+            m,
+            n,
+            k,
+            lda,
+            ldc: n,
+            tiles_n,
+            total,
+            ldb,
+        },
+    );
+    // bias is never read (HAS_BIAS false): bind b in its place
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            a.binding(),
+            b.binding(),
+            b.binding(),
+            c.binding(),
+        ],
+    );
+    rec.dispatch(label, &pipe, &bg, total);
+}
+
+/// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K]).
+pub fn weight_grad(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    x: &Tensor,
+    m: u32,
+    n: u32,
+    k: u32,
+    accumulate: bool,
+    dw: &Tensor,
+) {
+    tiled_general(
+        rec,
+        dy,
+        n,
+        true,
+        x,
+        k,
+        true,
+        (n, k, m),
+        accumulate,
+        "matmul.dW",
+        dw,
+    );
+}
+
+/// Bias gradient: db[N] (+)= Σ_m dY[m, n], as 1ᵀ·dY on the same kernel (`ones` holds ≥ M ones).
+pub fn bias_grad(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    ones: &Tensor,
+    m: u32,
+    n: u32,
+    accumulate: bool,
+    db: &Tensor,
+) {
+    tiled_general(
+        rec,
+        ones,
+        m,
+        false,
+        dy,
+        n,
+        true,
+        (1, n, m),
+        accumulate,
+        "matmul.db",
+        db,
+    );
 }

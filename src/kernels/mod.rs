@@ -14,4 +14,7 @@ pub use attention_backward::{attention_bwd, AttnBackwardArgs, GateOutputs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward};
 pub use loss::cross_entropy;
-pub use matmul::{matmul, matmul_into, matmul_variant, Act, LinearWeight, MatmulArgs, MatmulOut};
+pub use matmul::{
+    bias_grad, matmul, matmul_into, matmul_variant, weight_grad, Act, LinearWeight, MatmulArgs,
+    MatmulOut,
+};
