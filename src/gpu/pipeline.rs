@@ -15,6 +15,7 @@ pub enum Shader {
     AttentionBackward,
     Activation,
     Loss,
+    Optimizer,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
@@ -25,7 +26,7 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
@@ -34,6 +35,7 @@ impl Shader {
         Shader::AttentionBackward,
         Shader::Activation,
         Shader::Loss,
+        Shader::Optimizer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Shader {
             Shader::AttentionBackward => "attention_backward.wgsl",
             Shader::Activation => "activation.wgsl",
             Shader::Loss => "loss.wgsl",
+            Shader::Optimizer => "optimizer.wgsl",
         }
     }
 
@@ -77,6 +80,7 @@ impl Shader {
                 format!("{ERF}\n{}", include_str!("../../shaders/activation.wgsl"))
             }
             Shader::Loss => include_str!("../../shaders/loss.wgsl").to_string(),
+            Shader::Optimizer => include_str!("../../shaders/optimizer.wgsl").to_string(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod embed;
 pub mod layernorm;
 pub mod loss;
 pub mod matmul;
+pub mod optimizer;
 
 pub use activation::{gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
@@ -18,3 +19,4 @@ pub use matmul::{
     bias_grad, matmul, matmul_into, matmul_variant, weight_grad, Act, LinearWeight, MatmulArgs,
     MatmulOut,
 };
+pub use optimizer::{adamw_step, sum_squares, AdamW};
