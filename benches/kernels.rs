@@ -7,8 +7,8 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use headroom::gpu::{AdapterChoice, Gpu, MatmulVariant};
 use headroom::kernels::{
-    attention::texture_possible, attention_fwd_variant, matmul_variant, Act, AttnArgs,
-    LinearWeight, MatmulArgs,
+    attention::texture_possible, attention_bwd, attention_fwd_variant, matmul_variant, Act,
+    AttnArgs, AttnBackwardArgs, GateOutputs, LinearWeight, MatmulArgs,
 };
 use std::time::Duration;
 
@@ -119,6 +119,73 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
+    let mut group = c.benchmark_group("attention_backward");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
+    let (b, t, heads, d) = (32usize, 128usize, 12usize, 64usize);
+    let hid = heads * d;
+    let qkv = gpu
+        .upload_f32("qkv", &rand_vec(b * t * 3 * hid, 4))
+        .unwrap();
+    let lens = gpu.upload_u32("lens", &vec![t as u32; b]).unwrap();
+    let gates = gpu.upload_f32("gates", &vec![1.0; b * heads]).unwrap();
+    let out = gpu.empty("out", b * t * hid).unwrap();
+    let lse = gpu.empty("lse", b * heads * t).unwrap();
+    let dout = gpu.upload_f32("dout", &rand_vec(b * t * hid, 5)).unwrap();
+    let dqkv = gpu.empty("dqkv", b * t * 3 * hid).unwrap();
+    let dgates = gpu.empty("dgates", b * heads).unwrap();
+    let ent = gpu.empty("entropy", b * heads).unwrap();
+    let args = || AttnArgs {
+        qkv: &qkv,
+        lens: &lens,
+        gates: &gates,
+        batch: b as u32,
+        seq: t as u32,
+        heads: heads as u32,
+        head_dim: d as u32,
+        layer: 0,
+        n_layers: 1,
+    };
+    let stats = gpu
+        .empty(
+            "stats",
+            headroom::kernels::attention_backward::stats_len(&args()),
+        )
+        .unwrap();
+    let mut rec = gpu.recorder();
+    attention_fwd_variant(&mut rec, &args(), &out, &lse, false);
+    rec.finish();
+    // QK^T twice (q and kv passes), dP = dO V^T twice, dQ, dK, dV: 7 matmul-shaped products
+    group.throughput(Throughput::Elements((7 * 2 * b * heads * t * t * d) as u64));
+    group.bench_function(format!("B{b}_T{t}_H{heads}_d{d}"), |bencher| {
+        bencher.iter(|| {
+            let mut rec = gpu.recorder();
+            let a = AttnBackwardArgs {
+                fwd: args(),
+                out: &out,
+                lse: &lse,
+                dout: &dout,
+            };
+            attention_bwd(
+                &mut rec,
+                &a,
+                &dqkv,
+                &stats,
+                &GateOutputs {
+                    dgates: &dgates,
+                    entropy_sum: &ent,
+                },
+            );
+            rec.finish();
+            gpu.wait();
+        })
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let gpu = Gpu::new(&AdapterChoice::from_flag(None)).expect("a GPU adapter (lavapipe will do)");
     eprintln!("adapter: {}", gpu.describe());
@@ -130,6 +197,7 @@ fn benches(c: &mut Criterion) {
     }
     bench_matmul(c, &gpu);
     bench_attention(c, &gpu);
+    bench_attention_backward(c, &gpu);
     if let Some(r) = gpu.profile_report() {
         eprintln!("{}", r.table());
     }
