@@ -225,3 +225,181 @@ fn attn_gate_grad(
     dgates[o] = s;
     entsum[o] = e;
 }
+
+// ---- Variants for CPU adapters (lavapipe): Q|K|V and dout are read as vec4 texels of
+// rgba32float textures (packed by matmul_texture.wgsl's pack_rows), as attention.wgsl's
+// attention_fwd_tex does; same math and outputs. Needs head_dim % 4 == 0.
+
+@group(0) @binding(1) var tqkv: texture_2d<f32>;
+@group(0) @binding(6) var tdout: texture_2d<f32>;
+
+const MAX_D4: u32 = 32u;
+
+fn qkv4(row: u32, x: u32) -> vec4<f32> {
+    return textureLoad(tqkv, vec2<i32>(i32(x), i32(row)), 0);
+}
+
+fn dout4(row: u32, x: u32) -> vec4<f32> {
+    return textureLoad(tdout, vec2<i32>(i32(x), i32(row)), 0);
+}
+
+@compute @workgroup_size(BQ)
+fn attn_bwd_q_tex(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let t = bl.blk * BQ + lid;
+    if (t >= p.seq) { return; }
+    let d4 = HEAD_DIM / 4u;
+    let len = lens[b];
+    let gate = gate_at(b, h);
+    let qx = h * d4;
+    let kx = p.hidden / 4u + h * d4;
+    let vx = 2u * p.hidden / 4u + h * d4;
+    let ox = h * d4;
+    let row = b * p.seq + t;
+    let srow = (b * p.heads + h) * p.seq + t;
+    let orow = row * p.hidden + h * HEAD_DIM;
+    var q: array<vec4<f32>, MAX_D4>;
+    var o: array<vec4<f32>, MAX_D4>;
+    var dov: array<vec4<f32>, MAX_D4>;
+    var dq: array<vec4<f32>, MAX_D4>;
+    for (var i = 0u; i < d4; i++) {
+        q[i] = qkv4(row, qx + i) * p.scale;
+        dq[i] = vec4<f32>(0.0);
+    }
+    var lse = 0.0;
+    if (gate != 0.0) {
+        lse = lse_saved[srow];
+        for (var i = 0u; i < d4; i++) {
+            o[i] = vec4<f32>(out_g[orow + 4u * i], out_g[orow + 4u * i + 1u], out_g[orow + 4u * i + 2u],
+                out_g[orow + 4u * i + 3u]) / gate;
+        }
+    } else {
+        var m = -3.0e38;
+        var l = 0.0;
+        for (var i = 0u; i < d4; i++) { o[i] = vec4<f32>(0.0); }
+        for (var j = 0u; j < len; j++) {
+            let kr = b * p.seq + j;
+            var s4 = vec4<f32>(0.0);
+            for (var i = 0u; i < d4; i++) { s4 = fma(q[i], qkv4(kr, kx + i), s4); }
+            let s = s4.x + s4.y + s4.z + s4.w;
+            let mn = max(m, s);
+            let corr = exp(m - mn);
+            let pj = exp(s - mn);
+            l = l * corr + pj;
+            for (var i = 0u; i < d4; i++) { o[i] = o[i] * corr + pj * qkv4(kr, vx + i); }
+            m = mn;
+        }
+        for (var i = 0u; i < d4; i++) { o[i] /= l; }
+        lse = m + log(l);
+    }
+    var gp4 = vec4<f32>(0.0);
+    for (var i = 0u; i < d4; i++) {
+        let dg = dout4(row, ox + i);
+        gp4 = fma(dg, o[i], gp4);
+        dov[i] = gate * dg;
+    }
+    let gp = gp4.x + gp4.y + gp4.z + gp4.w;
+    let dt = gate * gp;
+    var ent = 0.0;
+    for (var j = 0u; j < len; j++) {
+        let kr = b * p.seq + j;
+        var s4 = vec4<f32>(0.0);
+        var dp4 = vec4<f32>(0.0);
+        for (var i = 0u; i < d4; i++) {
+            s4 = fma(q[i], qkv4(kr, kx + i), s4);
+            dp4 = fma(dov[i], qkv4(kr, vx + i), dp4);
+        }
+        let s = s4.x + s4.y + s4.z + s4.w;
+        let pj = exp(s - lse);
+        ent += pj * (lse - s);
+        let ds = pj * (dp4.x + dp4.y + dp4.z + dp4.w - dt);
+        for (var i = 0u; i < d4; i++) { dq[i] = fma(vec4<f32>(ds), qkv4(kr, kx + i), dq[i]); }
+    }
+    let qrow = row * 3u * p.hidden + h * HEAD_DIM;
+    for (var i = 0u; i < d4; i++) {
+        let v = dq[i] * p.scale;
+        dqkv[qrow + 4u * i] = v.x;
+        dqkv[qrow + 4u * i + 1u] = v.y;
+        dqkv[qrow + 4u * i + 2u] = v.z;
+        dqkv[qrow + 4u * i + 3u] = v.w;
+    }
+    let n = plane();
+    stats[srow] = dt;
+    stats[n + srow] = lse;
+    stats[2u * n + srow] = gp;
+    stats[3u * n + srow] = ent;
+}
+
+@compute @workgroup_size(BQ)
+fn attn_bwd_kv_tex(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let j = bl.blk * BQ + lid;
+    if (j >= p.seq) { return; }
+    let d4 = HEAD_DIM / 4u;
+    let gate = gate_at(b, h);
+    let qx = h * d4;
+    let kx = p.hidden / 4u + h * d4;
+    let vx = 2u * p.hidden / 4u + h * d4;
+    let ox = h * d4;
+    let krow = b * p.seq + j;
+    var k: array<vec4<f32>, MAX_D4>;
+    var v: array<vec4<f32>, MAX_D4>;
+    var dk: array<vec4<f32>, MAX_D4>;
+    var dv: array<vec4<f32>, MAX_D4>;
+    for (var i = 0u; i < d4; i++) {
+        k[i] = qkv4(krow, kx + i);
+        v[i] = qkv4(krow, vx + i);
+        dk[i] = vec4<f32>(0.0);
+        dv[i] = vec4<f32>(0.0);
+    }
+    let n = plane();
+    if (j < lens[b]) {
+        for (var t = 0u; t < p.seq; t++) {
+            let row = b * p.seq + t;
+            let srow = (b * p.heads + h) * p.seq + t;
+            var s4 = vec4<f32>(0.0);
+            var dp4 = vec4<f32>(0.0);
+            for (var i = 0u; i < d4; i++) {
+                s4 = fma(qkv4(row, qx + i), k[i], s4);
+                dp4 = fma(dout4(row, ox + i), v[i], dp4);
+            }
+            let s = s4.x + s4.y + s4.z + s4.w;
+            let pj = exp(s * p.scale - stats[n + srow]);
+            let ds = pj * (gate * (dp4.x + dp4.y + dp4.z + dp4.w) - stats[srow]);
+            for (var i = 0u; i < d4; i++) {
+                dv[i] = fma(vec4<f32>(pj * gate), dout4(row, ox + i), dv[i]);
+                dk[i] = fma(vec4<f32>(ds), qkv4(row, qx + i), dk[i]);
+            }
+        }
+    }
+    let kbase = krow * 3u * p.hidden + p.hidden + h * HEAD_DIM;
+    let vbase = kbase + p.hidden;
+    for (var i = 0u; i < d4; i++) {
+        let a = dk[i] * p.scale;
+        let c = dv[i];
+        dqkv[kbase + 4u * i] = a.x;
+        dqkv[kbase + 4u * i + 1u] = a.y;
+        dqkv[kbase + 4u * i + 2u] = a.z;
+        dqkv[kbase + 4u * i + 3u] = a.w;
+        dqkv[vbase + 4u * i] = c.x;
+        dqkv[vbase + 4u * i + 1u] = c.y;
+        dqkv[vbase + 4u * i + 2u] = c.z;
+        dqkv[vbase + 4u * i + 3u] = c.w;
+    }
+}

@@ -348,46 +348,76 @@ fn check_attention_backward(
     };
     let out = poisoned(b * t * hid);
     let lse = poisoned(b * heads * t);
-    let dqkv = poisoned(b * t * 3 * hid);
-    let stats = poisoned(attention_backward::stats_len(&fwd()));
-    let dgates = g
-        .upload_f32("dgates", &vec![f32::NAN; b * nl * heads])
-        .unwrap();
-    let ent = g
-        .upload_f32("entropy", &vec![f32::NAN; b * nl * heads])
-        .unwrap();
     let mut rec = g.recorder();
     attention_fwd(&mut rec, &fwd(), &out, &lse);
-    attention_bwd(
-        &mut rec,
-        &AttnBackwardArgs {
+    rec.finish();
+    for texture in [false, true] {
+        let dqkv = poisoned(b * t * 3 * hid);
+        let stats = poisoned(attention_backward::stats_len(&fwd()));
+        let dgates = g
+            .upload_f32("dgates", &vec![f32::NAN; b * nl * heads])
+            .unwrap();
+        let ent = g
+            .upload_f32("entropy", &vec![f32::NAN; b * nl * heads])
+            .unwrap();
+        let mut rec = g.recorder();
+        let args = AttnBackwardArgs {
             fwd: fwd(),
             out: &out,
             lse: &lse,
             dout: &td,
-        },
-        &dqkv,
-        &stats,
-        &GateOutputs {
+        };
+        let outs = GateOutputs {
             dgates: &dgates,
             entropy_sum: &ent,
-        },
-    );
-    rec.finish();
-    let got_dqkv = g.read_f32(&dqkv);
-    let got_dg = g.read_f32(&dgates);
+        };
+        attention_bwd_variant(&mut rec, &args, &dqkv, &stats, &outs, texture);
+        rec.finish();
+        let got_dqkv = g.read_f32(&dqkv);
+        let got_dg = g.read_f32(&dgates);
+        check_attention_grads(
+            &qkv,
+            &dout,
+            gates,
+            lens,
+            (b, t, heads, d, layer, nl),
+            texture,
+            &got_dqkv,
+            &got_dg,
+        );
+        let e = g.read_f32(&ent);
+        for bi in 0..b {
+            for h in 0..heads {
+                let v = e[(bi * nl + layer) * heads + h];
+                assert!(v.is_finite() && v >= -1e-5, "entropy of ({bi}, {h}): {v}");
+            }
+        }
+    }
+}
 
+#[allow(clippy::too_many_arguments)]
+fn check_attention_grads(
+    qkv: &[f32],
+    dout: &[f32],
+    gates: &[f32],
+    lens: &[u32],
+    (b, t, heads, d, layer, nl): (usize, usize, usize, usize, usize, usize),
+    texture: bool,
+    got_dqkv: &[f32],
+    got_dg: &[f32],
+) {
     // Finite differences of L = sum dout * out(qkv, gates), in f64.
     let q64: Vec<f64> = qkv.iter().map(|&v| v as f64).collect();
     let g64: Vec<f64> = gates.iter().map(|&v| v as f64).collect();
     let loss = |q: &[f64], gs: &[f64]| {
         attn_f64(q, gs, lens, b, t, heads, d, layer, nl)
             .iter()
-            .zip(&dout)
+            .zip(dout)
             .map(|(o, w)| o * *w as f64)
             .sum::<f64>()
     };
-    let what = format!("attention backward lens={lens:?} t={t} heads={heads} d={d}");
+    let what =
+        format!("attention backward texture={texture} lens={lens:?} t={t} heads={heads} d={d}");
     // every gate of this layer
     for bi in 0..b {
         for h in 0..heads {

@@ -1,6 +1,7 @@
 //! `shaders/attention_backward.wgsl`: backward of the fused head-gated attention.
 
-use super::attention::{AttnArgs, MAX_HEAD_DIM};
+use super::attention::{texture_possible, AttnArgs, MAX_HEAD_DIM};
+use super::matmul::pack_rows;
 use crate::gpu::{Recorder, Shader, Tensor};
 
 #[repr(C)]
@@ -49,7 +50,23 @@ pub fn attention_bwd(
     stats: &Tensor,
     outs: &GateOutputs,
 ) {
+    let texture = rec.gpu().tuning.cpu && texture_possible(rec.gpu(), &a.fwd);
+    attention_bwd_variant(rec, a, dqkv, stats, outs, texture);
+}
+
+/// As [`attention_bwd`] with the variant chosen by the caller (tests and benches compare
+/// them); `texture` reads Q|K|V and dout as vec4 texels (CPU adapters) and is ignored where
+/// `texture_possible` is false.
+pub fn attention_bwd_variant(
+    rec: &mut Recorder,
+    a: &AttnBackwardArgs,
+    dqkv: &Tensor,
+    stats: &Tensor,
+    outs: &GateOutputs,
+    texture: bool,
+) {
     let f = &a.fwd;
+    let texture = texture && texture_possible(rec.gpu(), f);
     assert!(
         f.head_dim <= MAX_HEAD_DIM,
         "head_dim {} over {MAX_HEAD_DIM}",
@@ -76,32 +93,49 @@ pub fn attention_bwd(
     };
     let total = f.batch * f.heads * blocks;
     let pq = params(blocks, total);
-    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_bwd_q", &constants);
+    let hidden = f.heads * f.head_dim;
+    let (tq, td);
+    let (qkv_res, dout_res) = if texture {
+        tq = pack_rows(rec, f.qkv, f.batch * f.seq, 3 * hidden, 3 * hidden);
+        td = pack_rows(rec, a.dout, f.batch * f.seq, hidden, hidden);
+        (
+            wgpu::BindingResource::TextureView(&tq),
+            wgpu::BindingResource::TextureView(&td),
+        )
+    } else {
+        (f.qkv.binding(), a.dout.binding())
+    };
+    let (q_entry, kv_entry) = if texture {
+        ("attn_bwd_q_tex", "attn_bwd_kv_tex")
+    } else {
+        ("attn_bwd_q", "attn_bwd_kv")
+    };
+    let pipe = gpu.pipeline(Shader::AttentionBackward, q_entry, &constants);
     let bg = gpu.bind(
         &pipe,
         &[
             pq.as_entire_binding(),
-            f.qkv.binding(),
+            qkv_res.clone(),
             f.lens.binding(),
             f.gates.binding(),
             a.out.binding(),
             a.lse.binding(),
-            a.dout.binding(),
+            dout_res.clone(),
             dqkv.binding(),
             stats.binding(),
         ],
     );
     rec.dispatch("attn_bwd_q", &pipe, &bg, total);
 
-    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_bwd_kv", &constants);
+    let pipe = gpu.pipeline(Shader::AttentionBackward, kv_entry, &constants);
     let bg = gpu.bind_at(
         &pipe,
         &[
             (0, pq.as_entire_binding()),
-            (1, f.qkv.binding()),
+            (1, qkv_res),
             (2, f.lens.binding()),
             (3, f.gates.binding()),
-            (6, a.dout.binding()),
+            (6, dout_res),
             (7, dqkv.binding()),
             (8, stats.binding()),
         ],

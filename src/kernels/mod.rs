@@ -11,7 +11,7 @@ pub mod optimizer;
 
 pub use activation::{gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
-pub use attention_backward::{attention_bwd, AttnBackwardArgs, GateOutputs};
+pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
 pub use embed::{embed_ln, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward};
 pub use loss::cross_entropy;
