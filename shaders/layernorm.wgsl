@@ -86,3 +86,58 @@ fn ln_backward(
         bdx[b + i] = rstd * (bdy[b + i] * bgamma[i] - mg - xh * mgx);
     }
 }
+
+// LayerNorm parameter gradients, in two passes over u = x + res:
+//   ln_row_stats (one workgroup per row): stats[2r] = mean_r, stats[2r+1] = rstd_r
+//   ln_param_grad (one thread per column i): dgamma[i] = sum_r dy[r,i] * u^[r,i],
+//                                           dbeta[i]  = sum_r dy[r,i]
+// Bindings: 1 x, 2 res, 3 dy, 6 stats, 7 dgamma, 8 dbeta.
+
+@group(0) @binding(6) var<storage, read_write> row_stats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
+
+@compute @workgroup_size(ROW_WG)
+fn ln_row_stats(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_group(wid, nwg);
+    if (row >= p.n_rows) { return; }
+    let h = p.hidden;
+    let b = row * h;
+    var s = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) { s += ln_in(b + i); }
+    let mean = row_sum(s, lid) / f32(h);
+    var v = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) {
+        let d = ln_in(b + i) - mean;
+        v += d * d;
+    }
+    let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
+    if (lid == 0u) {
+        row_stats[2u * row] = mean;
+        row_stats[2u * row + 1u] = rstd;
+    }
+}
+
+@compute @workgroup_size(64)
+fn ln_param_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = flat_group(wid, nwg) * 64u + lid;
+    if (i >= p.hidden) { return; }
+    var dg = 0.0;
+    var db = 0.0;
+    for (var r = 0u; r < p.n_rows; r++) {
+        let k = r * p.hidden + i;
+        let d = bdy[k];
+        dg += d * (ln_in(k) - row_stats[2u * r]) * row_stats[2u * r + 1u];
+        db += d;
+    }
+    dgamma[i] = dg;
+    dbeta[i] = db;
+}

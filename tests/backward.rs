@@ -549,3 +549,69 @@ fn weight_and_bias_gradients_match_the_reference_and_accumulate() {
         );
     }
 }
+
+#[test]
+fn layernorm_parameter_gradients_match_finite_differences() {
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    for &(rows, h) in &[(1usize, 3usize), (70, 37), (5, 384)] {
+        let xa = rng.vec(rows * h, 1.0);
+        let xb = rng.vec(rows * h, 1.0);
+        let dy = rng.vec(rows * h, 1.0);
+        let gm: Vec<f64> = rng.vec(h, 0.5).iter().map(|v| 1.0 + *v as f64).collect();
+        let bt: Vec<f64> = rng.vec(h, 0.5).iter().map(|&v| v as f64).collect();
+        let eps = 1e-12;
+        let u: Vec<f64> = xa
+            .iter()
+            .zip(&xb)
+            .map(|(a, b)| *a as f64 + *b as f64)
+            .collect();
+        // L(γ, β) = Σ dy ⊙ LN(u; γ, β): FD over γ and β
+        let loss = |gb: &[f64]| {
+            (0..rows)
+                .map(|r| {
+                    let y = ln_f64(&u[r * h..(r + 1) * h], &gb[..h], &gb[h..], eps);
+                    y.iter()
+                        .zip(&dy[r * h..(r + 1) * h])
+                        .map(|(a, b)| a * *b as f64)
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+        };
+        let gb: Vec<f64> = gm.iter().chain(&bt).copied().collect();
+        let want: Vec<f32> = (0..2 * h).map(|i| fd(&loss, &gb, i, 1e-4) as f32).collect();
+        let (ta, tb, td) = (
+            g.upload_f32("x", &xa).unwrap(),
+            g.upload_f32("res", &xb).unwrap(),
+            g.upload_f32("dy", &dy).unwrap(),
+        );
+        let stats = poisoned(2 * rows);
+        let (dgm, dbt) = (poisoned(h), poisoned(h));
+        let mut rec = g.recorder();
+        ln_param_grad(
+            &mut rec,
+            &ta,
+            &tb,
+            &td,
+            eps as f32,
+            rows as u32,
+            h as u32,
+            &stats,
+            &dgm,
+            &dbt,
+        );
+        rec.finish();
+        let got: Vec<f32> = g
+            .read_f32(&dgm)
+            .into_iter()
+            .chain(g.read_f32(&dbt))
+            .collect();
+        assert_close(
+            &format!("ln dgamma|dbeta rows={rows} h={h}"),
+            &got,
+            &want,
+            1e-4 * (rows as f32).sqrt(),
+            1e-3,
+        );
+    }
+}

@@ -95,3 +95,56 @@ pub fn ln_backward(
     );
     rec.dispatch("ln_backward", &pipe, &bg, n_rows);
 }
+
+/// LayerNorm parameter gradients over u = x + res: dγ = Σ_rows dy ⊙ û, dβ = Σ_rows dy.
+/// `row_stats` is scratch of 2 × n_rows elements.
+#[allow(clippy::too_many_arguments)]
+pub fn ln_param_grad(
+    rec: &mut Recorder,
+    x: &Tensor,
+    res: &Tensor,
+    dy: &Tensor,
+    eps: f32,
+    n_rows: u32,
+    hidden: u32,
+    row_stats: &Tensor,
+    dgamma: &Tensor,
+    dbeta: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let wg = [("ROW_WG", gpu.tuning.row_wg as f64)];
+    let params = gpu.uniform(
+        "ln_param_grad.params",
+        &Params {
+            n_rows,
+            hidden,
+            eps,
+            _pad: 0,
+        },
+    );
+    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_row_stats", &wg);
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, x.binding()),
+            (2, res.binding()),
+            (6, row_stats.binding()),
+        ],
+    );
+    rec.dispatch("ln_row_stats", &pipe, &bg, n_rows);
+    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_param_grad", &wg);
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, x.binding()),
+            (2, res.binding()),
+            (3, dy.binding()),
+            (6, row_stats.binding()),
+            (7, dgamma.binding()),
+            (8, dbeta.binding()),
+        ],
+    );
+    rec.dispatch("ln_param_grad", &pipe, &bg, hidden.div_ceil(64));
+}
