@@ -305,3 +305,74 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         top,
     })
 }
+
+pub struct EvalArgs {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub head_mask: Option<PathBuf>,
+    pub batch_size: usize,
+}
+
+/// `headroom eval`: accuracy of a sequence classifier on a labelled TSV, optionally with a head
+/// mask. Returns the JSON report.
+pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
+    let model = Model::load(gpu, &args.model)?;
+    if model.task != TaskHead::SequenceClassification {
+        return Err(Error::Usage(format!(
+            "{}: eval supports sequence classifiers for now (this checkpoint is {:?})",
+            args.model.display(),
+            model.task
+        )));
+    }
+    let c = &model.config;
+    let (texts, labels) = data::read_labelled(&args.data, &c.id2label, model.num_labels)?;
+    let gates = match &args.head_mask {
+        Some(p) => Gates::Broadcast(data::read_head_mask(
+            p,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+        )?),
+        None => Gates::Ones,
+    };
+    let (enc, truncated) = model.tokenizer.encode_all(&texts)?;
+    let start = std::time::Instant::now();
+    let opts = ForwardOptions {
+        batch_size: args.batch_size,
+        hidden: false,
+        progress: true,
+    };
+    let res = run_forward(gpu, &model, &enc, &gates, &opts)?;
+    let logits = res
+        .logits
+        .as_ref()
+        .expect("a sequence classifier has logits");
+    let k = res.num_labels;
+    let correct = logits
+        .chunks(k)
+        .zip(&labels)
+        .filter(|(row, &y)| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|x| x.0 as i32)
+                == Some(y)
+        })
+        .count();
+    let heads_kept = match &gates {
+        Gates::Broadcast(m) => m.iter().filter(|&&v| v != 0.0).count(),
+        _ => c.total_heads(),
+    };
+    Ok(serde_json::json!({
+        "accuracy": correct as f64 / labels.len() as f64,
+        "correct": correct,
+        "examples": labels.len(),
+        "truncated": truncated,
+        "heads_kept": heads_kept,
+        "heads_total": c.total_heads(),
+        "model": args.model.display().to_string(),
+        "data": args.data.display().to_string(),
+        "head_mask": args.head_mask.as_ref().map(|p| p.display().to_string()),
+        "adapter": gpu.describe(),
+        "wall_seconds": start.elapsed().as_secs_f64(),
+    }))
+}

@@ -52,6 +52,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Accuracy of a sequence classifier on a labelled TSV, as JSON (optionally with a head mask).
+    Eval {
+        /// HF model directory of a sequence classifier.
+        #[arg(long)]
+        model: PathBuf,
+        /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label name).
+        #[arg(long)]
+        data: PathBuf,
+        /// Head mask: JSON array of L arrays of H numbers in [0,1], or a .npy [L,H] array.
+        #[arg(long, value_name = "FILE")]
+        head_mask: Option<PathBuf>,
+        /// Examples per batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
     /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, and attention entropy.
     Score {
         /// HF model directory of a sequence classifier.
@@ -146,6 +161,31 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                     .collect();
                 println!("predicted labels: {}", p.join(", "));
             }
+            finish_profile(cli, &gpu)?;
+        }
+        Command::Eval {
+            model,
+            data,
+            head_mask,
+            batch_size,
+        } => {
+            if *batch_size == 0 {
+                return Err(headroom::Error::Usage(
+                    "--batch-size must be at least 1".into(),
+                ));
+            }
+            let gpu = open_gpu(cli)?;
+            let args = commands::EvalArgs {
+                model: model.clone(),
+                data: data.clone(),
+                head_mask: head_mask.clone(),
+                batch_size: *batch_size,
+            };
+            let report = commands::eval(&gpu, &args)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
             finish_profile(cli, &gpu)?;
         }
         Command::Score {

@@ -584,3 +584,51 @@ fn score_writes_importance_matching_transformers() {
     assert_user_error(&res, "bad.tsv: line 3: label \"maybe\"", "unknown label");
     assert!(!tmp.join("x").exists());
 }
+
+#[test]
+fn eval_reports_accuracy_with_and_without_a_head_mask() {
+    let tmp = Tmp::new("eval");
+    let golden = Golden::open("tiny-bert.safetensors");
+    let texts = golden_texts("sentences.tsv");
+    let labels = [0usize, 1, 2, 2, 1, 0];
+    let mut tsv = String::from("sentence\tlabel\n");
+    for (i, (s, _)) in texts.iter().enumerate() {
+        tsv.push_str(&format!("{s}\t{}\n", labels[i]));
+    }
+    let data = tmp.write("labelled.tsv", tsv.as_bytes());
+    let (_, hm) = golden.f32("head_mask");
+    let mask = tmp.write(
+        "mask.json",
+        format!("[[{},{}],[{},{}]]", hm[0], hm[1], hm[2], hm[3]).as_bytes(),
+    );
+    let m = fixture("tiny-bert");
+    for (extra, logits_name) in [
+        (vec![], "logits"),
+        (vec!["--head-mask", p(&mask)], "logits_hm"),
+    ] {
+        let want_logits = golden.f32(logits_name).1;
+        let correct = want_logits
+            .chunks(3)
+            .zip(labels)
+            .filter(|(row, y)| {
+                row.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0
+                    == *y
+            })
+            .count();
+        let mut args = vec!["eval", "--model", p(&m), "--data", p(&data)];
+        args.extend(extra);
+        let res = headroom(&args, &[]);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        assert_eq!(report["correct"], correct, "{logits_name}: {report}");
+        assert_eq!(report["examples"], 6);
+    }
+}
