@@ -186,6 +186,51 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// Forward, and forward + gate backward, of the default model with a classification head
+/// (weights/minilm-cls from benches/make_minilm_classifier.py) on 32 examples of exactly 128
+/// random tokens. Throughput in examples/s. Skipped when the directory is missing.
+fn bench_model(c: &mut Criterion, gpu: &Gpu) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/minilm-cls");
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!("skipping model benches: run `python3 benches/make_minilm_classifier.py` first");
+        return;
+    }
+    let model = headroom::model::Model::load_for_gradients(gpu, &dir).expect("weights/minilm-cls");
+    let (b, t) = (32usize, 128usize);
+    let ids = rand_vec(b * t, 7);
+    let examples: Vec<headroom::model::Encoded> = (0..b)
+        .map(|e| {
+            let mut v: Vec<u32> = (0..t)
+                .map(|j| 1000 + ((ids[e * t + j] + 0.5) * 20000.0) as u32)
+                .collect();
+            v[0] = 101;
+            v[t - 1] = 102;
+            headroom::model::Encoded {
+                ids: v,
+                type_ids: vec![0; t],
+            }
+        })
+        .collect();
+    let refs: Vec<&headroom::model::Encoded> = examples.iter().collect();
+    let lh = model.config.total_heads();
+    let gates = vec![1.0f32; b * lh];
+    let labels: Vec<i32> = (0..b as i32).map(|i| i % 2).collect();
+    let mut group = c.benchmark_group("model");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(b as u64));
+    group.bench_function(format!("minilm_forward_B{b}_T{t}"), |bencher| {
+        bencher.iter(|| model.forward_batch(gpu, &refs, &gates, false).unwrap())
+    });
+    group.bench_function(
+        format!("minilm_forward_gate_backward_B{b}_T{t}"),
+        |bencher| bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap()),
+    );
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let gpu = Gpu::new(&AdapterChoice::from_flag(None)).expect("a GPU adapter (lavapipe will do)");
     eprintln!("adapter: {}", gpu.describe());
@@ -198,6 +243,7 @@ fn benches(c: &mut Criterion) {
     bench_matmul(c, &gpu);
     bench_attention(c, &gpu);
     bench_attention_backward(c, &gpu);
+    bench_model(c, &gpu);
     if let Some(r) = gpu.profile_report() {
         eprintln!("{}", r.table());
     }
