@@ -14,6 +14,24 @@ struct LnParams {
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
+// The LayerNorm's input u = x + res.
+fn ln_in(i: u32) -> f32 {
+    return x[i] + res[i];
+}
+
+// (mean, 1/sqrt(var + eps)) of the row of u starting at b, two-pass, over the workgroup.
+fn ln_stats(b: u32, h: u32, lid: u32) -> vec2<f32> {
+    var s = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) { s += ln_in(b + i); }
+    let mean = row_sum(s, lid) / f32(h);
+    var v = 0.0;
+    for (var i = lid; i < h; i += ROW_WG) {
+        let d = ln_in(b + i) - mean;
+        v += d * d;
+    }
+    return vec2<f32>(mean, inverseSqrt(row_sum(v, lid) / f32(h) + p.eps));
+}
+
 @compute @workgroup_size(ROW_WG)
 fn add_ln(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -24,19 +42,11 @@ fn add_ln(
     if (row >= p.n_rows) { return; }
     let h = p.hidden;
     let b = row * h;
-    var s = 0.0;
+    let st = ln_stats(b, h, lid);
+    let mean = st.x;
+    let rstd = st.y;
     for (var i = lid; i < h; i += ROW_WG) {
-        s += x[b + i] + res[b + i];
-    }
-    let mean = row_sum(s, lid) / f32(h);
-    var v = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) {
-        let d = x[b + i] + res[b + i] - mean;
-        v += d * d;
-    }
-    let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
-    for (var i = lid; i < h; i += ROW_WG) {
-        out[b + i] = (x[b + i] + res[b + i] - mean) * rstd * gamma[i] + beta[i];
+        out[b + i] = (ln_in(b + i) - mean) * rstd * gamma[i] + beta[i];
     }
 }
 
@@ -49,9 +59,6 @@ fn add_ln(
 @group(0) @binding(4) var<storage, read> bgamma: array<f32>;
 @group(0) @binding(5) var<storage, read_write> bdx: array<f32>;
 
-fn ln_in(i: u32) -> f32 {
-    return x[i] + res[i];
-}
 
 @compute @workgroup_size(ROW_WG)
 fn ln_backward(
@@ -63,15 +70,9 @@ fn ln_backward(
     if (row >= p.n_rows) { return; }
     let h = p.hidden;
     let b = row * h;
-    var s = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) { s += ln_in(b + i); }
-    let mean = row_sum(s, lid) / f32(h);
-    var v = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) {
-        let d = ln_in(b + i) - mean;
-        v += d * d;
-    }
-    let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
+    let st = ln_stats(b, h, lid);
+    let mean = st.x;
+    let rstd = st.y;
     var sg = 0.0;
     var sgx = 0.0;
     for (var i = lid; i < h; i += ROW_WG) {
@@ -107,15 +108,9 @@ fn ln_row_stats(
     if (row >= p.n_rows) { return; }
     let h = p.hidden;
     let b = row * h;
-    var s = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) { s += ln_in(b + i); }
-    let mean = row_sum(s, lid) / f32(h);
-    var v = 0.0;
-    for (var i = lid; i < h; i += ROW_WG) {
-        let d = ln_in(b + i) - mean;
-        v += d * d;
-    }
-    let rstd = inverseSqrt(row_sum(v, lid) / f32(h) + p.eps);
+    let st = ln_stats(b, h, lid);
+    let mean = st.x;
+    let rstd = st.y;
     if (lid == 0u) {
         row_stats[2u * row] = mean;
         row_stats[2u * row + 1u] = rstd;

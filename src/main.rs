@@ -88,6 +88,15 @@ enum Command {
     },
 }
 
+fn check_batch_size(n: usize) -> headroom::Result<()> {
+    if n == 0 {
+        return Err(headroom::Error::Usage(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn open_gpu(cli: &Cli) -> headroom::Result<Gpu> {
     let gpu = Gpu::new(&AdapterChoice::from_flag(cli.adapter.clone()))?;
     eprintln!("adapter: {}", gpu.describe());
@@ -127,11 +136,7 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             batch_size,
             out,
         } => {
-            if *batch_size == 0 {
-                return Err(headroom::Error::Usage(
-                    "--batch-size must be at least 1".into(),
-                ));
-            }
+            check_batch_size(*batch_size)?;
             let gpu = open_gpu(cli)?;
             let args = commands::ForwardArgs {
                 model: model.clone(),
@@ -169,11 +174,7 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             head_mask,
             batch_size,
         } => {
-            if *batch_size == 0 {
-                return Err(headroom::Error::Usage(
-                    "--batch-size must be at least 1".into(),
-                ));
-            }
+            check_batch_size(*batch_size)?;
             let gpu = open_gpu(cli)?;
             let args = commands::EvalArgs {
                 model: model.clone(),
@@ -195,11 +196,7 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             granularity,
             batch_size,
         } => {
-            if *batch_size == 0 {
-                return Err(headroom::Error::Usage(
-                    "--batch-size must be at least 1".into(),
-                ));
-            }
+            check_batch_size(*batch_size)?;
             let gpu = open_gpu(cli)?;
             let args = commands::ScoreArgs {
                 model: model.clone(),
