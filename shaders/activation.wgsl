@@ -57,3 +57,36 @@ fn gelu_forward(
     let x = saved[i];
     dx[i] = 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
 }
+
+// Inverted dropout with a counter-based hash, deterministic for a seed: element i is kept when
+// hash(seed, i) / 2^32 >= p, and then scaled by 1 / (1 - p). The op is linear for a fixed
+// mask, so the backward pass is the same call on dy with the same seed.
+struct DropParams {
+    n: u32,
+    seed: u32,
+    prob: f32,
+    _q: u32,
+}
+
+@group(0) @binding(0) var<uniform> dp: DropParams;
+@group(0) @binding(1) var<storage, read> dsrc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ddst: array<f32>;
+
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(64)
+fn dropout(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= dp.n) { return; }
+    let r = pcg_hash(i ^ pcg_hash(dp.seed));
+    let u = f32(r >> 8u) * (1.0 / 16777216.0);
+    ddst[i] = select(0.0, dsrc[i] / (1.0 - dp.prob), u >= dp.prob);
+}

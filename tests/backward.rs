@@ -615,3 +615,53 @@ fn layernorm_parameter_gradients_match_finite_differences() {
         );
     }
 }
+
+#[test]
+fn dropout_is_deterministic_unbiased_and_its_own_adjoint() {
+    let g = gpu();
+    let mut rng = Rng::new(18);
+    let n = 20_000;
+    let p = 0.1f32;
+    let x = rng.vec(n, 1.0);
+    let dy = rng.vec(n, 1.0);
+    let (tx, tdy) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_f32("dy", &dy).unwrap(),
+    );
+    let run = |t: &Tensor, seed: u32| {
+        let y = poisoned(n);
+        let mut rec = g.recorder();
+        dropout(&mut rec, t, n as u32, seed, p, &y);
+        rec.finish();
+        g.read_f32(&y)
+    };
+    let (a, b, c) = (run(&tx, 7), run(&tx, 7), run(&tx, 8));
+    assert_eq!(a, b, "same seed, same mask");
+    assert_ne!(a, c, "another seed, another mask");
+    let dropped = a.iter().filter(|v| **v == 0.0).count() as f64;
+    let sd = (n as f64 * 0.1 * 0.9).sqrt();
+    assert!(
+        (dropped - n as f64 * 0.1).abs() < 5.0 * sd,
+        "{dropped} of {n} dropped"
+    );
+    for (yi, xi) in a.iter().zip(&x) {
+        assert!(
+            *yi == 0.0 || (yi - xi / (1.0 - p)).abs() <= 1e-6,
+            "{yi} vs {xi}"
+        );
+    }
+    // backward = the same call on dy: <dy, D(x)> == <D(dy), x>
+    let ddy = run(&tdy, 7);
+    let lhs: f64 = dy.iter().zip(&a).map(|(u, v)| *u as f64 * *v as f64).sum();
+    let rhs: f64 = ddy.iter().zip(&x).map(|(u, v)| *u as f64 * *v as f64).sum();
+    assert!(
+        (lhs - rhs).abs() < 1e-6 * (1.0 + lhs.abs()),
+        "{lhs} vs {rhs}"
+    );
+    // p = 0 is the identity
+    let y = poisoned(n);
+    let mut rec = g.recorder();
+    dropout(&mut rec, &tx, n as u32, 3, 0.0, &y);
+    rec.finish();
+    assert_eq!(g.read_f32(&y), x);
+}

@@ -50,3 +50,42 @@ pub fn gelu_forward(rec: &mut Recorder, x: &Tensor, n: u32, y: &Tensor) {
     );
     rec.dispatch("gelu_forward", &pipe, &bg, n.div_ceil(64));
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DropParams {
+    n: u32,
+    seed: u32,
+    prob: f32,
+    _q: u32,
+}
+
+/// Inverted dropout of `n` elements with probability `prob`, deterministic for `seed` (and the
+/// same on every adapter: an integer hash of the element index). Call it on dy with the same
+/// seed for the backward pass.
+pub fn dropout(rec: &mut Recorder, x: &Tensor, n: u32, seed: u32, prob: f32, y: &Tensor) {
+    assert!(
+        (0.0..1.0).contains(&prob),
+        "dropout probability {prob} outside [0, 1)"
+    );
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::Activation, "dropout", &[]);
+    let params = gpu.uniform(
+        "dropout.params",
+        &DropParams {
+            n,
+            seed,
+            prob,
+            _q: 0,
+        },
+    );
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, x.binding()),
+            (3, y.binding()),
+        ],
+    );
+    rec.dispatch("dropout", &pipe, &bg, n.div_ceil(64));
+}

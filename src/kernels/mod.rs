@@ -9,7 +9,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optimizer;
 
-pub use activation::{gelu_backward, gelu_forward, tanh_backward};
+pub use activation::{dropout, gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
 pub use embed::{embed_ln, EmbedArgs};
