@@ -665,3 +665,40 @@ fn dropout_is_deterministic_unbiased_and_its_own_adjoint() {
     rec.finish();
     assert_eq!(g.read_f32(&y), x);
 }
+
+#[test]
+fn scatter_add_rows_sums_embedding_gradients_per_row() {
+    // Embedding gradients: dWord[id] += du[r] for every token r with that id, also when the
+    // table is split into chunks.
+    let g = gpu();
+    let mut rng = Rng::new(19);
+    let (rows, width, vocab) = (300usize, 37usize, 50u32);
+    let du = rng.vec(rows * width, 1.0);
+    let keys: Vec<u32> = (0..rows).map(|_| rng.below(vocab)).collect();
+    let start = rng.vec(vocab as usize * width, 1.0);
+    let mut want: Vec<f64> = start.iter().map(|&v| v as f64).collect();
+    for (r, &k) in keys.iter().enumerate() {
+        for c in 0..width {
+            want[k as usize * width + c] += du[r * width + c] as f64;
+        }
+    }
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    let tdu = g.upload_f32("du", &du).unwrap();
+    // whole table, then in chunks [0, 20) and [20, 50)
+    for chunks in [vec![(0u32, vocab)], vec![(0, 20), (20, 30)]] {
+        let mut got = Vec::new();
+        for (key0, n) in chunks {
+            let part = g
+                .upload_f32(
+                    "table.grad",
+                    &start[key0 as usize * width..(key0 + n) as usize * width],
+                )
+                .unwrap();
+            let mut rec = g.recorder();
+            scatter_add_rows(&mut rec, &tdu, &keys, key0, n, width as u32, &part).unwrap();
+            rec.finish();
+            got.extend(g.read_f32(&part));
+        }
+        assert_close("scatter_add_rows", &got, &want, 1e-5, 1e-5);
+    }
+}

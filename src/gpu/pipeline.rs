@@ -16,6 +16,7 @@ pub enum Shader {
     Activation,
     Loss,
     Optimizer,
+    Segment,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
@@ -26,7 +27,7 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
@@ -36,6 +37,7 @@ impl Shader {
         Shader::Activation,
         Shader::Loss,
         Shader::Optimizer,
+        Shader::Segment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Shader {
             Shader::Activation => "activation.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
+            Shader::Segment => "segment.wgsl",
         }
     }
 
@@ -81,6 +84,7 @@ impl Shader {
             }
             Shader::Loss => include_str!("../../shaders/loss.wgsl").to_string(),
             Shader::Optimizer => include_str!("../../shaders/optimizer.wgsl").to_string(),
+            Shader::Segment => include_str!("../../shaders/segment.wgsl").to_string(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod layernorm;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod segment;
 
 pub use activation::{dropout, gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
@@ -20,3 +21,4 @@ pub use matmul::{
     MatmulOut,
 };
 pub use optimizer::{adamw_step, sum_squares, AdamW};
+pub use segment::scatter_add_rows;

@@ -1,0 +1,37 @@
+// Deterministic scatter-add through a segment sum (WGSL has no float atomics): the host groups
+// source rows by target row (CSR: targets[g], offsets[g]..offsets[g+1] into rows[]), and one
+// workgroup per group adds the sum of its source rows into out[targets[g]]:
+//   out[targets[g], c] += sum_{e in offsets[g]..offsets[g+1]} src[rows[e], c]
+// Embedding gradients use it for the word, position and token-type tables.
+
+struct SegParams {
+    groups: u32,
+    width: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: SegParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> offsets: array<u32>;
+@group(0) @binding(4) var<storage, read> rows: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn segment_add(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.groups) { return; }
+    let t = targets[g];
+    let e0 = offsets[g];
+    let e1 = offsets[g + 1u];
+    for (var c = lid; c < p.width; c += 64u) {
+        var s = 0.0;
+        for (var e = e0; e < e1; e++) { s += src[rows[e] * p.width + c]; }
+        out[t * p.width + c] += s;
+    }
+}

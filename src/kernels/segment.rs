@@ -1,0 +1,71 @@
+//! `shaders/segment.wgsl`: deterministic scatter-add of rows (embedding gradients).
+
+use crate::error::Result;
+use crate::gpu::{Recorder, Shader, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    groups: u32,
+    width: u32,
+    _p: [u32; 2],
+}
+
+/// out[key, :] += Σ src[r, :] over the rows r whose `keys[r]` is `key` (keys outside
+/// `key0..key0 + out_rows` are skipped: a chunk of a larger table). Grouping happens on the
+/// host; the sums run on the device in a fixed order, so results are deterministic.
+pub fn scatter_add_rows(
+    rec: &mut Recorder,
+    src: &Tensor,
+    keys: &[u32],
+    key0: u32,
+    out_rows: u32,
+    width: u32,
+    out: &Tensor,
+) -> Result<()> {
+    let gpu = rec.gpu();
+    let mut order: Vec<u32> = (0..keys.len() as u32)
+        .filter(|&r| keys[r as usize] >= key0 && keys[r as usize] < key0 + out_rows)
+        .collect();
+    if order.is_empty() {
+        return Ok(());
+    }
+    order.sort_by_key(|&r| (keys[r as usize], r));
+    let (mut targets, mut offsets) = (Vec::new(), Vec::new());
+    for (e, &r) in order.iter().enumerate() {
+        let k = keys[r as usize] - key0;
+        if targets.last() != Some(&k) {
+            targets.push(k);
+            offsets.push(e as u32);
+        }
+    }
+    offsets.push(order.len() as u32);
+    let groups = targets.len() as u32;
+    let (t, o, r) = (
+        gpu.upload_u32("segment.targets", &targets)?,
+        gpu.upload_u32("segment.offsets", &offsets)?,
+        gpu.upload_u32("segment.rows", &order)?,
+    );
+    let pipe = gpu.pipeline(Shader::Segment, "segment_add", &[]);
+    let params = gpu.uniform(
+        "segment.params",
+        &Params {
+            groups,
+            width,
+            _p: [0; 2],
+        },
+    );
+    let bg = gpu.bind(
+        &pipe,
+        &[
+            params.as_entire_binding(),
+            src.binding(),
+            t.binding(),
+            o.binding(),
+            r.binding(),
+            out.binding(),
+        ],
+    );
+    rec.dispatch("segment_add", &pipe, &bg, groups);
+    Ok(())
+}
