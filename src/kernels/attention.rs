@@ -45,7 +45,7 @@ pub fn attention_fwd(rec: &mut Recorder, a: &AttnArgs, out: &Tensor, lse: &Tenso
 pub fn texture_possible(gpu: &Gpu, a: &AttnArgs) -> bool {
     let hidden = a.heads * a.head_dim;
     texture_variant_available(gpu)
-        && a.head_dim % 4 == 0
+        && a.head_dim.is_multiple_of(4)
         && fits_texture_rows(gpu, a.batch * a.seq, 3 * hidden)
 }
 

@@ -437,6 +437,7 @@ fn tiled_general(
 }
 
 /// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K]).
+#[allow(clippy::too_many_arguments)]
 pub fn weight_grad(
     rec: &mut Recorder,
     dy: &Tensor,

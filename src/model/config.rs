@@ -97,7 +97,7 @@ impl Config {
                 format!("position_embedding_type {pet:?} is not supported (supported: absolute)"),
             ));
         }
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(Error::input(
                 path,
                 format!(

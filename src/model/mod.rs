@@ -98,6 +98,9 @@ pub struct Model {
     classifier: Option<Linear>,
 }
 
+/// (ids [B*T], token types [B*T], lengths [B], T) of a padded batch.
+type PaddedBatch = (Vec<u32>, Vec<u32>, Vec<u32>, usize);
+
 /// Activations of one recorded forward pass (per layer when saved for the backward pass).
 struct Activations {
     b: usize,
@@ -332,8 +335,8 @@ impl Model {
             .max(self.num_labels)
     }
 
-    /// Pads a batch on the host: (ids, token types, lengths, T).
-    fn pad_batch(&self, examples: &[&Encoded]) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>, usize)> {
+    /// Pads a batch on the host.
+    fn pad_batch(&self, examples: &[&Encoded]) -> Result<PaddedBatch> {
         let c = &self.config;
         let b = examples.len();
         let t = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
