@@ -82,6 +82,24 @@ pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
+/// Tokenises `texts` read from `data`, warning once when some were truncated.
+fn encode(
+    model: &Model,
+    texts: &data::Texts,
+    data: &Path,
+) -> Result<(Vec<crate::model::Encoded>, usize)> {
+    let (enc, truncated) = model.tokenizer.encode_all(texts)?;
+    if truncated > 0 {
+        eprintln!(
+            "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
+            data.display(),
+            texts.len(),
+            model.config.max_position_embeddings
+        );
+    }
+    Ok((enc, truncated))
+}
+
 /// `headroom forward`.
 pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     let model = Model::load(gpu, &args.model)?;
@@ -105,15 +123,7 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
         )?),
         None => Gates::Ones,
     };
-    let (enc, truncated) = model.tokenizer.encode_all(&texts)?;
-    if truncated > 0 {
-        eprintln!(
-            "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
-            args.data.display(),
-            texts.len(),
-            c.max_position_embeddings
-        );
-    }
+    let (enc, truncated) = encode(&model, &texts, &args.data)?;
     let start = std::time::Instant::now();
     let opts = ForwardOptions {
         batch_size: args.batch_size,
@@ -223,15 +233,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
     let model = Model::load_for_gradients(gpu, &args.model)?;
     let c = &model.config;
     let (texts, labels) = data::read_labelled(&args.data, &c.id2label, model.num_labels)?;
-    let (enc, truncated) = model.tokenizer.encode_all(&texts)?;
-    if truncated > 0 {
-        eprintln!(
-            "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
-            args.data.display(),
-            texts.len(),
-            c.max_position_embeddings
-        );
-    }
+    let (enc, truncated) = encode(&model, &texts, &args.data)?;
     let start = std::time::Instant::now();
     let s = importance::score(gpu, &model, &enc, &labels, args.batch_size, true)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -257,6 +259,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         },
         "attn_entropy": s.entropy,
         "examples": s.examples,
+        "truncated": truncated,
         "batches": s.batches,
         "batch_size": args.batch_size,
         "mean_loss": s.mean_loss,
@@ -334,7 +337,7 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
         )?),
         None => Gates::Ones,
     };
-    let (enc, truncated) = model.tokenizer.encode_all(&texts)?;
+    let (enc, truncated) = encode(&model, &texts, &args.data)?;
     let start = std::time::Instant::now();
     let opts = ForwardOptions {
         batch_size: args.batch_size,

@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{batch::plan_batches, Encoded, Model, TaskHead};
+use crate::model::batch::{plan_for, progress_bar};
+use crate::model::{Encoded, Model, TaskHead};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
@@ -86,14 +87,9 @@ pub fn score(
     let lh = nl * nh;
     let n = enc.len();
     let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
-    // The backward pass keeps every layer's activations: budget the batch by its widest buffer.
-    let widest = model.widest_row().max(c.hidden_size);
-    let mut max_tokens = (gpu.max_binding() / 4) as usize / widest;
-    if gpu.tuning.matmul == crate::gpu::MatmulVariant::Texture {
-        max_tokens = max_tokens.min(gpu.limits.max_texture_dimension_2d as usize);
-    }
-    let batches = plan_batches(&lengths, batch_size.max(1), max_tokens);
-    let bar = progress.then(|| indicatif::ProgressBar::new(n as u64));
+    // Every buffer of the backward pass is one of the forward's shapes: the same plan holds.
+    let batches = plan_for(gpu, model, &lengths, batch_size)?;
+    let bar = progress.then(|| progress_bar(n));
     let mut per_example = vec![0f32; n * lh];
     let mut batch = vec![0f64; lh];
     let mut ent = vec![0f64; lh];

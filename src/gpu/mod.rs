@@ -30,6 +30,10 @@ pub struct Tuning {
     pub attn_block: u32,
     /// Matmul variant.
     pub matmul: MatmulVariant,
+    /// Texture matmul tile: (output columns per lane, row groups per workgroup, rows per
+    /// subgroup); measured best on lavapipe (BENCHMARKS.md). Override with `HEADROOM_TEX_NC`
+    /// (1..4), `HEADROOM_TEX_RG` (1, 2, 4, 8), `HEADROOM_TEX_ROWS` (8, 16) to experiment.
+    pub texture_tile: (u32, u32, u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +61,7 @@ impl Tuning {
             } else {
                 MatmulVariant::Tiled
             },
+            texture_tile: texture_tile_from_env(),
         };
         if let Ok(v) = std::env::var("HEADROOM_MATMUL") {
             match v.as_str() {
@@ -67,6 +72,21 @@ impl Tuning {
         }
         t
     }
+}
+
+fn texture_tile_from_env() -> (u32, u32, u32) {
+    let env = |name: &str, allowed: &[u32], default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| allowed.contains(v))
+            .unwrap_or(default)
+    };
+    (
+        env("HEADROOM_TEX_NC", &[1, 2, 3, 4], 4),
+        env("HEADROOM_TEX_RG", &[1, 2, 4, 8], 4),
+        env("HEADROOM_TEX_ROWS", &[8, 16], 16),
+    )
 }
 
 /// The device and everything built on it. Cheap to share by reference.

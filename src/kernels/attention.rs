@@ -1,6 +1,6 @@
 //! `shaders/attention.wgsl`: fused head-gated attention with an online softmax.
 
-use super::matmul::{fits_texture_rows, pack_rows, texture_variant_available};
+use super::matmul::{fits_texture, pack_rows, texture_variant_available};
 use crate::gpu::{Gpu, Recorder, Shader, Tensor};
 
 #[repr(C)]
@@ -46,7 +46,7 @@ pub fn texture_possible(gpu: &Gpu, a: &AttnArgs) -> bool {
     let hidden = a.heads * a.head_dim;
     texture_variant_available(gpu)
         && a.head_dim.is_multiple_of(4)
-        && fits_texture_rows(gpu, a.batch * a.seq, 3 * hidden)
+        && fits_texture(gpu, a.batch * a.seq, 3 * hidden)
 }
 
 /// As [`attention_fwd`] with the variant chosen by the caller (tests and benches compare them);

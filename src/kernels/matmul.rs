@@ -59,7 +59,8 @@ pub fn texture_variant_available(gpu: &Gpu) -> bool {
     gpu.tuning.subgroups && gpu.info.subgroup_min_size == 8 && gpu.info.subgroup_max_size == 8
 }
 
-fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
+/// Whether `rows` rows of `k` elements fit one texture.
+pub(crate) fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
     let max = gpu.limits.max_texture_dimension_2d;
     rows >= 1 && rows <= max && k.div_ceil(4) <= max && k >= 1
 }
@@ -124,9 +125,7 @@ impl LinearWeight {
             k,
         })
     }
-}
 
-impl LinearWeight {
     /// The transpose Wᵀ [K, N] of a Linear weight W [N, K], for input gradients:
     /// dX = dY·W is a matmul of dY against Wᵀ in the same Linear layout.
     pub fn new_transposed(
@@ -219,43 +218,54 @@ fn ldc(out: MatmulOut, n: u32) -> u32 {
 }
 
 fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
-    let gpu = rec.gpu();
     let (n, k) = (args.w.n, args.w.k);
-    let (tm, tn) = (64u32, 64u32);
-    let tiles_n = n.div_ceil(tn);
-    let total = args.m.div_ceil(tm) * tiles_n;
     let [act, bias, acc] = constants(args, out);
-    let pipe = gpu.pipeline(
-        Shader::Matmul,
-        "matmul_tiled",
-        &[act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 0.0)],
+    let consts = [act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 0.0)];
+    let shape = (args.m, n, k);
+    // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
+    let b = args.bias.unwrap_or(&args.w.buffer);
+    let operands = [args.a, &args.w.buffer, b, c];
+    dispatch_tiled(
+        rec,
+        &consts,
+        shape,
+        (args.lda, k, ldc(out, n)),
+        operands,
+        label(args.act),
     );
+}
+
+/// The tiled kernel over (M, N, K) with row strides (lda, ldb, ldc) and operands
+/// [A, W, bias, C]; `consts` carry the epilogue and the transposes.
+fn dispatch_tiled(
+    rec: &mut Recorder,
+    consts: &[(&str, f64); 5],
+    (m, n, k): (u32, u32, u32),
+    (lda, ldb, ldc): (u32, u32, u32),
+    operands: [&Tensor; 4],
+    label: &'static str,
+) {
+    let gpu = rec.gpu();
+    let tiles_n = n.div_ceil(64);
+    let total = m.div_ceil(64) * tiles_n;
+    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", consts);
     let params = gpu.uniform(
         "matmul.params",
         &Params {
-            m: args.m,
+            m,
             n,
             k,
-            lda: args.lda,
-            ldc: ldc(out, n),
+            lda,
+            ldc,
             tiles_n,
             total,
-            ldb: k,
+            ldb,
         },
     );
-    // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
-    let bias = args.bias.unwrap_or(&args.w.buffer);
-    let bg = gpu.bind(
-        &pipe,
-        &[
-            params.as_entire_binding(),
-            args.a.binding(),
-            args.w.buffer.binding(),
-            bias.binding(),
-            c.binding(),
-        ],
-    );
-    rec.dispatch(label(args.act), &pipe, &bg, total);
+    let mut resources = vec![params.as_entire_binding()];
+    resources.extend(operands.iter().map(|t| t.binding()));
+    let bg = gpu.bind(&pipe, &resources);
+    rec.dispatch(label, &pipe, &bg, total);
 }
 
 /// Packs `rows` rows of `k` elements (row stride `lda`) of `a` into an rgba32float texture of
@@ -291,17 +301,12 @@ pub(crate) fn pack_rows(
     view
 }
 
-/// Whether `rows` rows of `k` elements fit one texture.
-pub(crate) fn fits_texture_rows(gpu: &Gpu, rows: u32, k: u32) -> bool {
-    fits_texture(gpu, rows, k)
-}
-
 fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
     let gpu = rec.gpu();
     let (n, k) = (args.w.n, args.w.k);
     let k4 = k.div_ceil(4);
     let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
-    let (nc, rg, rows) = texture_tile();
+    let (nc, rg, rows) = gpu.tuning.texture_tile;
     let tiles_n = n.div_ceil(64 / rg * nc);
     let total = args.m.div_ceil(rows * rg) * tiles_n;
     let [act, bias, acc] = constants(args, out);
@@ -344,42 +349,12 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: Matmul
     rec.dispatch(label(args.act), &pipe, &bg, total);
 }
 
-/// (columns per lane, row groups, rows per subgroup) of the texture variant. Override with
-/// `HEADROOM_TEX_NC` (1..4), `HEADROOM_TEX_RG` (1, 2, 4, 8), `HEADROOM_TEX_ROWS` (8, 16).
-fn texture_tile() -> (u32, u32, u32) {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
-    let nc = env("HEADROOM_TEX_NC")
-        .filter(|v| (1..=4).contains(v))
-        .unwrap_or(4);
-    let default_rg = 4; // measured best on lavapipe at K = 768 and 3072 (BENCHMARKS.md)
-    let rg = env("HEADROOM_TEX_RG")
-        .filter(|v| [1, 2, 4, 8].contains(v))
-        .unwrap_or(default_rg);
-    let rows = env("HEADROOM_TEX_ROWS")
-        .filter(|v| [8, 16].contains(v))
-        .unwrap_or(16);
-    (nc, rg, rows)
-}
-
 fn label(act: Act) -> &'static str {
     match act {
         Act::None => "matmul",
         Act::Gelu => "matmul+gelu",
         Act::Tanh => "matmul+tanh",
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GradParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldc: u32,
-    tiles_n: u32,
-    total: u32,
-    ldb: u32,
 }
 
 /// C[M, N] (+)= Σ_k A(m, k) B(n, k) on the tiled kernel, with A stored as [K, M] (`trans_a`)
@@ -398,42 +373,15 @@ fn tiled_general(
     label: &'static str,
     c: &Tensor,
 ) {
-    let gpu = rec.gpu();
-    let tiles_n = n.div_ceil(64);
-    let total = m.div_ceil(64) * tiles_n;
-    let constants = [
+    let consts = [
         ("ACT", 0.0),
         ("HAS_BIAS", 0.0),
         ("ACCUMULATE", accumulate as u32 as f64),
         ("TRANS_A", trans_a as u32 as f64),
         ("TRANS_B", trans_b as u32 as f64),
     ];
-    let pipe = gpu.pipeline(Shader::Matmul, "matmul_tiled", &constants);
-    let params = gpu.uniform(
-        "matmul.grad.params",
-        &GradParams {
-            m,
-            n,
-            k,
-            lda,
-            ldc: n,
-            tiles_n,
-            total,
-            ldb,
-        },
-    );
     // bias is never read (HAS_BIAS false): bind b in its place
-    let bg = gpu.bind(
-        &pipe,
-        &[
-            params.as_entire_binding(),
-            a.binding(),
-            b.binding(),
-            b.binding(),
-            c.binding(),
-        ],
-    );
-    rec.dispatch(label, &pipe, &bg, total);
+    dispatch_tiled(rec, &consts, (m, n, k), (lda, ldb, n), [a, b, b, c], label);
 }
 
 /// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K]).

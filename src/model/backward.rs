@@ -162,7 +162,16 @@ impl Model {
             ldc: 0,
             accumulate: true,
         };
-        let mut stats = None;
+        // Attention-backward scratch: the same shape at every layer.
+        let stats_len = kernels::attention_backward::stats_len(&self.attn_args(
+            &acts.layers[0].qkv,
+            &acts.lens,
+            &acts.gates,
+            b,
+            t,
+            0,
+        ));
+        let stats = gpu.empty("attention.stats", stats_len)?;
         for (li, layer) in self.layers.iter().enumerate().rev() {
             let s = &acts.layers[li];
             let x_in = &acts.hidden[li];
@@ -209,13 +218,6 @@ impl Model {
                 MatmulOut::default(),
             );
             let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, b, t, li);
-            let st = match &stats {
-                Some(st) => st,
-                None => stats.insert(gpu.empty(
-                    "attention.stats",
-                    kernels::attention_backward::stats_len(&fwd),
-                )?),
-            };
             let args = AttnBackwardArgs {
                 fwd,
                 out: &s.ctx,
@@ -226,7 +228,7 @@ impl Model {
                 dgates: &dgates,
                 entropy_sum: &entropy_sum,
             };
-            kernels::attention_bwd(&mut rec, &args, &dqkv, st, &outs);
+            kernels::attention_bwd(&mut rec, &args, &dqkv, &stats, &outs);
             if li > 0 {
                 copy(&mut rec, &da1, &dx);
                 input_grad(&mut rec, &dqkv, layer.qkv.wt(), bt32, &dx, acc);

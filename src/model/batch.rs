@@ -71,6 +71,42 @@ pub fn plan_batches(lengths: &[usize], batch_size: usize, max_tokens: usize) -> 
     batches
 }
 
+/// Batches of at most `batch_size` examples that keep every buffer of the model within the
+/// adapter's storage-binding limit (and, for the texture matmul, a batch's rows within one
+/// texture's height). Fails with one line when a single example cannot fit.
+pub fn plan_for(
+    gpu: &Gpu,
+    model: &Model,
+    lengths: &[usize],
+    batch_size: usize,
+) -> Result<Vec<Vec<usize>>> {
+    let widest = model.widest_row().max(model.config.hidden_size);
+    let mut max_tokens = (gpu.max_binding() / 4) as usize / widest;
+    if gpu.tuning.matmul == crate::gpu::MatmulVariant::Texture {
+        max_tokens = max_tokens.min(gpu.limits.max_texture_dimension_2d as usize);
+    }
+    let seq = lengths.iter().copied().max().unwrap_or(0);
+    if seq > max_tokens {
+        return Err(Error::Limit(format!(
+            "one example of {seq} tokens needs {:.1} MiB in one buffer, over the adapter's binding limit",
+            (seq * widest * 4) as f64 / 1048576.0
+        )));
+    }
+    Ok(plan_batches(lengths, batch_size.max(1), max_tokens))
+}
+
+/// The progress bar every batched command shows on stderr (hidden when stderr is no terminal).
+pub fn progress_bar(examples: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(examples as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} examples {elapsed} ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 pub fn run_forward(
     gpu: &Gpu,
     model: &Model,
@@ -99,19 +135,7 @@ pub fn run_forward(
     }
     let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
     let seq = lengths.iter().copied().max().unwrap_or(0);
-    let widest = model.widest_row().max(h);
-    let mut max_tokens = (gpu.max_binding() / 4) as usize / widest;
-    if gpu.tuning.matmul == crate::gpu::MatmulVariant::Texture {
-        // The texture matmul packs a batch's rows into one texture: keep them within its height.
-        max_tokens = max_tokens.min(gpu.limits.max_texture_dimension_2d as usize);
-    }
-    if seq > max_tokens {
-        return Err(Error::Limit(format!(
-            "one example of {seq} tokens needs {:.1} MiB in one buffer, over the adapter's binding limit",
-            (seq * widest * 4) as f64 / 1048576.0
-        )));
-    }
-    let batches = plan_batches(&lengths, opts.batch_size.max(1), max_tokens);
+    let batches = plan_for(gpu, model, &lengths, opts.batch_size)?;
     let c_out = model.num_labels;
     let token_logits = model.task == TaskHead::TokenClassification;
     let mut logits = (model.task != TaskHead::None).then(|| {
@@ -127,18 +151,7 @@ pub fn run_forward(
     let mut pooled = model.has_pooler().then(|| vec![0f32; n * h]);
     let mut hidden = opts.hidden.then(|| vec![0f32; n * seq * h]);
 
-    let bar = if opts.progress {
-        let bar = indicatif::ProgressBar::new(n as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} examples {elapsed} ({eta} left)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
+    let bar = opts.progress.then(|| progress_bar(n));
     for idx in &batches {
         let exs: Vec<&Encoded> = idx.iter().map(|&i| &examples[i]).collect();
         let mut g = Vec::with_capacity(idx.len() * lh);
