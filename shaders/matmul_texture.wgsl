@@ -104,7 +104,11 @@ fn matmul_tex_sg8(
 }
 
 // Packs rows of a storage buffer (row stride lda, K columns) into an rgba32float texture of
-// ceil(K/4) texels per row, zero-padding the last texel.
+// ceil(K/4) texels per row, zero-padding the last texel. With TRANSPOSE, texture row r holds
+// column r of the source (element c at src[c * lda + r]): the transposed weight Wᵀ that input
+// gradients read, packed on the device from W itself.
+override TRANSPOSE: bool = false;
+
 struct PackParams {
     rows: u32,
     k: u32,
@@ -126,10 +130,10 @@ fn pack_rows(
     if (i >= pp.rows * pp.k4) { return; }
     let row = i / pp.k4;
     let kx = i % pp.k4;
-    let base = row * pp.lda + kx * 4u;
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
-        if (kx * 4u + j < pp.k) { v[j] = src[base + j]; }
+        let col = kx * 4u + j;
+        if (col < pp.k) { v[j] = src[select(row * pp.lda + col, col * pp.lda + row, TRANSPOSE)]; }
     }
     textureStore(dst, vec2<i32>(i32(kx), i32(row)), v);
 }

@@ -216,7 +216,7 @@ fn matmul_input_gradient_through_the_transposed_weight() {
         let x = rng.vec(m * k, 1.0);
         let w = rng.vec(n * k, 0.5);
         let dy = rng.vec(m * n, 1.0);
-        let wt = LinearWeight::new_transposed(g, "wT", &w, n, k).unwrap();
+        let wt = LinearWeight::with_transpose(g, "w", &w, n, k).unwrap();
         let tdy = g.upload_f32("dy", &dy).unwrap();
         // reference: dX[i, c] = sum_j dY[i, j] W[j, c], checked against FD of the f64 forward
         let mut want = vec![0f32; m * k];
@@ -244,15 +244,8 @@ fn matmul_input_gradient_through_the_transposed_weight() {
         for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
             let dx = poisoned(m * k);
             let mut rec = g.recorder();
-            let args = MatmulArgs {
-                a: &tdy,
-                w: &wt,
-                bias: None,
-                m: m as u32,
-                lda: n as u32,
-                act: Act::None,
-            };
-            matmul_variant(&mut rec, &args, &dx, variant);
+            let out = MatmulOut::default();
+            input_grad_variant(&mut rec, &tdy, &wt, m as u32, &dx, out, variant);
             rec.finish();
             assert_close(
                 &format!("dX {variant:?} m={m} n={n} k={k}"),
@@ -700,5 +693,79 @@ fn scatter_add_rows_sums_embedding_gradients_per_row() {
             got.extend(g.read_f32(&part));
         }
         assert_close("scatter_add_rows", &got, &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn weight_textures_follow_the_buffer_after_refresh() {
+    // The optimizer updates W's buffer in place; refresh() re-packs W and Wᵀ on the device, and
+    // both the forward matmul and the input gradient (strided, accumulating) then see the new W.
+    let g = gpu();
+    let mut rng = Rng::new(15);
+    let (m, n, k) = (37usize, 20usize, 44usize);
+    let w0 = rng.vec(n * k, 0.5);
+    let w1 = rng.vec(n * k, 0.5);
+    let x = rng.vec(m * k, 1.0);
+    let dy = rng.vec(m * n, 1.0);
+    let lw = LinearWeight::with_transpose(g, "w", &w0, n, k).unwrap();
+    g.write_f32(&lw.buffer, &w1);
+    let mut rec = g.recorder();
+    lw.refresh(&mut rec);
+    rec.finish();
+    let (tx, tdy) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_f32("dy", &dy).unwrap(),
+    );
+    let mut want_y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            want_y[i * n + j] = (0..k)
+                .map(|c| x[i * k + c] as f64 * w1[j * k + c] as f64)
+                .sum::<f64>() as f32;
+        }
+    }
+    // dX written with row stride 2k into a buffer pre-filled with ones, accumulating.
+    let ldc = 2 * k;
+    let mut want_dx = vec![1f32; m * ldc];
+    for i in 0..m {
+        for c in 0..k {
+            want_dx[i * ldc + c] += (0..n)
+                .map(|j| dy[i * n + j] as f64 * w1[j * k + c] as f64)
+                .sum::<f64>() as f32;
+        }
+    }
+    for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
+        let y = poisoned(m * n);
+        let dx = g.upload_f32("dx", &vec![1f32; m * ldc]).unwrap();
+        let mut rec = g.recorder();
+        let args = MatmulArgs {
+            a: &tx,
+            w: &lw,
+            bias: None,
+            m: m as u32,
+            lda: k as u32,
+            act: Act::None,
+        };
+        matmul_variant(&mut rec, &args, &y, variant);
+        let out = MatmulOut {
+            ldc: ldc as u32,
+            accumulate: true,
+        };
+        input_grad_variant(&mut rec, &tdy, &lw, m as u32, &dx, out, variant);
+        rec.finish();
+        assert_close(
+            &format!("y {variant:?}"),
+            &g.read_f32(&y),
+            &want_y,
+            1e-5,
+            1e-4,
+        );
+        assert_close(
+            &format!("dX {variant:?}"),
+            &g.read_f32(&dx),
+            &want_dx,
+            1e-5,
+            1e-4,
+        );
     }
 }

@@ -45,11 +45,15 @@ pub enum Act {
     Tanh = 2,
 }
 
-/// A weight matrix [N, K] in PyTorch Linear layout, as a storage buffer and, where the adapter
-/// can use the texture variant, also as an rgba32float texture of ceil(K/4) texels per row.
+/// A weight matrix [N, K] in PyTorch Linear layout, as a storage buffer (the master copy, which
+/// the optimizer updates in place) and, where the adapter can use the texture variant, also as
+/// an rgba32float texture of ceil(K/4) texels per row and, for models that run the backward
+/// pass, as a texture of Wᵀ for input gradients. Textures are packed from the buffer on the
+/// device; [`LinearWeight::refresh`] re-packs them after the buffer changes.
 pub struct LinearWeight {
     pub buffer: Tensor,
     texture: Option<wgpu::TextureView>,
+    texture_t: Option<wgpu::TextureView>,
     pub n: u32,
     pub k: u32,
 }
@@ -65,84 +69,76 @@ pub(crate) fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
     rows >= 1 && rows <= max && k.div_ceil(4) <= max && k >= 1
 }
 
-fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32, usage: wgpu::TextureUsages) -> wgpu::Texture {
-    gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some(label),
-        size: wgpu::Extent3d {
-            width: k.div_ceil(4),
-            height: rows,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage,
-        view_formats: &[],
-    })
+fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32) -> wgpu::TextureView {
+    gpu.device
+        .create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width: k.div_ceil(4),
+                height: rows,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        })
+        .create_view(&Default::default())
 }
 
 impl LinearWeight {
+    /// W for the forward pass.
     pub fn new(gpu: &Gpu, label: &str, data: &[f32], n: usize, k: usize) -> Result<LinearWeight> {
-        assert_eq!(data.len(), n * k, "{label}: weight data is not [n, k]");
-        let buffer = gpu.upload_f32(label, data)?;
-        let (n, k) = (n as u32, k as u32);
-        let texture = if texture_variant_available(gpu) && fits_texture(gpu, n, k) {
-            let k4 = k.div_ceil(4) as usize;
-            let mut padded = vec![0f32; n as usize * k4 * 4];
-            for (r, row) in data.chunks(k as usize).enumerate() {
-                padded[r * k4 * 4..r * k4 * 4 + k as usize].copy_from_slice(row);
-            }
-            let tex = texture(
-                gpu,
-                label,
-                n,
-                k,
-                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            );
-            gpu.queue.write_texture(
-                tex.as_image_copy(),
-                bytemuck::cast_slice(&padded),
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(k4 as u32 * 16),
-                    rows_per_image: Some(n),
-                },
-                wgpu::Extent3d {
-                    width: k4 as u32,
-                    height: n,
-                    depth_or_array_layers: 1,
-                },
-            );
-            Some(tex.create_view(&Default::default()))
-        } else {
-            None
-        };
-        Ok(LinearWeight {
-            buffer,
-            texture,
-            n,
-            k,
-        })
+        LinearWeight::create(gpu, label, data, n, k, false)
     }
 
-    /// The transpose Wᵀ [K, N] of a Linear weight W [N, K], for input gradients:
-    /// dX = dY·W is a matmul of dY against Wᵀ in the same Linear layout.
-    pub fn new_transposed(
+    /// W for a model that also runs the backward pass: input gradients dX = dY·W read Wᵀ.
+    pub fn with_transpose(
         gpu: &Gpu,
         label: &str,
         data: &[f32],
         n: usize,
         k: usize,
     ) -> Result<LinearWeight> {
+        LinearWeight::create(gpu, label, data, n, k, true)
+    }
+
+    fn create(
+        gpu: &Gpu,
+        label: &str,
+        data: &[f32],
+        n: usize,
+        k: usize,
+        transposed: bool,
+    ) -> Result<LinearWeight> {
         assert_eq!(data.len(), n * k, "{label}: weight data is not [n, k]");
-        let mut t = vec![0f32; n * k];
-        for r in 0..n {
-            for c in 0..k {
-                t[c * n + r] = data[r * k + c];
-            }
+        let buffer = gpu.upload_f32(label, data)?;
+        let (n, k) = (n as u32, k as u32);
+        let tex = texture_variant_available(gpu);
+        let w = LinearWeight {
+            buffer,
+            texture: (tex && fits_texture(gpu, n, k)).then(|| texture(gpu, label, n, k)),
+            texture_t: (tex && transposed && fits_texture(gpu, k, n))
+                .then(|| texture(gpu, &format!("{label}.T"), k, n)),
+            n,
+            k,
+        };
+        let mut rec = gpu.recorder();
+        w.refresh(&mut rec);
+        rec.finish();
+        Ok(w)
+    }
+
+    /// Re-packs the textures from the buffer (after the optimizer updated it).
+    pub fn refresh(&self, rec: &mut Recorder) {
+        if let Some(view) = &self.texture {
+            pack_into(rec, &self.buffer, (self.n, self.k, self.k), false, view);
         }
-        LinearWeight::new(gpu, label, &t, k, n)
+        if let Some(view) = &self.texture_t {
+            pack_into(rec, &self.buffer, (self.k, self.n, self.k), true, view);
+        }
     }
 }
 
@@ -277,46 +273,91 @@ pub(crate) fn pack_rows(
     k: u32,
     lda: u32,
 ) -> wgpu::TextureView {
+    let view = texture(rec.gpu(), "packed_rows", rows, k);
+    pack_into(rec, a, (rows, k, lda), false, &view);
+    view
+}
+
+/// Packs into an existing texture; with `transpose`, texture row r is column r of `a`.
+fn pack_into(
+    rec: &mut Recorder,
+    a: &Tensor,
+    (rows, k, lda): (u32, u32, u32),
+    transpose: bool,
+    view: &wgpu::TextureView,
+) {
     let gpu = rec.gpu();
     let k4 = k.div_ceil(4);
-    let tex = texture(
-        gpu,
-        "packed_rows",
-        rows,
-        k,
-        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+    let pack = gpu.pipeline(
+        Shader::MatmulTexture,
+        "pack_rows",
+        &[("TRANSPOSE", transpose as u32 as f64)],
     );
-    let view = tex.create_view(&Default::default());
-    let pack = gpu.pipeline(Shader::MatmulTexture, "pack_rows", &[]);
     let pp = gpu.uniform("pack.params", &PackParams { rows, k, k4, lda });
     let bg = gpu.bind(
         &pack,
         &[
             pp.as_entire_binding(),
             a.binding(),
-            wgpu::BindingResource::TextureView(&view),
+            wgpu::BindingResource::TextureView(view),
         ],
     );
     rec.dispatch("pack_rows", &pack, &bg, (rows * k4).div_ceil(64));
-    view
 }
 
 fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
-    let gpu = rec.gpu();
+    let w_view = args.w.texture.as_ref().expect("checked by the caller");
     let (n, k) = (args.w.n, args.w.k);
+    let consts = constants(args, out);
+    let bias = args.bias.unwrap_or(&args.w.buffer);
+    let a = (args.a, args.lda);
+    let tex = TexOperands { w_view, bias, n, k };
+    dispatch_texture(
+        rec,
+        &consts,
+        args.m,
+        a,
+        &tex,
+        ldc(out, n),
+        label(args.act),
+        c,
+    );
+}
+
+/// The texture kernel's right-hand side: a packed [N, K] texture and a bias (or any buffer when
+/// HAS_BIAS is off).
+struct TexOperands<'a> {
+    w_view: &'a wgpu::TextureView,
+    bias: &'a Tensor,
+    n: u32,
+    k: u32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch_texture(
+    rec: &mut Recorder,
+    [act, bias, acc]: &[(&'static str, f64); 3],
+    m: u32,
+    (a, lda): (&Tensor, u32),
+    w: &TexOperands,
+    ldc: u32,
+    label: &'static str,
+    c: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let (n, k) = (w.n, w.k);
     let k4 = k.div_ceil(4);
-    let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
+    let a_view = pack_rows(rec, a, m, k, lda);
     let (nc, rg, rows) = gpu.tuning.texture_tile;
     let tiles_n = n.div_ceil(64 / rg * nc);
-    let total = args.m.div_ceil(rows * rg) * tiles_n;
-    let [act, bias, acc] = constants(args, out);
+    let total = m.div_ceil(rows * rg) * tiles_n;
     let pipe = gpu.pipeline(
         Shader::MatmulTexture,
         "matmul_tex_sg8",
         &[
-            act,
-            bias,
-            acc,
+            *act,
+            *bias,
+            *acc,
             ("NC", nc as f64),
             ("ROW_GROUPS", rg as f64),
             ("ROWS", rows as f64),
@@ -325,28 +366,88 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: Matmul
     let params = gpu.uniform(
         "matmul.params",
         &TexParams {
-            m: args.m,
+            m,
             n,
             k4,
-            ldc: ldc(out, n),
+            ldc,
             tiles_n,
             total,
             _p: [0; 2],
         },
     );
-    let bias = args.bias.unwrap_or(&args.w.buffer);
-    let w_view = args.w.texture.as_ref().expect("checked by the caller");
     let bg = gpu.bind(
         &pipe,
         &[
             params.as_entire_binding(),
             wgpu::BindingResource::TextureView(&a_view),
-            wgpu::BindingResource::TextureView(w_view),
-            bias.binding(),
+            wgpu::BindingResource::TextureView(w.w_view),
+            w.bias.binding(),
             c.binding(),
         ],
     );
-    rec.dispatch(label(args.act), &pipe, &bg, total);
+    rec.dispatch(label, &pipe, &bg, total);
+}
+
+/// Input gradient of y = x·Wᵀ: dX[M, K] (+)= dY[M, N]·W, rows of dX `out.ldc` apart. Reads the
+/// packed Wᵀ texture where the adapter runs the texture variant, else W itself on the tiled
+/// kernel with TRANS_B.
+pub fn input_grad(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &LinearWeight,
+    m: u32,
+    dx: &Tensor,
+    out: MatmulOut,
+) {
+    let variant = rec.gpu().tuning.matmul;
+    input_grad_variant(rec, dy, w, m, dx, out, variant)
+}
+
+/// As [`input_grad`], with the variant chosen by the caller (tests compare them).
+pub fn input_grad_variant(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &LinearWeight,
+    m: u32,
+    dx: &Tensor,
+    out: MatmulOut,
+    variant: MatmulVariant,
+) {
+    let gpu = rec.gpu();
+    let consts = [
+        ("ACT", 0.0),
+        ("HAS_BIAS", 0.0),
+        ("ACCUMULATE", out.accumulate as u32 as f64),
+    ];
+    let ldc = ldc(out, w.k);
+    match &w.texture_t {
+        Some(w_view)
+            if variant == MatmulVariant::Texture
+                && texture_variant_available(gpu)
+                && fits_texture(gpu, m, w.n) =>
+        {
+            let tex = TexOperands {
+                w_view,
+                bias: &w.buffer,
+                n: w.k,
+                k: w.n,
+            };
+            dispatch_texture(rec, &consts, m, (dy, w.n), &tex, ldc, "matmul.dX", dx);
+        }
+        _ => {
+            let [act, bias, acc] = consts;
+            let consts = [act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 1.0)];
+            let operands = [dy, &w.buffer, &w.buffer, dx];
+            dispatch_tiled(
+                rec,
+                &consts,
+                (m, w.k, w.n),
+                (w.n, w.k, ldc),
+                operands,
+                "matmul.dX",
+            );
+        }
+    }
 }
 
 fn label(act: Act) -> &'static str {

@@ -1,12 +1,10 @@
 //! The backward graph for head-gate gradients (Michel et al.'s importance): activation
 //! gradients only, written out layer by layer as kernel calls, mirroring the forward.
 
-use super::{Activations, Encoded, Model, TaskHead};
+use super::{Activations, Encoded, Linear, Model, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::{
-    self, Act, AttnBackwardArgs, GateOutputs, LinearWeight, MatmulArgs, MatmulOut,
-};
+use crate::kernels::{self, AttnBackwardArgs, GateOutputs, MatmulOut};
 
 /// Per-example losses and gate gradients of one batch.
 pub struct GateGrads {
@@ -22,24 +20,9 @@ pub struct GateGrads {
     pub lengths: Vec<usize>,
 }
 
-/// dY·W for y = x·Wᵀ (no bias): a matmul against the stored Wᵀ.
-fn input_grad(
-    rec: &mut Recorder,
-    dy: &Tensor,
-    wt: &LinearWeight,
-    m: u32,
-    out: &Tensor,
-    o: MatmulOut,
-) {
-    let args = MatmulArgs {
-        a: dy,
-        w: wt,
-        bias: None,
-        m,
-        lda: wt.k,
-        act: Act::None,
-    };
-    kernels::matmul_into(rec, &args, out, o);
+/// dY·W for y = x·Wᵀ (no bias).
+fn input_grad(rec: &mut Recorder, dy: &Tensor, lin: &Linear, m: u32, out: &Tensor, o: MatmulOut) {
+    kernels::input_grad(rec, dy, &lin.w, m, out, o);
 }
 
 fn copy(rec: &mut Recorder, src: &Tensor, dst: &Tensor) {
@@ -122,7 +105,7 @@ impl Model {
                 input_grad(
                     &mut rec,
                     &dlogits,
-                    classifier.wt(),
+                    classifier,
                     b32,
                     &dpooled,
                     MatmulOut::default(),
@@ -135,12 +118,12 @@ impl Model {
                     ldc: (t * h) as u32,
                     accumulate: false,
                 };
-                input_grad(&mut rec, &dpre, pooler.wt(), b32, &dx, out);
+                input_grad(&mut rec, &dpre, pooler, b32, &dx, out);
             }
             _ => input_grad(
                 &mut rec,
                 &dlogits,
-                classifier.wt(),
+                classifier,
                 bt32,
                 &dx,
                 MatmulOut::default(),
@@ -189,7 +172,7 @@ impl Model {
             input_grad(
                 &mut rec,
                 &da2,
-                layer.out.wt(),
+                &layer.out,
                 bt32,
                 &dinter,
                 MatmulOut::default(),
@@ -197,7 +180,7 @@ impl Model {
             let pre = s.pre.as_ref().expect("saved pre-activation");
             kernels::gelu_backward(&mut rec, pre, &dinter, (bt * i) as u32, &dpre);
             copy(&mut rec, &da2, &dx1);
-            input_grad(&mut rec, &dpre, layer.inter.wt(), bt32, &dx1, acc);
+            input_grad(&mut rec, &dpre, &layer.inter, bt32, &dx1, acc);
             kernels::ln_backward(
                 &mut rec,
                 &s.attn_proj,
@@ -212,7 +195,7 @@ impl Model {
             input_grad(
                 &mut rec,
                 &da1,
-                layer.attn_out.wt(),
+                &layer.attn_out,
                 bt32,
                 &dctx,
                 MatmulOut::default(),
@@ -231,7 +214,7 @@ impl Model {
             kernels::attention_bwd(&mut rec, &args, &dqkv, &stats, &outs);
             if li > 0 {
                 copy(&mut rec, &da1, &dx);
-                input_grad(&mut rec, &dqkv, layer.qkv.wt(), bt32, &dx, acc);
+                input_grad(&mut rec, &dqkv, &layer.qkv, bt32, &dx, acc);
             }
         }
         rec.finish();

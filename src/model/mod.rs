@@ -31,11 +31,10 @@ pub enum TaskHead {
 struct Linear {
     w: LinearWeight,
     b: Tensor,
-    /// Wᵀ, for input gradients; loaded only for models that run the backward pass.
-    wt: Option<LinearWeight>,
 }
 
 impl Linear {
+    /// `backward`: also keep Wᵀ for input gradients (models that run the backward pass).
     fn new(
         gpu: &Gpu,
         label: &str,
@@ -45,28 +44,12 @@ impl Linear {
         k: usize,
         backward: bool,
     ) -> Result<Linear> {
-        let wt = if backward {
-            Some(LinearWeight::new_transposed(
-                gpu,
-                &format!("{label}.T"),
-                w,
-                n,
-                k,
-            )?)
+        let w = if backward {
+            LinearWeight::with_transpose(gpu, label, w, n, k)?
         } else {
-            None
+            LinearWeight::new(gpu, label, w, n, k)?
         };
-        Ok(Linear {
-            w: LinearWeight::new(gpu, label, w, n, k)?,
-            b,
-            wt,
-        })
-    }
-
-    fn wt(&self) -> &LinearWeight {
-        self.wt
-            .as_ref()
-            .expect("model loaded without backward weights (use Model::load_for_gradients)")
+        Ok(Linear { w, b })
     }
 }
 
