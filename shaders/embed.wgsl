@@ -56,3 +56,23 @@ fn embed_ln(
         }
     }
 }
+
+// The pre-LayerNorm sum u[r] = word[id] + pos[r % T] + type[tt] alone, for the backward pass
+// (LayerNorm and embedding-table gradients need u). One dispatch per word-table chunk, as above.
+@compute @workgroup_size(ROW_WG)
+fn embed_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_group(wid, nwg);
+    if (row >= p.n_rows) { return; }
+    let id = ids[row];
+    if (id < p.row0 || id >= p.row0 + p.rows) { return; }
+    let w0 = (id - p.row0) * p.hidden;
+    let p0 = (row % p.seq_len) * p.hidden;
+    let t0 = min(type_ids[row], p.n_types - 1u) * p.hidden;
+    for (var i = lid; i < p.hidden; i += ROW_WG) {
+        out[row * p.hidden + i] = word[w0 + i] + pos[p0 + i] + typ[t0 + i];
+    }
+}

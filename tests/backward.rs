@@ -500,9 +500,8 @@ fn weight_and_bias_gradients_match_the_reference_and_accumulate() {
         let dw = poisoned(n * k);
         let db = poisoned(n);
         let mut rec = g.recorder();
-        weight_grad(
-            &mut rec, &tdy, &tx, m as u32, n as u32, k as u32, false, &dw,
-        );
+        let kk = k as u32;
+        weight_grad(&mut rec, &tdy, &tx, kk, m as u32, n as u32, kk, false, &dw);
         bias_grad(&mut rec, &tdy, &ones, m as u32, n as u32, false, &db);
         rec.finish();
         let tol = 2e-5 * (m as f32).sqrt();
@@ -522,7 +521,9 @@ fn weight_and_bias_gradients_match_the_reference_and_accumulate() {
         );
         // accumulating a second batch doubles them
         let mut rec = g.recorder();
-        weight_grad(&mut rec, &tdy, &tx, m as u32, n as u32, k as u32, true, &dw);
+        weight_grad(
+            &mut rec, &tdy, &tx, k as u32, m as u32, n as u32, k as u32, true, &dw,
+        );
         bias_grad(&mut rec, &tdy, &ones, m as u32, n as u32, true, &db);
         rec.finish();
         let twice = |v: &[f32]| v.iter().map(|a| 2.0 * a).collect::<Vec<f32>>();

@@ -37,9 +37,19 @@ pub struct EmbedArgs<'a> {
 
 /// out[r] = LN(word[ids[r]] + pos[r % T] + typ[type_ids[r]]).
 pub fn embed_ln(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor) {
+    embed(rec, a, out, "embed_ln");
+}
+
+/// out[r] = word[ids[r]] + pos[r % T] + typ[type_ids[r]], before the LayerNorm (the backward
+/// pass needs it; `gamma`, `beta` and `eps` of `a` are unused).
+pub fn embed_sum(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor) {
+    embed(rec, a, out, "embed_sum");
+}
+
+fn embed(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor, entry: &'static str) {
     let gpu = rec.gpu();
     let wg = gpu.tuning.row_wg as f64;
-    let pipe = gpu.pipeline(Shader::Embed, "embed_ln", &[("ROW_WG", wg)]);
+    let pipe = gpu.pipeline(Shader::Embed, entry, &[("ROW_WG", wg)]);
     for (row0, rows, table) in a.word_chunks {
         let params = gpu.uniform(
             "embed.params",
@@ -54,20 +64,19 @@ pub fn embed_ln(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor) {
                 _pad: 0,
             },
         );
-        let bg = gpu.bind(
-            &pipe,
-            &[
-                params.as_entire_binding(),
-                a.ids.binding(),
-                a.type_ids.binding(),
-                table.binding(),
-                a.pos.binding(),
-                a.typ.binding(),
-                a.gamma.binding(),
-                a.beta.binding(),
-                out.binding(),
-            ],
-        );
-        rec.dispatch("embed_ln", &pipe, &bg, a.n_rows);
+        let mut entries = vec![
+            (0, params.as_entire_binding()),
+            (1, a.ids.binding()),
+            (2, a.type_ids.binding()),
+            (3, table.binding()),
+            (4, a.pos.binding()),
+            (5, a.typ.binding()),
+            (8, out.binding()),
+        ];
+        if entry == "embed_ln" {
+            entries.extend([(6, a.gamma.binding()), (7, a.beta.binding())]);
+        }
+        let bg = gpu.bind_at(&pipe, &entries);
+        rec.dispatch(entry, &pipe, &bg, a.n_rows);
     }
 }

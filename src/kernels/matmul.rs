@@ -485,12 +485,14 @@ fn tiled_general(
     dispatch_tiled(rec, &consts, (m, n, k), (lda, ldb, n), [a, b, b, c], label);
 }
 
-/// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K]).
+/// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K] with
+/// rows `ldx` apart: the pooler reads one row per example).
 #[allow(clippy::too_many_arguments)]
 pub fn weight_grad(
     rec: &mut Recorder,
     dy: &Tensor,
     x: &Tensor,
+    ldx: u32,
     m: u32,
     n: u32,
     k: u32,
@@ -503,7 +505,7 @@ pub fn weight_grad(
         n,
         true,
         x,
-        k,
+        ldx,
         true,
         (n, k, m),
         accumulate,

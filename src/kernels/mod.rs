@@ -13,7 +13,7 @@ pub mod segment;
 pub use activation::{dropout, gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
-pub use embed::{embed_ln, EmbedArgs};
+pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
 pub use loss::cross_entropy;
 pub use matmul::{

@@ -1,6 +1,8 @@
-//! The backward graph for head-gate gradients (Michel et al.'s importance): activation
-//! gradients only, written out layer by layer as kernel calls, mirroring the forward.
+//! The backward graph, written out layer by layer as kernel calls mirroring the forward: with
+//! activation gradients only for head-gate gradients (Michel et al.'s importance), and with
+//! weight gradients as well for fine-tuning (`train.rs`).
 
+use super::train::{Grads, LinGrad};
 use super::{Activations, Encoded, Linear, Model, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
@@ -25,42 +27,44 @@ fn input_grad(rec: &mut Recorder, dy: &Tensor, lin: &Linear, m: u32, out: &Tenso
     kernels::input_grad(rec, dy, &lin.w, m, out, o);
 }
 
-fn copy(rec: &mut Recorder, src: &Tensor, dst: &Tensor) {
+pub(super) fn copy(rec: &mut Recorder, src: &Tensor, dst: &Tensor) {
     rec.encoder()
         .copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, src.bytes());
 }
 
+/// The loss of a recorded forward pass: per-row losses and dlogits (scaled by `scale`).
+pub(super) struct LossOut {
+    pub loss: Tensor,
+    pub dlogits: Tensor,
+}
+
+/// Where the backward pass writes the gate gradients and attention entropy ([B, L, H] each).
+pub(super) struct GateBuffers {
+    pub dgates: Tensor,
+    pub entropy_sum: Tensor,
+}
+
 impl Model {
-    /// One forward and one backward pass over a padded batch. `labels` holds one class index
-    /// per example (sequence classification) or one per token of the padded batch, −100 to
-    /// ignore (token classification). `gates` is [B, L, H].
-    pub fn gate_gradients(
+    /// Checks labels against the task and classifier and records the softmax cross-entropy.
+    pub(super) fn record_loss(
         &self,
         gpu: &Gpu,
-        examples: &[&Encoded],
+        rec: &mut Recorder,
+        acts: &Activations,
         labels: &[i32],
-        gates: &[f32],
-    ) -> Result<GateGrads> {
-        let c = &self.config;
+        scale: f32,
+    ) -> Result<LossOut> {
         let classifier = self.classifier.as_ref().ok_or_else(|| {
             Error::Usage(format!(
-                "{}: gate gradients need a classifier head",
+                "{}: gradients need a classifier head",
                 self.dir.display()
             ))
         })?;
-        let (nl, nh, h, i) = (
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.hidden_size,
-            c.intermediate_size,
-        );
-        let mut rec = gpu.recorder();
-        let acts: Activations = self.record_forward(gpu, &mut rec, examples, gates, true)?;
         let (b, t) = (acts.b, acts.t);
-        let (bt, ncls) = (b * t, classifier.w.n as usize);
+        let ncls = classifier.w.n as usize;
         let rows = match self.task {
             TaskHead::SequenceClassification => b,
-            TaskHead::TokenClassification => bt,
+            TaskHead::TokenClassification => b * t,
             TaskHead::None => unreachable!("a classifier implies a task head"),
         };
         if labels.len() != rows {
@@ -85,53 +89,147 @@ impl Model {
         let dlogits = gpu.empty("dlogits", rows * ncls)?;
         let logits = acts.logits.as_ref().expect("classifier logits");
         kernels::cross_entropy(
-            &mut rec,
+            rec,
             logits,
             &labels_t,
             rows as u32,
             ncls as u32,
-            1.0,
+            scale,
             &loss,
             &dlogits,
         );
+        Ok(LossOut { loss, dlogits })
+    }
 
-        let (bt32, b32) = (bt as u32, b as u32);
+    /// One forward and one backward pass over a padded batch. `labels` holds one class index
+    /// per example (sequence classification) or one per token of the padded batch, −100 to
+    /// ignore (token classification). `gates` is [B, L, H].
+    pub fn gate_gradients(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        labels: &[i32],
+        gates: &[f32],
+    ) -> Result<GateGrads> {
+        let c = &self.config;
+        let b = examples.len();
+        let mut rec = gpu.recorder();
+        let acts = self.record_forward(gpu, &mut rec, examples, gates, true, None)?;
+        let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
+        let n = b * c.num_hidden_layers * c.num_attention_heads;
+        let gb = GateBuffers {
+            dgates: gpu.empty("grad.gates", n)?,
+            entropy_sum: gpu.empty("attention.entropy", n)?,
+        };
+        self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, None)?;
+        rec.finish();
+        Ok(GateGrads {
+            loss: gpu.read_f32(&loss.loss),
+            dgates: gpu.read_f32(&gb.dgates),
+            entropy_sum: gpu.read_f32(&gb.entropy_sum),
+            lengths: examples.iter().map(|e| e.ids.len()).collect(),
+        })
+    }
+
+    /// Records the backward pass from `dlogits`. Always yields gate gradients and entropy;
+    /// with `grads`, also every weight gradient (written, not accumulated) and, unless the
+    /// embeddings are frozen (`grads.emb` is None), the embedding-table gradients.
+    pub(super) fn record_backward(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        acts: &Activations,
+        dlogits: &Tensor,
+        gb: &GateBuffers,
+        grads: Option<&Grads>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let classifier = self.classifier.as_ref().expect("checked by record_loss");
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let (b, t) = (acts.b, acts.t);
+        let bt = b * t;
+        let (bt32, b32, h32, i32_) = (bt as u32, b as u32, h as u32, i as u32);
+        let ones = match grads {
+            Some(_) => Some(gpu.upload_f32("ones", &vec![1.0; bt])?),
+            None => None,
+        };
+        // dW and db of y = x·Wᵀ + b over `m` rows (x rows `ldx` apart), when training.
+        let param_grads =
+            |rec: &mut Recorder, g: &LinGrad, dy: &Tensor, x: &Tensor, ldx: u32, m: u32| {
+                let (n, k) = g.shape;
+                kernels::weight_grad(rec, dy, x, ldx, m, n, k, false, &g.w);
+                let ones = ones.as_ref().expect("allocated with grads");
+                kernels::bias_grad(rec, dy, ones, m, n, false, &g.b);
+            };
+        let drop = |rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor| {
+            let d = acts
+                .dropout
+                .expect("dropout scratch exists only when training");
+            kernels::dropout(rec, x, n as u32, d.site(site), d.p, y);
+        };
+        let train = acts.dropout.is_some();
+        let last = acts.hidden.last().expect("hidden");
+        let site_head = 1 + 2 * c.num_hidden_layers as u64;
+
         let dx = gpu.empty("grad.hidden", bt * h)?;
         match self.task {
             TaskHead::SequenceClassification => {
                 let pooler = self.pooler.as_ref().expect("pooler checked at load");
                 let pooled = acts.pooled.as_ref().expect("pooled");
+                if let Some(g) = grads {
+                    let x = acts.head_in.as_ref().unwrap_or(pooled);
+                    param_grads(rec, &g.classifier, dlogits, x, h32, b32);
+                }
                 let dpooled = gpu.empty("grad.pooled", b * h)?;
                 input_grad(
-                    &mut rec,
-                    &dlogits,
+                    rec,
+                    dlogits,
                     classifier,
                     b32,
                     &dpooled,
                     MatmulOut::default(),
                 );
+                let dpooled = if train {
+                    let d = gpu.empty("grad.pooled.dropout", b * h)?;
+                    drop(rec, site_head, &dpooled, b * h, &d);
+                    d
+                } else {
+                    dpooled
+                };
                 let dpre = gpu.empty("grad.pooler.pre", b * h)?;
-                kernels::tanh_backward(&mut rec, pooled, &dpooled, (b * h) as u32, &dpre);
+                kernels::tanh_backward(rec, pooled, &dpooled, (b * h) as u32, &dpre);
+                if let Some(g) = grads {
+                    let pg = g
+                        .pooler
+                        .as_ref()
+                        .expect("pooler gradients for a sequence classifier");
+                    // the pooler reads each example's [CLS] row: rows T·H apart
+                    param_grads(rec, pg, &dpre, last, t as u32 * h32, b32);
+                }
                 // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
                 rec.encoder().clear_buffer(&dx.buffer, 0, None);
                 let out = MatmulOut {
                     ldc: (t * h) as u32,
                     accumulate: false,
                 };
-                input_grad(&mut rec, &dpre, pooler, b32, &dx, out);
+                input_grad(rec, &dpre, pooler, b32, &dx, out);
             }
-            _ => input_grad(
-                &mut rec,
-                &dlogits,
-                classifier,
-                bt32,
-                &dx,
-                MatmulOut::default(),
-            ),
+            _ => {
+                if let Some(g) = grads {
+                    let x = acts.head_in.as_ref().unwrap_or(last);
+                    param_grads(rec, &g.classifier, dlogits, x, h32, bt32);
+                }
+                if train {
+                    let d = gpu.empty("grad.hidden.dropout", bt * h)?;
+                    input_grad(rec, dlogits, classifier, bt32, &d, MatmulOut::default());
+                    drop(rec, site_head, &d, bt * h, &dx);
+                } else {
+                    input_grad(rec, dlogits, classifier, bt32, &dx, MatmulOut::default());
+                }
+            }
         }
 
         let eps = c.layer_norm_eps as f32;
-        let h32 = h as u32;
         let da2 = gpu.empty("grad.ln2", bt * h)?;
         let dinter = gpu.empty("grad.inter", bt * i)?;
         let dpre = gpu.empty("grad.inter.pre", bt * i)?;
@@ -139,8 +237,20 @@ impl Model {
         let da1 = gpu.empty("grad.ln1", bt * h)?;
         let dctx = gpu.empty("grad.context", bt * h)?;
         let dqkv = gpu.empty("grad.qkv", bt * 3 * h)?;
-        let dgates = gpu.empty("grad.gates", b * nl * nh)?;
-        let entropy_sum = gpu.empty("attention.entropy", b * nl * nh)?;
+        // gradients through dropout on the residual branches (training only)
+        let dbranch = if train {
+            Some(gpu.empty("grad.branch", bt * h)?)
+        } else {
+            None
+        };
+        let row_stats = match grads {
+            Some(_) => Some(gpu.empty("ln.row_stats", 2 * bt)?),
+            None => None,
+        };
+        let ln_params = |rec: &mut Recorder, g: &LinGrad, x: &Tensor, res: &Tensor, dy: &Tensor| {
+            let rs = row_stats.as_ref().expect("allocated with grads");
+            kernels::ln_param_grad(rec, x, res, dy, eps, bt32, h32, rs, &g.w, &g.b);
+        };
         let acc = MatmulOut {
             ldc: 0,
             accumulate: true,
@@ -155,12 +265,15 @@ impl Model {
             0,
         ));
         let stats = gpu.empty("attention.stats", stats_len)?;
+        let emb_grads = grads.and_then(|g| g.emb.as_ref());
         for (li, layer) in self.layers.iter().enumerate().rev() {
             let s = &acts.layers[li];
+            let lg = grads.map(|g| &g.layers[li]);
             let x_in = &acts.hidden[li];
+            let site = 1 + 2 * li as u64;
             kernels::ln_backward(
-                &mut rec,
-                &s.ffn_out,
+                rec,
+                s.ffn_ln_in(),
                 &s.x1,
                 &dx,
                 &layer.ln2.0,
@@ -169,21 +282,30 @@ impl Model {
                 h32,
                 &da2,
             );
-            input_grad(
-                &mut rec,
-                &da2,
-                &layer.out,
-                bt32,
-                &dinter,
-                MatmulOut::default(),
-            );
+            if let Some(g) = lg {
+                ln_params(rec, &g.ln2, s.ffn_ln_in(), &s.x1, &dx);
+            }
+            let dffn = match &dbranch {
+                Some(d) => {
+                    drop(rec, site + 1, &da2, bt * h, d);
+                    d
+                }
+                None => &da2,
+            };
+            input_grad(rec, dffn, &layer.out, bt32, &dinter, MatmulOut::default());
+            if let Some(g) = lg {
+                param_grads(rec, &g.out, dffn, &s.inter, i32_, bt32);
+            }
             let pre = s.pre.as_ref().expect("saved pre-activation");
-            kernels::gelu_backward(&mut rec, pre, &dinter, (bt * i) as u32, &dpre);
-            copy(&mut rec, &da2, &dx1);
-            input_grad(&mut rec, &dpre, &layer.inter, bt32, &dx1, acc);
+            kernels::gelu_backward(rec, pre, &dinter, (bt * i) as u32, &dpre);
+            if let Some(g) = lg {
+                param_grads(rec, &g.inter, &dpre, &s.x1, h32, bt32);
+            }
+            copy(rec, &da2, &dx1);
+            input_grad(rec, &dpre, &layer.inter, bt32, &dx1, acc);
             kernels::ln_backward(
-                &mut rec,
-                &s.attn_proj,
+                rec,
+                s.attn_ln_in(),
                 x_in,
                 &dx1,
                 &layer.ln1.0,
@@ -192,14 +314,27 @@ impl Model {
                 h32,
                 &da1,
             );
+            if let Some(g) = lg {
+                ln_params(rec, &g.ln1, s.attn_ln_in(), x_in, &dx1);
+            }
+            let dattn = match &dbranch {
+                Some(d) => {
+                    drop(rec, site, &da1, bt * h, d);
+                    d
+                }
+                None => &da1,
+            };
             input_grad(
-                &mut rec,
-                &da1,
+                rec,
+                dattn,
                 &layer.attn_out,
                 bt32,
                 &dctx,
                 MatmulOut::default(),
             );
+            if let Some(g) = lg {
+                param_grads(rec, &g.attn_out, dattn, &s.ctx, h32, bt32);
+            }
             let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, b, t, li);
             let args = AttnBackwardArgs {
                 fwd,
@@ -208,21 +343,28 @@ impl Model {
                 dout: &dctx,
             };
             let outs = GateOutputs {
-                dgates: &dgates,
-                entropy_sum: &entropy_sum,
+                dgates: &gb.dgates,
+                entropy_sum: &gb.entropy_sum,
             };
-            kernels::attention_bwd(&mut rec, &args, &dqkv, &stats, &outs);
-            if li > 0 {
-                copy(&mut rec, &da1, &dx);
-                input_grad(&mut rec, &dqkv, &layer.qkv, bt32, &dx, acc);
+            kernels::attention_bwd(rec, &args, &dqkv, &stats, &outs);
+            if let Some(g) = lg {
+                param_grads(rec, &g.qkv, &dqkv, x_in, h32, bt32);
+            }
+            if li > 0 || emb_grads.is_some() {
+                copy(rec, &da1, &dx);
+                input_grad(rec, &dqkv, &layer.qkv, bt32, &dx, acc);
             }
         }
-        rec.finish();
-        Ok(GateGrads {
-            loss: gpu.read_f32(&loss),
-            dgates: gpu.read_f32(&dgates),
-            entropy_sum: gpu.read_f32(&entropy_sum),
-            lengths: examples.iter().map(|e| e.ids.len()).collect(),
-        })
+        if let Some(eg) = emb_grads {
+            self.record_embedding_backward(
+                gpu,
+                rec,
+                acts,
+                &dx,
+                eg,
+                row_stats.as_ref().expect("grads"),
+            )?;
+        }
+        Ok(())
     }
 }

@@ -20,6 +20,12 @@ pub struct Config {
     pub architectures: Vec<String>,
     /// Label names by class index, from `id2label` (empty when absent).
     pub id2label: BTreeMap<usize, String>,
+    /// Dropout after the embeddings and each residual branch, and before the classifier.
+    pub hidden_dropout_prob: f64,
+    /// Standard deviation of a new classifier's initial weights.
+    pub initializer_range: f64,
+    /// The file as read, so a fine-tuned checkpoint keeps every key it does not change.
+    pub json: serde_json::Value,
 }
 
 #[derive(serde::Deserialize)]
@@ -37,6 +43,8 @@ struct Raw {
     position_embedding_type: Option<String>,
     architectures: Option<Vec<String>>,
     id2label: Option<BTreeMap<String, String>>,
+    hidden_dropout_prob: Option<f64>,
+    initializer_range: Option<f64>,
 }
 
 impl Config {
@@ -79,6 +87,9 @@ impl Config {
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
             architectures: raw.architectures.unwrap_or_default(),
             id2label: BTreeMap::new(),
+            hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1),
+            initializer_range: raw.initializer_range.unwrap_or(0.02),
+            json: serde_json::from_str(text).unwrap_or_default(),
             model_type,
         };
         let act = raw.hidden_act.unwrap_or_else(|| "gelu".into());

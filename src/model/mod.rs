@@ -4,18 +4,30 @@ pub mod backward;
 pub mod batch;
 pub mod config;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 pub use backward::GateGrads;
 pub use batch::{run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
 pub use tokenizer::{BertTokenizer, Encoded};
+pub use train::{StepStats, TrainConfig, Trainer};
+
 pub use weights::Weights;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::{self, Act, AttnArgs, EmbedArgs, LinearWeight, MatmulArgs};
 use std::path::{Path, PathBuf};
+
+/// The head a model is fine-tuned with.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadSpec {
+    pub task: TaskHead,
+    pub labels: usize,
+    /// Seed of a new head's initial weights.
+    pub seed: u64,
+}
 
 /// Which task head the checkpoint carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +96,45 @@ pub struct Model {
 /// (ids [B*T], token types [B*T], lengths [B], T) of a padded batch.
 type PaddedBatch = (Vec<u32>, Vec<u32>, Vec<u32>, usize);
 
+/// Dropout for a training step: the seed of each call site derives from (seed, step, site), so
+/// a run is deterministic for a given seed and adapter and the backward pass replays the masks.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropout {
+    pub seed: u64,
+    pub step: u64,
+    pub p: f32,
+}
+
+impl Dropout {
+    /// The mask seed of call site `site` (0: embeddings, 1 + 2l / 2 + 2l: layer l's attention
+    /// and FFN branches, 1 + 2L: the classifier input).
+    fn site(&self, site: u64) -> u32 {
+        let mut z = self
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(self.step.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+            .wrapping_add(site.wrapping_mul(0x94D0_49BB_1331_11EB));
+        z ^= z >> 31;
+        z = z.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        (z ^ (z >> 32)) as u32
+    }
+}
+
 /// Activations of one recorded forward pass (per layer when saved for the backward pass).
 struct Activations {
     b: usize,
     t: usize,
+    /// Host copies of the padded ids and token types (embedding gradients group rows by them).
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
+    /// The pre-LayerNorm embedding sum, kept when training.
+    emb_sum: Option<Tensor>,
+    /// The classifier's input after dropout (the pooled output, or the last hidden states),
+    /// kept when training.
+    head_in: Option<Tensor>,
+    dropout: Option<Dropout>,
+    /// Real tokens of each example.
+    lengths: Vec<usize>,
     lens: Tensor,
     gates: Tensor,
     /// Layer inputs and the final output: L + 1 buffers when saved, else 1.
@@ -102,6 +149,9 @@ struct LayerActs {
     ctx: Tensor,
     lse: Tensor,
     attn_proj: Tensor,
+    /// attn_proj and ffn_out after dropout (training only): the inputs of the residual LNs.
+    attn_drop: Option<Tensor>,
+    ffn_drop: Option<Tensor>,
     x1: Tensor,
     /// Pre-activation of the intermediate layer, kept only for the backward pass.
     pre: Option<Tensor>,
@@ -110,21 +160,40 @@ struct LayerActs {
 }
 
 impl LayerActs {
-    fn new(gpu: &Gpu, bt: usize, h: usize, i: usize, lse: usize, save: bool) -> Result<LayerActs> {
+    fn new(
+        gpu: &Gpu,
+        bt: usize,
+        h: usize,
+        i: usize,
+        lse: usize,
+        save: bool,
+        train: bool,
+    ) -> Result<LayerActs> {
+        let opt = |on: bool, label: &str, len: usize| -> Result<Option<Tensor>> {
+            on.then(|| gpu.empty(label, len)).transpose()
+        };
         Ok(LayerActs {
+            attn_drop: opt(train, "attention.proj.dropout", bt * h)?,
+            ffn_drop: opt(train, "ffn.out.dropout", bt * h)?,
             qkv: gpu.empty("qkv", bt * 3 * h)?,
             ctx: gpu.empty("context", bt * h)?,
             lse: gpu.empty("lse", lse)?,
             attn_proj: gpu.empty("attention.proj", bt * h)?,
             x1: gpu.empty("hidden.attn", bt * h)?,
-            pre: if save {
-                Some(gpu.empty("intermediate.pre", bt * i)?)
-            } else {
-                None
-            },
+            pre: opt(save, "intermediate.pre", bt * i)?,
             inter: gpu.empty("intermediate", bt * i)?,
             ffn_out: gpu.empty("ffn.out", bt * h)?,
         })
+    }
+
+    /// The first input of the attention residual's LayerNorm.
+    fn attn_ln_in(&self) -> &Tensor {
+        self.attn_drop.as_ref().unwrap_or(&self.attn_proj)
+    }
+
+    /// The first input of the FFN residual's LayerNorm.
+    fn ffn_ln_in(&self) -> &Tensor {
+        self.ffn_drop.as_ref().unwrap_or(&self.ffn_out)
     }
 }
 
@@ -148,18 +217,37 @@ fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+impl TaskHead {
+    /// The CLI's name of the task.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskHead::None => "base (no task head)",
+            TaskHead::SequenceClassification => "seq-cls",
+            TaskHead::TokenClassification => "token-cls",
+        }
+    }
+}
+
 impl Model {
     /// Loads an HF model directory (config.json, model.safetensors, tokenizer.json).
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Model> {
-        Model::load_with(gpu, dir, false)
+        Model::load_with(gpu, dir, false, None)
     }
 
     /// Loads the model with the transposed weights its backward pass needs (gate gradients).
     pub fn load_for_gradients(gpu: &Gpu, dir: &Path) -> Result<Model> {
-        Model::load_with(gpu, dir, true)
+        Model::load_with(gpu, dir, true, None)
     }
 
-    fn load_with(gpu: &Gpu, dir: &Path, backward: bool) -> Result<Model> {
+    /// Loads a model to fine-tune for `head`: a checkpoint's own classifier when it has one
+    /// (its task and label count must match), else a new one initialised as transformers
+    /// does (normal with `initializer_range`, zero bias), and a new pooler where a sequence
+    /// classifier needs one and the checkpoint has none.
+    pub fn load_for_training(gpu: &Gpu, dir: &Path, head: &HeadSpec) -> Result<Model> {
+        Model::load_with(gpu, dir, true, Some(head))
+    }
+
+    fn load_with(gpu: &Gpu, dir: &Path, backward: bool, head: Option<&HeadSpec>) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?)?;
         let tokenizer = BertTokenizer::load(
@@ -244,15 +332,38 @@ impl Model {
         }
 
         let has_pooler = weights.has(&format!("{p}pooler.dense.weight"));
-        let pooler = if has_pooler {
+        let mut pooler = if has_pooler {
             Some(linear("pooler.dense", h, h)?)
         } else {
             None
         };
+        let std = c.initializer_range as f32;
 
         // Task heads live outside the "bert." prefix.
         let (task, classifier, num_labels) = match weights.shape("classifier.weight") {
-            None => (TaskHead::None, None, 0),
+            None => match head {
+                None => (TaskHead::None, None, 0),
+                Some(spec) => {
+                    let n = spec.labels;
+                    let w = train::normal_init(n * h, std, spec.seed);
+                    let b = up("classifier.bias", &vec![0.0; n])?;
+                    let cls = Linear::new(gpu, "classifier.weight", &w, b, n, h, backward)?;
+                    if spec.task == TaskHead::SequenceClassification && pooler.is_none() {
+                        let w = train::normal_init(h * h, std, spec.seed ^ 0x5EED);
+                        let b = up("pooler.dense.bias", &vec![0.0; h])?;
+                        pooler = Some(Linear::new(
+                            gpu,
+                            "pooler.dense.weight",
+                            &w,
+                            b,
+                            h,
+                            h,
+                            backward,
+                        )?);
+                    }
+                    (spec.task, Some(cls), n)
+                }
+            },
             Some(shape) => {
                 if shape.len() != 2 || shape[1] != h {
                     return Err(Error::input(
@@ -282,6 +393,24 @@ impl Model {
                         weights.path(),
                         format!("missing tensor {p}pooler.dense.weight (a sequence classifier needs the pooler)"),
                     ));
+                }
+                if let Some(spec) = head {
+                    if spec.task != task {
+                        return Err(Error::input(
+                            dir,
+                            format!(
+                                "the checkpoint is a {} model, not {}",
+                                task.name(),
+                                spec.task.name()
+                            ),
+                        ));
+                    }
+                    if spec.labels != n {
+                        return Err(Error::input(
+                            weights.path(),
+                            format!("the checkpoint's classifier has {n} labels but the training data has {}", spec.labels),
+                        ));
+                    }
                 }
                 (task, Some(cls), n)
             }
@@ -365,6 +494,9 @@ impl Model {
 
     /// Records embeddings, every layer and the heads. With `save`, every activation the
     /// backward pass needs is kept in its own buffer; without, buffers are reused across layers.
+    /// `dropout` (training; implies `save`) applies dropout after the embeddings, on each
+    /// residual branch and before the classifier, as BERT does; attention probabilities are
+    /// not dropped (the fused kernel keeps no probability matrix to drop from).
     fn record_forward(
         &self,
         gpu: &Gpu,
@@ -372,16 +504,19 @@ impl Model {
         examples: &[&Encoded],
         gates: &[f32],
         save: bool,
+        dropout: Option<Dropout>,
     ) -> Result<Activations> {
+        let train = dropout.is_some();
+        let save = save || train;
         let c = &self.config;
         let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
         let b = examples.len();
         assert_eq!(gates.len(), b * nl * nh, "gates must be [B, L, H]");
-        let (ids, tts, lens, t) = self.pad_batch(examples)?;
+        let (ids_host, tts_host, lens, t) = self.pad_batch(examples)?;
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let bt = b * t;
-        let ids = gpu.upload_u32("input_ids", &ids)?;
-        let tts = gpu.upload_u32("token_type_ids", &tts)?;
+        let ids = gpu.upload_u32("input_ids", &ids_host)?;
+        let tts = gpu.upload_u32("token_type_ids", &tts_host)?;
         let lens = gpu.upload_u32("lengths", &lens)?;
         let gates = gpu.upload_f32("gates", gates)?;
         let n_hidden = if save { nl + 1 } else { 1 };
@@ -389,28 +524,39 @@ impl Model {
             .map(|_| gpu.empty("hidden", bt * h))
             .collect::<Result<Vec<_>>>()?;
         let layers = (0..if save { nl } else { 1 })
-            .map(|_| LayerActs::new(gpu, bt, h, i, b * nh * t, save))
+            .map(|_| LayerActs::new(gpu, bt, h, i, b * nh * t, save, train))
             .collect::<Result<Vec<_>>>()?;
         let eps = c.layer_norm_eps as f32;
         let (bt32, t32, h32) = (bt as u32, t as u32, h as u32);
-        kernels::embed_ln(
-            rec,
-            &EmbedArgs {
-                ids: &ids,
-                type_ids: &tts,
-                word_chunks: &self.emb.word_chunks,
-                pos: &self.emb.pos,
-                typ: &self.emb.typ,
-                n_types: c.type_vocab_size as u32,
-                gamma: &self.emb.ln.0,
-                beta: &self.emb.ln.1,
-                eps,
-                n_rows: bt32,
-                seq_len: t32,
-                hidden: h32,
-            },
-            &hidden[0],
-        );
+        let drop = |rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor| {
+            let d = dropout.expect("dropout buffers exist only when training");
+            kernels::dropout(rec, x, n as u32, d.site(site), d.p, y);
+        };
+        let emb_args = EmbedArgs {
+            ids: &ids,
+            type_ids: &tts,
+            word_chunks: &self.emb.word_chunks,
+            pos: &self.emb.pos,
+            typ: &self.emb.typ,
+            n_types: c.type_vocab_size as u32,
+            gamma: &self.emb.ln.0,
+            beta: &self.emb.ln.1,
+            eps,
+            n_rows: bt32,
+            seq_len: t32,
+            hidden: h32,
+        };
+        let emb_sum = if train {
+            let u = gpu.empty("embeddings.sum", bt * h)?;
+            kernels::embed_sum(rec, &emb_args, &u);
+            let ln = gpu.empty("embeddings.ln", bt * h)?;
+            kernels::embed_ln(rec, &emb_args, &ln);
+            drop(rec, 0, &ln, bt * h, &hidden[0]);
+            Some(u)
+        } else {
+            kernels::embed_ln(rec, &emb_args, &hidden[0]);
+            None
+        };
         for (li, layer) in self.layers.iter().enumerate() {
             let s = &layers[if save { li } else { 0 }];
             let (x_in, x_out) = if save {
@@ -426,9 +572,12 @@ impl Model {
                 &s.lse,
             );
             self.lin(rec, &layer.attn_out, &s.ctx, bt32, Act::None, &s.attn_proj);
+            if let Some(d) = &s.attn_drop {
+                drop(rec, 1 + 2 * li as u64, &s.attn_proj, bt * h, d);
+            }
             kernels::add_ln(
                 rec,
-                &s.attn_proj,
+                s.attn_ln_in(),
                 x_in,
                 &layer.ln1.0,
                 &layer.ln1.1,
@@ -445,10 +594,13 @@ impl Model {
                 None => self.lin(rec, &layer.inter, &s.x1, bt32, Act::Gelu, &s.inter),
             }
             self.lin(rec, &layer.out, &s.inter, bt32, Act::None, &s.ffn_out);
+            if let Some(d) = &s.ffn_drop {
+                drop(rec, 2 + 2 * li as u64, &s.ffn_out, bt * h, d);
+            }
             // x_out may be x_in (no saving): x_in is not read by this dispatch.
             kernels::add_ln(
                 rec,
-                &s.ffn_out,
+                s.ffn_ln_in(),
                 &s.x1,
                 &layer.ln2.0,
                 &layer.ln2.1,
@@ -476,23 +628,46 @@ impl Model {
             }
             None => None,
         };
-        let logits = match (&self.classifier, self.task) {
+        let site = 1 + 2 * nl as u64;
+        let (logits, head_in) = match (&self.classifier, self.task) {
             (Some(cl), TaskHead::SequenceClassification) => {
                 let out = gpu.empty("logits", b * cl.w.n as usize)?;
                 let pooled = pooled.as_ref().expect("pooler checked at load");
-                self.lin(rec, cl, pooled, b as u32, Act::None, &out);
-                Some(out)
+                let head_in = if train {
+                    let d = gpu.empty("pooled.dropout", b * h)?;
+                    drop(rec, site, pooled, b * h, &d);
+                    Some(d)
+                } else {
+                    None
+                };
+                let x = head_in.as_ref().unwrap_or(pooled);
+                self.lin(rec, cl, x, b as u32, Act::None, &out);
+                (Some(out), head_in)
             }
             (Some(cl), TaskHead::TokenClassification) => {
                 let out = gpu.empty("logits", bt * cl.w.n as usize)?;
-                self.lin(rec, cl, last, bt32, Act::None, &out);
-                Some(out)
+                let head_in = if train {
+                    let d = gpu.empty("hidden.dropout", bt * h)?;
+                    drop(rec, site, last, bt * h, &d);
+                    Some(d)
+                } else {
+                    None
+                };
+                let x = head_in.as_ref().unwrap_or(last);
+                self.lin(rec, cl, x, bt32, Act::None, &out);
+                (Some(out), head_in)
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Activations {
             b,
             t,
+            ids: ids_host,
+            type_ids: tts_host,
+            emb_sum,
+            head_in,
+            dropout,
+            lengths: examples.iter().map(|e| e.ids.len()).collect(),
             lens,
             gates,
             hidden,
@@ -534,7 +709,7 @@ impl Model {
         want_hidden: bool,
     ) -> Result<BatchOutput> {
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(gpu, &mut rec, examples, gates, false)?;
+        let acts = self.record_forward(gpu, &mut rec, examples, gates, false, None)?;
         rec.finish();
         Ok(BatchOutput {
             batch: acts.b,

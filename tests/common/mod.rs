@@ -207,6 +207,15 @@ impl Golden {
             .unwrap_or_else(|_| panic!("{}: no tensor {name}", self.path.display()));
         (v.shape().to_vec(), v.dtype(), v.data().to_vec())
     }
+    #[allow(dead_code)]
+    pub fn names(&self) -> Vec<String> {
+        safetensors::SafeTensors::deserialize(&self.bytes)
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
     pub fn has(&self, name: &str) -> bool {
         safetensors::SafeTensors::deserialize(&self.bytes)
             .unwrap()

@@ -1,0 +1,639 @@
+//! Fine-tuning on the device: weight gradients (the backward graph in `backward.rs` with
+//! `grads`), embedding-table gradients, AdamW with decoupled weight decay and global-norm
+//! clipping, and writing the result as a Hugging Face directory.
+
+use super::backward::{copy, GateBuffers};
+use super::{Activations, Dropout, Encoded, Model, TaskHead};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::{self, AdamW, LinearWeight};
+use crate::output::OutTensor;
+use std::path::Path;
+
+/// Gradient buffers of one Linear (or a LayerNorm's γ, β as `w`, `b`).
+pub(crate) struct LinGrad {
+    pub w: Tensor,
+    pub b: Tensor,
+    /// (N, K) of W (for a LayerNorm: (H, 1)).
+    pub shape: (u32, u32),
+}
+
+pub(crate) struct EmbGrads {
+    pub word: Vec<Tensor>,
+    pub pos: Tensor,
+    pub typ: Tensor,
+    pub ln: LinGrad,
+}
+
+pub(crate) struct LayerGrads {
+    pub qkv: LinGrad,
+    pub attn_out: LinGrad,
+    pub ln1: LinGrad,
+    pub inter: LinGrad,
+    pub out: LinGrad,
+    pub ln2: LinGrad,
+}
+
+/// Gradients of every trained parameter, laid out like the model.
+pub(crate) struct Grads {
+    /// None when the embeddings are frozen.
+    pub emb: Option<EmbGrads>,
+    pub layers: Vec<LayerGrads>,
+    /// Only for sequence classification.
+    pub pooler: Option<LinGrad>,
+    pub classifier: LinGrad,
+}
+
+/// One trained parameter: its buffer, the weight whose textures follow it, and whether
+/// weight decay applies (not to biases and LayerNorm parameters, as the HF Trainer).
+struct Param<'a> {
+    tensor: &'a Tensor,
+    weight: Option<&'a LinearWeight>,
+    decay: bool,
+}
+
+impl Grads {
+    /// Gradient buffers in the order of [`Model::trained_params`].
+    fn list(&self) -> Vec<&Tensor> {
+        let mut v = Vec::new();
+        if let Some(e) = &self.emb {
+            v.extend(e.word.iter());
+            v.extend([&e.pos, &e.typ, &e.ln.w, &e.ln.b]);
+        }
+        for l in &self.layers {
+            for g in [&l.qkv, &l.attn_out, &l.ln1, &l.inter, &l.out, &l.ln2] {
+                v.extend([&g.w, &g.b]);
+            }
+        }
+        if let Some(p) = &self.pooler {
+            v.extend([&p.w, &p.b]);
+        }
+        v.extend([&self.classifier.w, &self.classifier.b]);
+        v
+    }
+}
+
+/// One Hugging Face tensor: its name, shape, and the device ranges it is read from.
+struct HfEntry<'a> {
+    name: String,
+    shape: Vec<usize>,
+    parts: Vec<(&'a Tensor, std::ops::Range<usize>)>,
+}
+
+/// Fine-tuning settings fixed for a run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub adamw: AdamW,
+    pub max_grad_norm: f32,
+    pub dropout: f32,
+    pub seed: u64,
+    pub freeze_embeddings: bool,
+}
+
+/// Optimizer state: gradients, AdamW moments and the step count.
+pub struct Trainer {
+    cfg: TrainConfig,
+    grads: Grads,
+    moments: Vec<(Tensor, Tensor)>,
+    step: u32,
+}
+
+/// What one optimizer step saw.
+#[derive(Clone, Copy, Debug)]
+pub struct StepStats {
+    /// Mean loss over the labelled rows of the batch.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+impl Trainer {
+    pub fn step(&self) -> u32 {
+        self.step
+    }
+}
+
+impl Model {
+    /// Every trained parameter, in a fixed order matched by [`Grads::list`].
+    fn trained_params(&self, freeze_embeddings: bool) -> Vec<Param<'_>> {
+        let mut v = Vec::new();
+        let p = |tensor, weight, decay| Param {
+            tensor,
+            weight,
+            decay,
+        };
+        if !freeze_embeddings {
+            v.extend(
+                self.emb
+                    .word_chunks
+                    .iter()
+                    .map(|(_, _, t)| p(t, None, true)),
+            );
+            v.push(p(&self.emb.pos, None, true));
+            v.push(p(&self.emb.typ, None, true));
+            v.push(p(&self.emb.ln.0, None, false));
+            v.push(p(&self.emb.ln.1, None, false));
+        }
+        for l in &self.layers {
+            for lin in [&l.qkv, &l.attn_out] {
+                v.push(p(&lin.w.buffer, Some(&lin.w), true));
+                v.push(p(&lin.b, None, false));
+            }
+            v.push(p(&l.ln1.0, None, false));
+            v.push(p(&l.ln1.1, None, false));
+            for lin in [&l.inter, &l.out] {
+                v.push(p(&lin.w.buffer, Some(&lin.w), true));
+                v.push(p(&lin.b, None, false));
+            }
+            v.push(p(&l.ln2.0, None, false));
+            v.push(p(&l.ln2.1, None, false));
+        }
+        if self.task == TaskHead::SequenceClassification {
+            let pl = self.pooler.as_ref().expect("pooler checked at load");
+            v.push(p(&pl.w.buffer, Some(&pl.w), true));
+            v.push(p(&pl.b, None, false));
+        }
+        let cl = self.classifier.as_ref().expect("checked by trainer()");
+        v.push(p(&cl.w.buffer, Some(&cl.w), true));
+        v.push(p(&cl.b, None, false));
+        v
+    }
+
+    /// Allocates gradients and zeroed AdamW moments. The model must have been loaded with
+    /// [`Model::load_for_training`] (or [`Model::load_for_gradients`]).
+    pub fn trainer(&self, gpu: &Gpu, cfg: TrainConfig) -> Result<Trainer> {
+        let c = &self.config;
+        let cl = self.classifier.as_ref().ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: fine-tuning needs a task head",
+                self.dir.display()
+            ))
+        })?;
+        let h = c.hidden_size as u32;
+        let lin = |label: &str, n: u32, k: u32| -> Result<LinGrad> {
+            Ok(LinGrad {
+                w: gpu.empty(&format!("grad.{label}.w"), (n * k) as usize)?,
+                b: gpu.empty(&format!("grad.{label}.b"), n as usize)?,
+                shape: (n, k),
+            })
+        };
+        let emb = if cfg.freeze_embeddings {
+            None
+        } else {
+            Some(EmbGrads {
+                word: self
+                    .emb
+                    .word_chunks
+                    .iter()
+                    .map(|(_, _, t)| gpu.empty("grad.word", t.len))
+                    .collect::<Result<_>>()?,
+                pos: gpu.empty("grad.pos", self.emb.pos.len)?,
+                typ: gpu.empty("grad.type", self.emb.typ.len)?,
+                ln: lin("emb.ln", h, 1)?,
+            })
+        };
+        let i = c.intermediate_size as u32;
+        let layers = (0..c.num_hidden_layers)
+            .map(|_| {
+                Ok(LayerGrads {
+                    qkv: lin("qkv", 3 * h, h)?,
+                    attn_out: lin("attn_out", h, h)?,
+                    ln1: lin("ln1", h, 1)?,
+                    inter: lin("inter", i, h)?,
+                    out: lin("out", h, i)?,
+                    ln2: lin("ln2", h, 1)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = if self.task == TaskHead::SequenceClassification {
+            Some(lin("pooler", h, h)?)
+        } else {
+            None
+        };
+        let grads = Grads {
+            emb,
+            layers,
+            pooler,
+            classifier: lin("classifier", cl.w.n, h)?,
+        };
+        let params = self.trained_params(cfg.freeze_embeddings);
+        let glist = grads.list();
+        assert_eq!(
+            params.len(),
+            glist.len(),
+            "parameter and gradient lists disagree"
+        );
+        let mut moments = Vec::with_capacity(params.len());
+        for (p, g) in params.iter().zip(&glist) {
+            assert_eq!(p.tensor.len, g.len, "parameter and gradient sizes disagree");
+            let m = gpu.empty("adam.m", p.tensor.len)?;
+            let v = gpu.empty("adam.v", p.tensor.len)?;
+            gpu.fill_f32(&m, 0.0);
+            gpu.fill_f32(&v, 0.0);
+            moments.push((m, v));
+        }
+        Ok(Trainer {
+            cfg,
+            grads,
+            moments,
+            step: 0,
+        })
+    }
+
+    /// One optimizer step on a batch at learning rate `lr`: [`Model::compute_gradients`]
+    /// with dropout, then global-norm clipping and AdamW. A non-finite loss or gradient norm
+    /// is an error and leaves the parameters untouched.
+    pub fn train_step(
+        &self,
+        gpu: &Gpu,
+        tr: &mut Trainer,
+        examples: &[&Encoded],
+        labels: &[i32],
+        lr: f32,
+    ) -> Result<StepStats> {
+        let step = tr.step + 1;
+        let loss = self.compute_gradients(gpu, tr, examples, labels, true)?;
+        if !loss.is_finite() {
+            return Err(Error::Usage(format!(
+                "training diverged: the loss is {loss} at step {step}"
+            )));
+        }
+        let norm = kernels::sum_squares(gpu, &tr.grads.list())?.sqrt();
+        if !norm.is_finite() {
+            return Err(Error::Usage(format!(
+                "training diverged: the gradient norm is {norm} at step {step}"
+            )));
+        }
+        let clip = (tr.cfg.max_grad_norm as f64 / (norm + 1e-6)).min(1.0) as f32;
+        let mut rec = gpu.recorder();
+        let params = self.trained_params(tr.cfg.freeze_embeddings);
+        for ((p, g), (m, v)) in params.iter().zip(tr.grads.list()).zip(&tr.moments) {
+            let opt = AdamW {
+                lr,
+                weight_decay: if p.decay {
+                    tr.cfg.adamw.weight_decay
+                } else {
+                    0.0
+                },
+                ..tr.cfg.adamw
+            };
+            kernels::adamw_step(&mut rec, &opt, step, clip, p.tensor, g, m, v);
+        }
+        for w in params.iter().filter_map(|p| p.weight) {
+            w.refresh(&mut rec);
+        }
+        rec.finish();
+        tr.step = step;
+        Ok(StepStats {
+            loss,
+            grad_norm: norm,
+        })
+    }
+
+    /// Forward (with the trainer's dropout when `dropout`), mean cross-entropy over the
+    /// labelled rows, and the full backward into the trainer's gradient buffers. Returns the
+    /// mean loss.
+    pub fn compute_gradients(
+        &self,
+        gpu: &Gpu,
+        tr: &Trainer,
+        examples: &[&Encoded],
+        labels: &[i32],
+        dropout: bool,
+    ) -> Result<f64> {
+        let c = &self.config;
+        let b = examples.len();
+        let gates = vec![1f32; b * c.num_hidden_layers * c.num_attention_heads];
+        let counted = labels.iter().filter(|&&y| y != -100).count();
+        if counted == 0 {
+            return Err(Error::Usage(
+                "a training batch without labelled rows".into(),
+            ));
+        }
+        // without dropout the masks are all ones (p = 0): the same graph, deterministic
+        let dropout = Some(Dropout {
+            seed: tr.cfg.seed,
+            step: tr.step as u64,
+            p: if dropout { tr.cfg.dropout } else { 0.0 },
+        });
+        let mut rec = gpu.recorder();
+        let acts = self.record_forward(gpu, &mut rec, examples, &gates, true, dropout)?;
+        let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0 / counted as f32)?;
+        let n = gates.len();
+        let gb = GateBuffers {
+            dgates: gpu.empty("grad.gates", n)?,
+            entropy_sum: gpu.empty("attention.entropy", n)?,
+        };
+        self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, Some(&tr.grads))?;
+        rec.finish();
+        let sum: f64 = gpu.read_f32(&loss.loss).iter().map(|&v| v as f64).sum();
+        Ok(sum / counted as f64)
+    }
+
+    /// Embedding backward: through the embedding dropout and LayerNorm to u = word + pos +
+    /// type, then row scatter-adds into the three tables (padding rows skipped).
+    pub(super) fn record_embedding_backward(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        acts: &Activations,
+        dh0: &Tensor,
+        g: &EmbGrads,
+        row_stats: &Tensor,
+    ) -> Result<()> {
+        let c = &self.config;
+        let (b, t, h) = (acts.b, acts.t, c.hidden_size);
+        let bt = b * t;
+        let (bt32, h32) = (bt as u32, h as u32);
+        let eps = c.layer_norm_eps as f32;
+        let u = acts
+            .emb_sum
+            .as_ref()
+            .expect("embedding sum kept when training");
+        let dln = gpu.empty("grad.embeddings.ln", bt * h)?;
+        match acts.dropout {
+            Some(d) => kernels::dropout(rec, dh0, (bt * h) as u32, d.site(0), d.p, &dln),
+            None => copy(rec, dh0, &dln),
+        }
+        let zeros = gpu.empty("zeros", bt * h)?;
+        rec.encoder().clear_buffer(&zeros.buffer, 0, None);
+        let du = gpu.empty("grad.embeddings.sum", bt * h)?;
+        kernels::ln_backward(rec, u, &zeros, &dln, &self.emb.ln.0, eps, bt32, h32, &du);
+        kernels::ln_param_grad(
+            rec, u, &zeros, &dln, eps, bt32, h32, row_stats, &g.ln.w, &g.ln.b,
+        );
+        let real = |r: usize| r % t < acts.lengths[r / t];
+        let keys = |f: &dyn Fn(usize) -> u32| -> Vec<u32> {
+            (0..bt)
+                .map(|r| if real(r) { f(r) } else { u32::MAX })
+                .collect()
+        };
+        let word_keys = keys(&|r| acts.ids[r]);
+        for ((row0, rows, _), gw) in self.emb.word_chunks.iter().zip(&g.word) {
+            rec.encoder().clear_buffer(&gw.buffer, 0, None);
+            kernels::scatter_add_rows(rec, &du, &word_keys, *row0, *rows, h32, gw)?;
+        }
+        let pos_rows = c.max_position_embeddings as u32;
+        rec.encoder().clear_buffer(&g.pos.buffer, 0, None);
+        kernels::scatter_add_rows(
+            rec,
+            &du,
+            &keys(&|r| (r % t) as u32),
+            0,
+            pos_rows,
+            h32,
+            &g.pos,
+        )?;
+        rec.encoder().clear_buffer(&g.typ.buffer, 0, None);
+        let types = c.type_vocab_size as u32;
+        kernels::scatter_add_rows(
+            rec,
+            &du,
+            &keys(&|r| acts.type_ids[r]),
+            0,
+            types,
+            h32,
+            &g.typ,
+        )?;
+        Ok(())
+    }
+
+    /// The model's tensors under their Hugging Face names (Q, K and V split again; the word
+    /// table joined), read back from the device.
+    pub fn hf_tensors(&self, gpu: &Gpu) -> Vec<OutTensor> {
+        self.read_hf(gpu, &self.hf_layout(None))
+    }
+
+    /// The gradients of the last [`Model::compute_gradients`] under the parameters' Hugging
+    /// Face names (frozen embeddings left out).
+    pub fn hf_gradients(&self, gpu: &Gpu, tr: &Trainer) -> Vec<OutTensor> {
+        self.read_hf(gpu, &self.hf_layout(Some(&tr.grads)))
+    }
+
+    fn read_hf(&self, gpu: &Gpu, layout: &[HfEntry]) -> Vec<OutTensor> {
+        layout
+            .iter()
+            .map(|e| {
+                let mut v = Vec::new();
+                for (t, range) in &e.parts {
+                    let all = gpu.read_f32(t);
+                    v.extend_from_slice(&all[range.clone()]);
+                }
+                OutTensor::f32(&e.name, e.shape.clone(), &v)
+            })
+            .collect()
+    }
+
+    /// Where each Hugging Face tensor lives: in the parameters, or with `grads` in their
+    /// gradients (same shapes, same order).
+    fn hf_layout<'a>(&'a self, grads: Option<&'a Grads>) -> Vec<HfEntry<'a>> {
+        let c = &self.config;
+        let h = c.hidden_size;
+        let pre = match self.task {
+            TaskHead::None => "",
+            _ => "bert.",
+        };
+        let mut out = Vec::new();
+        let whole = |t: &'a Tensor| vec![(t, 0..t.len)];
+        fn entry<'a>(
+            name: String,
+            shape: Vec<usize>,
+            parts: Vec<(&'a Tensor, std::ops::Range<usize>)>,
+        ) -> HfEntry<'a> {
+            HfEntry { name, shape, parts }
+        }
+        let pair = |p: &'a (Tensor, Tensor), g: Option<&'a LinGrad>| match g {
+            Some(g) => (&g.w, &g.b),
+            None => (&p.0, &p.1),
+        };
+        let lin = |l: &'a super::Linear, g: Option<&'a LinGrad>| match g {
+            Some(g) => (&g.w, &g.b),
+            None => (&l.w.buffer, &l.b),
+        };
+        let emb = match grads {
+            Some(g) => g.emb.as_ref().map(|e| {
+                let word: Vec<&Tensor> = e.word.iter().collect();
+                (word, &e.pos, &e.typ, Some(&e.ln))
+            }),
+            None => {
+                let word: Vec<&Tensor> = self.emb.word_chunks.iter().map(|(_, _, t)| t).collect();
+                Some((word, &self.emb.pos, &self.emb.typ, None))
+            }
+        };
+        let e = "embeddings";
+        if let Some((word, pos, typ, ln)) = emb {
+            let parts = word.into_iter().map(|t| (t, 0..t.len)).collect();
+            out.push(entry(
+                format!("{pre}{e}.word_embeddings.weight"),
+                vec![c.vocab_size, h],
+                parts,
+            ));
+            out.push(entry(
+                format!("{pre}{e}.position_embeddings.weight"),
+                vec![c.max_position_embeddings, h],
+                whole(pos),
+            ));
+            out.push(entry(
+                format!("{pre}{e}.token_type_embeddings.weight"),
+                vec![c.type_vocab_size, h],
+                whole(typ),
+            ));
+            let (w, b) = pair(&self.emb.ln, ln);
+            out.push(entry(
+                format!("{pre}{e}.LayerNorm.weight"),
+                vec![h],
+                whole(w),
+            ));
+            out.push(entry(format!("{pre}{e}.LayerNorm.bias"), vec![h], whole(b)));
+        }
+        for (li, l) in self.layers.iter().enumerate() {
+            let lg = grads.map(|g| &g.layers[li]);
+            let lp = format!("{pre}encoder.layer.{li}");
+            let (w, b) = lin(&l.qkv, lg.map(|g| &g.qkv));
+            for (j, part) in ["query", "key", "value"].iter().enumerate() {
+                let name = format!("{lp}.attention.self.{part}");
+                out.push(entry(
+                    format!("{name}.weight"),
+                    vec![h, h],
+                    vec![(w, j * h * h..(j + 1) * h * h)],
+                ));
+                out.push(entry(
+                    format!("{name}.bias"),
+                    vec![h],
+                    vec![(b, j * h..(j + 1) * h)],
+                ));
+            }
+            let linear = |name: String, l: &'a super::Linear, g: Option<&'a LinGrad>| {
+                let (n, k) = (l.w.n as usize, l.w.k as usize);
+                let (w, b) = lin(l, g);
+                [
+                    entry(format!("{name}.weight"), vec![n, k], whole(w)),
+                    entry(format!("{name}.bias"), vec![n], whole(b)),
+                ]
+            };
+            out.extend(linear(
+                format!("{lp}.attention.output.dense"),
+                &l.attn_out,
+                lg.map(|g| &g.attn_out),
+            ));
+            let (w, b) = pair(&l.ln1, lg.map(|g| &g.ln1));
+            out.push(entry(
+                format!("{lp}.attention.output.LayerNorm.weight"),
+                vec![h],
+                whole(w),
+            ));
+            out.push(entry(
+                format!("{lp}.attention.output.LayerNorm.bias"),
+                vec![h],
+                whole(b),
+            ));
+            out.extend(linear(
+                format!("{lp}.intermediate.dense"),
+                &l.inter,
+                lg.map(|g| &g.inter),
+            ));
+            out.extend(linear(
+                format!("{lp}.output.dense"),
+                &l.out,
+                lg.map(|g| &g.out),
+            ));
+            let (w, b) = pair(&l.ln2, lg.map(|g| &g.ln2));
+            out.push(entry(
+                format!("{lp}.output.LayerNorm.weight"),
+                vec![h],
+                whole(w),
+            ));
+            out.push(entry(
+                format!("{lp}.output.LayerNorm.bias"),
+                vec![h],
+                whole(b),
+            ));
+        }
+        // BertForTokenClassification has no pooler.
+        if let (Some(p), false) = (&self.pooler, self.task == TaskHead::TokenClassification) {
+            let (w, b) = lin(p, grads.and_then(|g| g.pooler.as_ref()));
+            out.push(entry(
+                format!("{pre}pooler.dense.weight"),
+                vec![h, h],
+                whole(w),
+            ));
+            out.push(entry(format!("{pre}pooler.dense.bias"), vec![h], whole(b)));
+        }
+        if let Some(cl) = &self.classifier {
+            let (w, b) = lin(cl, grads.map(|g| &g.classifier));
+            let n = cl.w.n as usize;
+            out.push(entry("classifier.weight".into(), vec![n, h], whole(w)));
+            out.push(entry("classifier.bias".into(), vec![n], whole(b)));
+        }
+        out
+    }
+
+    /// Writes config.json (the original keys, with `architectures`, `id2label` and
+    /// `label2id` for the task), model.safetensors and the tokenizer files into `dir`, which
+    /// must exist. The caller makes the directory appear atomically.
+    pub fn save_pretrained(&self, gpu: &Gpu, dir: &Path, labels: &[String]) -> Result<()> {
+        let mut cfg = self.config.json.clone();
+        let obj = cfg.as_object_mut().ok_or_else(|| {
+            Error::output(dir, "config.json of the source model is not an object")
+        })?;
+        let arch = match self.task {
+            TaskHead::SequenceClassification => "BertForSequenceClassification",
+            TaskHead::TokenClassification => "BertForTokenClassification",
+            TaskHead::None => "BertModel",
+        };
+        obj.insert("architectures".into(), serde_json::json!([arch]));
+        if self.task != TaskHead::None {
+            let id2label: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i.to_string(), l.clone().into()))
+                .collect();
+            let label2id: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.clone(), i.into()))
+                .collect();
+            obj.insert("id2label".into(), id2label.into());
+            obj.insert("label2id".into(), label2id.into());
+        }
+        let text = serde_json::to_string_pretty(&cfg).expect("JSON value serialises");
+        crate::output::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+        let tensors = self.hf_tensors(gpu);
+        let meta = [("format", "pt".to_string())];
+        crate::output::write_safetensors(&dir.join("model.safetensors"), &tensors, &meta)?;
+        for name in [
+            "tokenizer.json",
+            "vocab.txt",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ] {
+            let src = self.dir.join(name);
+            if src.is_file() {
+                let bytes = std::fs::read(&src)
+                    .map_err(|e| Error::input(&src, format!("cannot read: {e}")))?;
+                crate::output::write_atomic(&dir.join(name), &bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Normal(0, std) values from a seeded splitmix64 stream through Box–Muller (a new head's
+/// initial weights; host math on a few thousand values).
+pub(crate) fn normal_init(n: usize, std: f32, seed: u64) -> Vec<f32> {
+    let mut state = seed ^ 0x853C_49E6_748F_EA9B;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (uniform(), uniform());
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32 * std
+        })
+        .collect()
+}
