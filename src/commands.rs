@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{self, AdapterChoice, Gpu};
 use crate::model::{run_forward, ForwardOptions, Gates, Model, TaskHead};
 use crate::output::{write_safetensors, OutTensor};
+use crate::tasks;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -316,19 +317,19 @@ pub struct EvalArgs {
     pub batch_size: usize,
 }
 
-/// `headroom eval`: accuracy of a sequence classifier on a labelled TSV, optionally with a head
-/// mask. Returns the JSON report.
+/// `headroom eval`: accuracy of a sequence classifier on a labelled TSV, or entity-level
+/// precision / recall / F1 (seqeval) and token accuracy of a token classifier on CoNLL,
+/// optionally with a head mask. Returns the JSON report.
 pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     let model = Model::load(gpu, &args.model)?;
-    if model.task != TaskHead::SequenceClassification {
+    if model.task == TaskHead::None {
         return Err(Error::Usage(format!(
-            "{}: eval supports sequence classifiers for now (this checkpoint is {:?})",
-            args.model.display(),
-            model.task
+            "{}: eval needs a sequence or token classifier (this checkpoint has no task head)",
+            args.model.display()
         )));
     }
     let c = &model.config;
-    let (texts, labels) = data::read_labelled(&args.data, &c.id2label, model.num_labels)?;
+    let labels: Vec<String> = (0..model.num_labels).map(|i| c.label(i)).collect();
     let gates = match &args.head_mask {
         Some(p) => Gates::Broadcast(data::read_head_mask(
             p,
@@ -337,39 +338,30 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
         )?),
         None => Gates::Ones,
     };
-    let (enc, truncated) = encode(&model, &texts, &args.data)?;
+    let split = tasks::load(&model, &args.data, &labels)?;
+    if split.is_empty() {
+        return Err(Error::input(&args.data, "no examples (the split is empty)"));
+    }
+    if split.truncated > 0 {
+        eprintln!(
+            "warning: {}: {} of {} examples truncated to {} tokens (the model's positions)",
+            args.data.display(),
+            split.truncated,
+            split.len(),
+            model.tokenizer.max_len()
+        );
+    }
     let start = std::time::Instant::now();
-    let opts = ForwardOptions {
-        batch_size: args.batch_size,
-        hidden: false,
-        progress: true,
-    };
-    let res = run_forward(gpu, &model, &enc, &gates, &opts)?;
-    let logits = res
-        .logits
-        .as_ref()
-        .expect("a sequence classifier has logits");
-    let k = res.num_labels;
-    let correct = logits
-        .chunks(k)
-        .zip(&labels)
-        .filter(|(row, &y)| {
-            row.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|x| x.0 as i32)
-                == Some(y)
-        })
-        .count();
+    let m = tasks::evaluate(gpu, &model, &split, &labels, &gates, args.batch_size, true)?;
     let heads_kept = match &gates {
         Gates::Broadcast(m) => m.iter().filter(|&&v| v != 0.0).count(),
         _ => c.total_heads(),
     };
-    Ok(serde_json::json!({
-        "accuracy": correct as f64 / labels.len() as f64,
-        "correct": correct,
-        "examples": labels.len(),
-        "truncated": truncated,
+    let mut report = serde_json::json!({
+        "task": model.task.name(),
+        "examples": m.examples,
+        "loss": m.loss,
+        "truncated": split.truncated,
         "heads_kept": heads_kept,
         "heads_total": c.total_heads(),
         "model": args.model.display().to_string(),
@@ -377,5 +369,18 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
         "head_mask": args.head_mask.as_ref().map(|p| p.display().to_string()),
         "adapter": gpu.describe(),
         "wall_seconds": start.elapsed().as_secs_f64(),
-    }))
+    });
+    let obj = report.as_object_mut().expect("an object");
+    for (k, v) in [
+        ("accuracy", m.accuracy),
+        ("precision", m.precision),
+        ("recall", m.recall),
+        ("f1", m.f1),
+        ("token_accuracy", m.token_accuracy),
+    ] {
+        if let Some(v) = v {
+            obj.insert(k.into(), v.into());
+        }
+    }
+    Ok(report)
 }

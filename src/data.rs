@@ -223,12 +223,8 @@ fn read_npy_2d(path: &Path) -> Result<([usize; 2], Vec<f32>)> {
 }
 
 /// Reads a labelled sentence TSV: the `sentence` (and optional `sentence2`) columns as in
-/// [`read_sentences`], and a `label` column holding a class index or an `id2label` name.
-pub fn read_labelled(
-    path: &Path,
-    id2label: &std::collections::BTreeMap<usize, String>,
-    classes: usize,
-) -> Result<(Texts, Vec<i32>)> {
+/// [`read_sentences`], and the `label` column as written, with each label's line number.
+pub fn read_labelled_raw(path: &Path) -> Result<(Texts, Vec<(usize, String)>)> {
     let texts = read_sentences(path)?;
     let text = read_text(path)?;
     let mut lines = text
@@ -249,17 +245,32 @@ pub fn read_labelled(
             ),
         )
     })?;
+    let labels = lines
+        .map(|(i, line)| {
+            let field = line
+                .trim_end_matches('\r')
+                .split('\t')
+                .nth(li)
+                .unwrap_or("");
+            (i + 1, field.trim().to_string())
+        })
+        .collect();
+    Ok((texts, labels))
+}
+
+/// Reads a labelled sentence TSV whose `label` column holds a class index or an `id2label`
+/// name of a model with `classes` classes.
+pub fn read_labelled(
+    path: &Path,
+    id2label: &std::collections::BTreeMap<usize, String>,
+    classes: usize,
+) -> Result<(Texts, Vec<i32>)> {
+    let (texts, raw) = read_labelled_raw(path)?;
     let names: Vec<String> = (0..classes)
         .map(|i| id2label.get(&i).cloned().unwrap_or_else(|| i.to_string()))
         .collect();
     let mut labels = Vec::with_capacity(texts.len());
-    for (i, line) in lines {
-        let field = line
-            .trim_end_matches('\r')
-            .split('\t')
-            .nth(li)
-            .unwrap_or("")
-            .trim();
+    for (line, field) in raw {
         let by_index = field.parse::<usize>().ok().filter(|&k| k < classes);
         let by_name = id2label
             .iter()
@@ -270,10 +281,68 @@ pub fn read_labelled(
             None => {
                 return Err(Error::input(
                     path,
-                    format!("line {}: label {field:?} is not a class index below {classes} nor one of the model's labels ({})", i + 1, names.join(", ")),
+                    format!("line {line}: label {field:?} is not a class index below {classes} nor one of the model's labels ({})", names.join(", ")),
                 ))
             }
         }
     }
     Ok((texts, labels))
+}
+
+/// One CoNLL sentence: words and their tags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaggedSentence {
+    pub words: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// Reads CoNLL: `token<TAB>tag` per line (the tag is the last field), a blank line between
+/// sentences; `-DOCSTART-` lines are skipped. A line without a tab is an error naming it.
+pub fn read_conll(path: &Path) -> Result<Vec<TaggedSentence>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    let mut cur = TaggedSentence {
+        words: Vec::new(),
+        tags: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !cur.words.is_empty() {
+                out.push(std::mem::replace(
+                    &mut cur,
+                    TaggedSentence {
+                        words: Vec::new(),
+                        tags: Vec::new(),
+                    },
+                ));
+            }
+            continue;
+        }
+        if line.starts_with("-DOCSTART-") {
+            continue;
+        }
+        let (word, tag) = match (line.split_once('\t'), line.rsplit_once('\t')) {
+            (Some((w, _)), Some((_, t))) if !w.is_empty() && !t.trim().is_empty() => (w, t.trim()),
+            _ => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "line {}: expected `token<TAB>tag`, got {:?}",
+                        i + 1,
+                        line.chars().take(60).collect::<String>()
+                    ),
+                ))
+            }
+        };
+        cur.words.push(word.to_string());
+        cur.tags.push(tag.to_string());
+    }
+    if !cur.words.is_empty() {
+        out.push(cur);
+    }
+    if out.is_empty() {
+        return Err(Error::input(path, "no sentences (the file is empty)"));
+    }
+    Ok(out)
 }

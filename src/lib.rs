@@ -8,6 +8,8 @@ pub mod kernels;
 pub use error::{Error, Result};
 pub mod commands;
 pub mod data;
+pub mod finetune;
 pub mod importance;
 pub mod model;
 pub mod output;
+pub mod tasks;

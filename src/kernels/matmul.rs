@@ -310,13 +310,13 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: Matmul
     let (n, k) = (args.w.n, args.w.k);
     let consts = constants(args, out);
     let bias = args.bias.unwrap_or(&args.w.buffer);
-    let a = (args.a, args.lda);
     let tex = TexOperands { w_view, bias, n, k };
+    let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
     dispatch_texture(
         rec,
         &consts,
         args.m,
-        a,
+        &a_view,
         &tex,
         ldc(out, n),
         label(args.act),
@@ -338,7 +338,7 @@ fn dispatch_texture(
     rec: &mut Recorder,
     [act, bias, acc]: &[(&'static str, f64); 3],
     m: u32,
-    (a, lda): (&Tensor, u32),
+    a_view: &wgpu::TextureView,
     w: &TexOperands,
     ldc: u32,
     label: &'static str,
@@ -347,7 +347,6 @@ fn dispatch_texture(
     let gpu = rec.gpu();
     let (n, k) = (w.n, w.k);
     let k4 = k.div_ceil(4);
-    let a_view = pack_rows(rec, a, m, k, lda);
     let (nc, rg, rows) = gpu.tuning.texture_tile;
     let tiles_n = n.div_ceil(64 / rg * nc);
     let total = m.div_ceil(rows * rg) * tiles_n;
@@ -379,7 +378,7 @@ fn dispatch_texture(
         &pipe,
         &[
             params.as_entire_binding(),
-            wgpu::BindingResource::TextureView(&a_view),
+            wgpu::BindingResource::TextureView(a_view),
             wgpu::BindingResource::TextureView(w.w_view),
             w.bias.binding(),
             c.binding(),
@@ -432,7 +431,8 @@ pub fn input_grad_variant(
                 n: w.k,
                 k: w.n,
             };
-            dispatch_texture(rec, &consts, m, (dy, w.n), &tex, ldc, "matmul.dX", dx);
+            let a_view = pack_rows(rec, dy, m, w.n, w.n);
+            dispatch_texture(rec, &consts, m, &a_view, &tex, ldc, "matmul.dX", dx);
         }
         _ => {
             let [act, bias, acc] = consts;
@@ -499,6 +499,83 @@ pub fn weight_grad(
     accumulate: bool,
     dw: &Tensor,
 ) {
+    let variant = rec.gpu().tuning.matmul;
+    linear_grads_variant(rec, dy, x, ldx, (m, n, k), accumulate, dw, None, variant)
+}
+
+/// The bias gradient's operands: db[N] (+)= 1ᵀ·dY, `ones` holding ≥ M ones.
+pub struct BiasGrad<'a> {
+    pub ones: &'a Tensor,
+    pub db: &'a Tensor,
+}
+
+/// dW = dYᵀ·X and, with `bias`, db = 1ᵀ·dY (both written, or added with `accumulate`), with
+/// the variant the adapter was tuned for.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_grads(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    x: &Tensor,
+    ldx: u32,
+    mnk: (u32, u32, u32),
+    accumulate: bool,
+    dw: &Tensor,
+    bias: Option<BiasGrad>,
+) {
+    let variant = rec.gpu().tuning.matmul;
+    linear_grads_variant(rec, dy, x, ldx, mnk, accumulate, dw, bias, variant)
+}
+
+/// As [`linear_grads`], with the variant chosen by the caller. On texture adapters dYᵀ is
+/// packed once (transposed) into a texture and serves both products on the texture kernel
+/// (dW against the packed Xᵀ, db as a one-row product with ones); elsewhere the tiled kernel
+/// reads the operands transposed in place (TRANS_A / TRANS_B).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_grads_variant(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    x: &Tensor,
+    ldx: u32,
+    (m, n, k): (u32, u32, u32),
+    accumulate: bool,
+    dw: &Tensor,
+    bias: Option<BiasGrad>,
+    variant: MatmulVariant,
+) {
+    let gpu = rec.gpu();
+    if variant == MatmulVariant::Texture
+        && texture_variant_available(gpu)
+        && fits_texture(gpu, n, m)
+        && fits_texture(gpu, k, m)
+    {
+        let consts = [
+            ("ACT", 0.0),
+            ("HAS_BIAS", 0.0),
+            ("ACCUMULATE", accumulate as u32 as f64),
+        ];
+        let dyt = texture(gpu, "dY.T", n, m);
+        pack_into(rec, dy, (n, m, n), true, &dyt);
+        let xt = texture(gpu, "X.T", k, m);
+        pack_into(rec, x, (k, m, ldx), true, &xt);
+        let tex = TexOperands {
+            w_view: &xt,
+            bias: dy,
+            n: k,
+            k: m,
+        };
+        dispatch_texture(rec, &consts, n, &dyt, &tex, k, "matmul.dW", dw);
+        if let Some(bg) = bias {
+            let ones = pack_rows(rec, bg.ones, 1, m, m);
+            let tex = TexOperands {
+                w_view: &dyt,
+                bias: dy,
+                n,
+                k: m,
+            };
+            dispatch_texture(rec, &consts, 1, &ones, &tex, n, "matmul.db", bg.db);
+        }
+        return;
+    }
     tiled_general(
         rec,
         dy,
@@ -512,6 +589,9 @@ pub fn weight_grad(
         "matmul.dW",
         dw,
     );
+    if let Some(bg) = bias {
+        bias_grad(rec, dy, bg.ones, m, n, accumulate, bg.db);
+    }
 }
 
 /// Bias gradient: db[N] (+)= Σ_m dY[m, n], as 1ᵀ·dY on the same kernel (`ones` holds ≥ M ones).

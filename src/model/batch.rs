@@ -100,7 +100,7 @@ pub fn progress_bar(examples: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(examples as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} examples {elapsed} ({eta} left)",
+            "{bar:40} {pos}/{len} examples {elapsed} ({eta} left) {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );

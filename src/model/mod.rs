@@ -8,7 +8,7 @@ pub mod train;
 pub mod weights;
 
 pub use backward::GateGrads;
-pub use batch::{run_forward, ForwardOptions, ForwardResult, Gates};
+pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};

@@ -34,17 +34,67 @@ impl BertTokenizer {
         })
     }
 
+    /// Truncates to at most `n` tokens from now on (never above the model's positions).
+    pub fn limit_length(&mut self, n: usize) {
+        self.max_len = self.max_len.min(n.max(2));
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn truncating(&self) -> Result<Tokenizer> {
+        let mut t = self.inner.clone();
+        t.with_truncation(Some(TruncationParams {
+            max_length: self.max_len,
+            strategy: TruncationStrategy::LongestFirst,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::input(&self.path, format!("cannot truncate: {e}")))?;
+        Ok(t)
+    }
+
+    /// Encodes pre-split words (token classification). Returns the encodings, for each
+    /// sentence the token index of each word's first sub-token (None when truncation cut the
+    /// word off, or the word produced no token), and how many sentences were truncated.
+    pub fn encode_words(
+        &self,
+        sentences: &[Vec<String>],
+    ) -> Result<(Vec<Encoded>, Vec<Vec<Option<usize>>>, usize)> {
+        let truncating = self.truncating()?;
+        let mut out = Vec::with_capacity(sentences.len());
+        let mut firsts = Vec::with_capacity(sentences.len());
+        let mut truncated = 0;
+        for words in sentences {
+            let w: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
+            let err = |e| Error::input(&self.path, format!("cannot encode {:?}: {e}", w.join(" ")));
+            let mut enc = self.inner.encode(w.as_slice(), true).map_err(err)?;
+            if enc.get_ids().len() > self.max_len {
+                truncated += 1;
+                enc = truncating.encode(w.as_slice(), true).map_err(err)?;
+            }
+            let mut first = vec![None; words.len()];
+            for (j, wid) in enc.get_word_ids().iter().enumerate() {
+                if let Some(wid) = wid {
+                    let slot = &mut first[*wid as usize];
+                    if slot.is_none() {
+                        *slot = Some(j);
+                    }
+                }
+            }
+            out.push(Encoded {
+                ids: enc.get_ids().to_vec(),
+                type_ids: enc.get_type_ids().to_vec(),
+            });
+            firsts.push(first);
+        }
+        Ok((out, firsts, truncated))
+    }
+
     /// Encodes (sentence, optional second sentence) pairs. Returns the encodings and how many
     /// were truncated to `max_len` tokens.
     pub fn encode_all(&self, texts: &[(String, Option<String>)]) -> Result<(Vec<Encoded>, usize)> {
-        let mut truncating = self.inner.clone();
-        truncating
-            .with_truncation(Some(TruncationParams {
-                max_length: self.max_len,
-                strategy: TruncationStrategy::LongestFirst,
-                ..Default::default()
-            }))
-            .map_err(|e| Error::input(&self.path, format!("cannot truncate: {e}")))?;
+        let truncating = self.truncating()?;
         let mut out = Vec::with_capacity(texts.len());
         let mut truncated = 0;
         for (a, b) in texts {

@@ -1,0 +1,418 @@
+//! Labelled task data (sequence classification from TSV, token classification from CoNLL),
+//! label sets, and evaluation: accuracy, and entity-level precision / recall / F1 over BIO
+//! tags as seqeval computes them.
+
+use crate::data::{self, TaggedSentence, Texts};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{run_forward, Encoded, ForwardOptions, Gates, Model, TaskHead};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A labelled split encoded for one model.
+pub struct TaskData {
+    pub examples: Vec<Encoded>,
+    /// Sequence classification: one label per example. Token classification: one per token
+    /// of the example, the tag of the word it starts, −100 elsewhere.
+    pub labels: Vec<Vec<i32>>,
+    /// Token classification: gold tag ids per word and each word's first token (None when
+    /// truncated away).
+    pub words: Option<Vec<(Vec<usize>, Vec<Option<usize>>)>>,
+    pub truncated: usize,
+}
+
+impl TaskData {
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    /// Labels of a batch as the loss kernel wants them: per example, or per token of the batch
+    /// padded to its longest (padding −100).
+    pub fn batch_labels(&self, idx: &[usize]) -> Vec<i32> {
+        if self.words.is_none() {
+            return idx.iter().map(|&i| self.labels[i][0]).collect();
+        }
+        let t = idx
+            .iter()
+            .map(|&i| self.examples[i].ids.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = vec![-100; idx.len() * t];
+        for (e, &i) in idx.iter().enumerate() {
+            out[e * t..e * t + self.labels[i].len()].copy_from_slice(&self.labels[i]);
+        }
+        out
+    }
+}
+
+/// Parses `seq-cls` / `token-cls`.
+pub fn parse_task(s: &str) -> Result<TaskHead> {
+    match s {
+        "seq-cls" => Ok(TaskHead::SequenceClassification),
+        "token-cls" => Ok(TaskHead::TokenClassification),
+        _ => Err(Error::Usage(format!(
+            "unknown task {s:?} (expected seq-cls or token-cls)"
+        ))),
+    }
+}
+
+/// The label names of a training split. Sequence classification: integer labels become
+/// `LABEL_i` for i below the largest plus one (as transformers names them); other labels are
+/// sorted names. Token classification: the sorted tag set.
+pub fn label_names(task: TaskHead, path: &Path) -> Result<Vec<String>> {
+    match task {
+        TaskHead::TokenClassification => {
+            let sents = data::read_conll(path)?;
+            let set: BTreeSet<&str> = sents
+                .iter()
+                .flat_map(|s| s.tags.iter().map(|t| t.as_str()))
+                .collect();
+            Ok(set.into_iter().map(String::from).collect())
+        }
+        _ => {
+            let (_, raw) = data::read_labelled_raw(path)?;
+            if raw.is_empty() {
+                return Err(Error::input(path, "no examples (the split is empty)"));
+            }
+            if raw.iter().all(|(_, l)| l.parse::<usize>().is_ok()) {
+                let max = raw
+                    .iter()
+                    .map(|(_, l)| l.parse::<usize>().expect("checked"))
+                    .max()
+                    .expect("non-empty");
+                Ok((0..=max.max(1)).map(|i| format!("LABEL_{i}")).collect())
+            } else {
+                let set: BTreeSet<&str> = raw.iter().map(|(_, l)| l.as_str()).collect();
+                Ok(set.into_iter().map(String::from).collect())
+            }
+        }
+    }
+}
+
+/// Reads and encodes a split for `model` (whose task is set) with label names `labels`.
+pub fn load(model: &Model, path: &Path, labels: &[String]) -> Result<TaskData> {
+    match model.task {
+        TaskHead::TokenClassification => {
+            let sents = data::read_conll(path)?;
+            load_tagged(model, path, &sents, labels)
+        }
+        TaskHead::SequenceClassification => {
+            let id2label = labels.iter().cloned().enumerate().collect();
+            let (texts, ys) = data::read_labelled(path, &id2label, labels.len())?;
+            if texts.is_empty() {
+                return Err(Error::input(path, "no examples (the split is empty)"));
+            }
+            let (examples, truncated) = encode(model, &texts, path)?;
+            Ok(TaskData {
+                examples,
+                labels: ys.into_iter().map(|y| vec![y]).collect(),
+                words: None,
+                truncated,
+            })
+        }
+        TaskHead::None => Err(Error::Usage(format!(
+            "{}: the model has no task head",
+            model.dir.display()
+        ))),
+    }
+}
+
+fn encode(model: &Model, texts: &Texts, path: &Path) -> Result<(Vec<Encoded>, usize)> {
+    model
+        .tokenizer
+        .encode_all(texts)
+        .map_err(|e| Error::input(path, e.to_string()))
+}
+
+fn load_tagged(
+    model: &Model,
+    path: &Path,
+    sents: &[TaggedSentence],
+    labels: &[String],
+) -> Result<TaskData> {
+    let index = |tag: &str, sent: usize| -> Result<usize> {
+        labels.iter().position(|l| l == tag).ok_or_else(|| {
+            Error::input(
+                path,
+                format!(
+                    "sentence {}: tag {tag:?} is not one of the model's labels ({})",
+                    sent + 1,
+                    labels.join(", ")
+                ),
+            )
+        })
+    };
+    let words: Vec<Vec<String>> = sents.iter().map(|s| s.words.clone()).collect();
+    let (examples, firsts, truncated) = model.tokenizer.encode_words(&words)?;
+    let mut all_labels = Vec::with_capacity(sents.len());
+    let mut gold = Vec::with_capacity(sents.len());
+    for (si, ((s, enc), first)) in sents.iter().zip(&examples).zip(firsts).enumerate() {
+        let tags = s
+            .tags
+            .iter()
+            .map(|t| index(t, si))
+            .collect::<Result<Vec<_>>>()?;
+        let mut y = vec![-100; enc.ids.len()];
+        for (w, f) in first.iter().enumerate() {
+            if let Some(j) = f {
+                y[*j] = tags[w] as i32;
+            }
+        }
+        all_labels.push(y);
+        gold.push((tags, first));
+    }
+    Ok(TaskData {
+        examples,
+        labels: all_labels,
+        words: Some(gold),
+        truncated,
+    })
+}
+
+/// Dev-set metrics.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Metrics {
+    /// Accuracy (sequence classification) or entity F1 (token classification): what
+    /// fine-tuning keeps the best epoch by.
+    pub main: f64,
+    pub accuracy: Option<f64>,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub token_accuracy: Option<f64>,
+    pub examples: usize,
+    pub loss: f64,
+}
+
+/// Runs the model over a split with `gates` and scores it.
+pub fn evaluate(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    labels: &[String],
+    gates: &Gates,
+    batch_size: usize,
+    progress: bool,
+) -> Result<Metrics> {
+    let opts = ForwardOptions {
+        batch_size,
+        hidden: false,
+        progress,
+    };
+    let res = run_forward(gpu, model, &data.examples, gates, &opts)?;
+    let logits = res.logits.as_ref().expect("a task model has logits");
+    let k = res.num_labels;
+    let argmax = |row: &[f32]| {
+        row.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|x| x.0)
+            .unwrap_or(0)
+    };
+    let xent = |row: &[f32], y: usize| {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        lse - row[y] as f64
+    };
+    match &data.words {
+        None => {
+            let (mut correct, mut loss) = (0usize, 0f64);
+            for (row, y) in logits.chunks(k).zip(&data.labels) {
+                let y = y[0] as usize;
+                correct += (argmax(row) == y) as usize;
+                loss += xent(row, y);
+            }
+            let n = data.len();
+            let acc = correct as f64 / n as f64;
+            Ok(Metrics {
+                main: acc,
+                accuracy: Some(acc),
+                precision: None,
+                recall: None,
+                f1: None,
+                token_accuracy: None,
+                examples: n,
+                loss: loss / n as f64,
+            })
+        }
+        Some(words) => {
+            let seq = res.seq;
+            let (mut gold_all, mut pred_all) = (Vec::new(), Vec::new());
+            let (mut loss, mut counted) = (0f64, 0usize);
+            for (i, (tags, first)) in words.iter().enumerate() {
+                let mut pred = Vec::with_capacity(tags.len());
+                for (w, f) in first.iter().enumerate() {
+                    match f {
+                        Some(j) => {
+                            let row = &logits[(i * seq + j) * k..][..k];
+                            pred.push(argmax(row));
+                            loss += xent(row, tags[w]);
+                            counted += 1;
+                        }
+                        // a word truncation cut off is predicted outside any entity
+                        None => pred.push(usize::MAX),
+                    }
+                }
+                let name = |t: usize| labels.get(t).map(|s| s.as_str()).unwrap_or("O");
+                gold_all.push(
+                    tags.iter()
+                        .map(|&t| name(t).to_string())
+                        .collect::<Vec<_>>(),
+                );
+                pred_all.push(
+                    pred.iter()
+                        .map(|&t| name(t).to_string())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            let s = seqeval(&gold_all, &pred_all);
+            Ok(Metrics {
+                main: s.f1,
+                accuracy: None,
+                precision: Some(s.precision),
+                recall: Some(s.recall),
+                f1: Some(s.f1),
+                token_accuracy: Some(s.token_accuracy),
+                examples: data.len(),
+                loss: loss / counted.max(1) as f64,
+            })
+        }
+    }
+}
+
+/// Entity-level scores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EntityScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub token_accuracy: f64,
+}
+
+/// seqeval's default (conlleval) scoring of BIO/IOB tags: an entity is a maximal chunk of one
+/// type begun by B-X, or by I-X after a tag of another type or O; it counts when start, end
+/// and type all match. Micro-averaged; 0 where a denominator is 0.
+pub fn seqeval(gold: &[Vec<String>], pred: &[Vec<String>]) -> EntityScores {
+    let (mut tp, mut np, mut ng) = (0usize, 0usize, 0usize);
+    let (mut same, mut tokens) = (0usize, 0usize);
+    for (g, p) in gold.iter().zip(pred) {
+        let gc = chunks(g);
+        let pc = chunks(p);
+        ng += gc.len();
+        np += pc.len();
+        tp += pc.iter().filter(|c| gc.contains(c)).count();
+        same += g.iter().zip(p).filter(|(a, b)| a == b).count();
+        tokens += g.len();
+    }
+    let div = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (precision, recall) = (div(tp, np), div(tp, ng));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    EntityScores {
+        precision,
+        recall,
+        f1,
+        token_accuracy: div(same, tokens),
+    }
+}
+
+/// (type, start, end inclusive) chunks of a tag sequence, conlleval rules.
+fn chunks(tags: &[String]) -> Vec<(String, usize, usize)> {
+    let split = |t: &str| -> (char, String) {
+        match t.split_once('-') {
+            Some((p, ty)) if !p.is_empty() => (p.chars().next().unwrap_or('O'), ty.to_string()),
+            _ => (t.chars().next().unwrap_or('O'), String::new()),
+        }
+    };
+    let mut out = Vec::new();
+    let mut cur: Option<(String, usize)> = None;
+    let (mut prev_tag, mut prev_type) = ('O', String::new());
+    for (i, t) in tags.iter().enumerate() {
+        let (tag, ty) = split(t);
+        // end of a chunk
+        let end = matches!(
+            (prev_tag, tag),
+            ('E', _)
+                | ('S', _)
+                | ('B', 'B')
+                | ('B', 'S')
+                | ('B', 'O')
+                | ('I', 'B')
+                | ('I', 'S')
+                | ('I', 'O')
+        ) || (prev_tag != 'O' && prev_tag != '.' && prev_type != ty);
+        if end {
+            if let Some((cty, s)) = cur.take() {
+                out.push((cty, s, i - 1));
+            }
+        }
+        // start of a chunk
+        let start = matches!(
+            (prev_tag, tag),
+            (_, 'B')
+                | (_, 'S')
+                | ('E', 'E')
+                | ('E', 'I')
+                | ('S', 'E')
+                | ('S', 'I')
+                | ('O', 'E')
+                | ('O', 'I')
+        ) || (tag != 'O' && tag != '.' && prev_type != ty);
+        if start {
+            if let Some((cty, s)) = cur.take() {
+                out.push((cty, s, i - 1));
+            }
+            cur = Some((ty.clone(), i));
+        }
+        prev_tag = tag;
+        prev_type = ty;
+    }
+    if let Some((cty, s)) = cur {
+        out.push((cty, s, tags.len() - 1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn chunks_follow_conlleval() {
+        // I- after O starts an entity; a type change splits; B- after B- splits.
+        let c = chunks(&v("O I-PER I-PER O B-LOC I-ORG B-LOC B-LOC"));
+        assert_eq!(
+            c,
+            vec![
+                ("PER".into(), 1, 2),
+                ("LOC".into(), 4, 4),
+                ("ORG".into(), 5, 5),
+                ("LOC".into(), 6, 6),
+                ("LOC".into(), 7, 7),
+            ]
+        );
+    }
+
+    #[test]
+    fn seqeval_scores_exact_spans() {
+        // seqeval's README example: precision 0.5, recall 0.5, f1 0.5
+        let gold = vec![v("O O O B-MISC I-MISC I-MISC O"), v("B-PER I-PER O")];
+        let pred = vec![v("O O B-MISC I-MISC I-MISC I-MISC O"), v("B-PER I-PER O")];
+        let s = seqeval(&gold, &pred);
+        assert!((s.precision - 0.5).abs() < 1e-12);
+        assert!((s.recall - 0.5).abs() < 1e-12);
+        assert!((s.f1 - 0.5).abs() < 1e-12);
+        assert!((s.token_accuracy - 9.0 / 10.0).abs() < 1e-12);
+    }
+}
