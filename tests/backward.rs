@@ -770,3 +770,135 @@ fn weight_textures_follow_the_buffer_after_refresh() {
         );
     }
 }
+
+#[test]
+fn linear_grads_agree_across_variants_with_strided_rows_and_bias() {
+    // dW = dYᵀ·X (X rows ldx apart, as the pooler reads [CLS] rows) and db = 1ᵀ·dY, written
+    // then accumulated, on the texture path (dYᵀ packed once) and the tiled path.
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    for &(m, n, k, ldx) in &[
+        (1usize, 2usize, 3usize, 3usize),
+        (37, 70, 20, 45),
+        (130, 33, 96, 96),
+    ] {
+        let x = rng.vec(m * ldx, 1.0);
+        let dy = rng.vec(m * n, 1.0);
+        let (tx, tdy) = (
+            g.upload_f32("x", &x).unwrap(),
+            g.upload_f32("dy", &dy).unwrap(),
+        );
+        let ones = g.upload_f32("ones", &vec![1.0; m + 3]).unwrap();
+        let mut want_dw = vec![0f32; n * k];
+        for j in 0..n {
+            for c in 0..k {
+                want_dw[j * k + c] = (0..m)
+                    .map(|i| dy[i * n + j] as f64 * x[i * ldx + c] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        let want_db: Vec<f32> = (0..n)
+            .map(|j| (0..m).map(|i| dy[i * n + j] as f64).sum::<f64>() as f32)
+            .collect();
+        let tol = 2e-5 * (m as f32).sqrt();
+        for variant in [MatmulVariant::Texture, MatmulVariant::Tiled] {
+            let (dw, db) = (poisoned(n * k), poisoned(n));
+            for accumulate in [false, true] {
+                let mut rec = g.recorder();
+                let bias = BiasGrad {
+                    ones: &ones,
+                    db: &db,
+                };
+                let mnk = (m as u32, n as u32, k as u32);
+                linear_grads_variant(
+                    &mut rec,
+                    &tdy,
+                    &tx,
+                    ldx as u32,
+                    mnk,
+                    accumulate,
+                    &dw,
+                    Some(bias),
+                    variant,
+                );
+                rec.finish();
+                let f = if accumulate { 2.0 } else { 1.0 };
+                let scaled = |v: &[f32]| v.iter().map(|a| f * a).collect::<Vec<f32>>();
+                let what = format!("{variant:?} m={m} n={n} k={k} ldx={ldx} acc={accumulate}");
+                assert_close(
+                    &format!("dW {what}"),
+                    &g.read_f32(&dw),
+                    &scaled(&want_dw),
+                    f * tol,
+                    1e-4,
+                );
+                assert_close(
+                    &format!("db {what}"),
+                    &g.read_f32(&db),
+                    &scaled(&want_db),
+                    f * tol,
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn embed_sum_is_the_pre_layernorm_sum_across_word_chunks() {
+    let g = gpu();
+    let mut rng = Rng::new(18);
+    let (vocab, h, t, b, types) = (50usize, 24usize, 7usize, 3usize, 2usize);
+    let word = rng.vec(vocab * h, 1.0);
+    let pos = rng.vec(16 * h, 1.0);
+    let typ = rng.vec(types * h, 1.0);
+    let ids: Vec<u32> = (0..b * t).map(|_| rng.below(vocab as u32)).collect();
+    let tts: Vec<u32> = (0..b * t).map(|_| rng.below(types as u32)).collect();
+    // the word table in chunks of 17 rows, as a table over the binding limit is split
+    let chunks: Vec<(u32, u32, Tensor)> = word
+        .chunks(17 * h)
+        .enumerate()
+        .map(|(c, rows)| {
+            (
+                (c * 17) as u32,
+                (rows.len() / h) as u32,
+                g.upload_f32("w", rows).unwrap(),
+            )
+        })
+        .collect();
+    let (tids, ttts) = (
+        g.upload_u32("ids", &ids).unwrap(),
+        g.upload_u32("tt", &tts).unwrap(),
+    );
+    let (tpos, ttyp) = (
+        g.upload_f32("pos", &pos).unwrap(),
+        g.upload_f32("typ", &typ).unwrap(),
+    );
+    let ones = g.upload_f32("gamma", &vec![1.0; h]).unwrap();
+    let out = poisoned(b * t * h);
+    let args = EmbedArgs {
+        ids: &tids,
+        type_ids: &ttts,
+        word_chunks: &chunks,
+        pos: &tpos,
+        typ: &ttyp,
+        n_types: types as u32,
+        gamma: &ones,
+        beta: &ones,
+        eps: 1e-12,
+        n_rows: (b * t) as u32,
+        seq_len: t as u32,
+        hidden: h as u32,
+    };
+    let mut rec = g.recorder();
+    embed_sum(&mut rec, &args, &out);
+    rec.finish();
+    let mut want = vec![0f32; b * t * h];
+    for r in 0..b * t {
+        for i in 0..h {
+            want[r * h + i] =
+                word[ids[r] as usize * h + i] + pos[(r % t) * h + i] + typ[tts[r] as usize * h + i];
+        }
+    }
+    assert_close("embed_sum", &g.read_f32(&out), &want, 1e-6, 1e-6);
+}
