@@ -138,6 +138,8 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     let dqkv = gpu.empty("dqkv", b * t * 3 * hid).unwrap();
     let dgates = gpu.empty("dgates", b * heads).unwrap();
     let ent = gpu.empty("entropy", b * heads).unwrap();
+    let tokabs = gpu.empty("token_abs", b * heads).unwrap();
+    let conf = gpu.empty("confidence", b * heads).unwrap();
     let args = || AttnArgs {
         qkv: &qkv,
         lens: &lens,
@@ -177,6 +179,8 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
                 &GateOutputs {
                     dgates: &dgates,
                     entropy_sum: &ent,
+                    token_abs: &tokabs,
+                    confidence_sum: &conf,
                 },
             );
             rec.finish();

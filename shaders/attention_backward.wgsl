@@ -37,12 +37,17 @@ const MAX_D: u32 = 128u;
 @group(0) @binding(5) var<storage, read> lse_saved: array<f32>;
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;
-// Per query row, four planes of n = B * heads * T: D_t, the lse used, <dout_t, O_t>, and the
-// attention entropy -sum_j P_tj log P_tj (no attention map is stored).
+// Per query row, five planes of n = B * heads * T: D_t, the lse used, <dout_t, O_t>, the
+// attention entropy -sum_j P_tj log P_tj and the largest weight max_j P_tj (no attention map
+// is stored).
 @group(0) @binding(8) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dgates: array<f32>;
 // [B, L, heads]: entropy summed over each example's real (non-pad) query tokens.
 @group(0) @binding(10) var<storage, read_write> entsum: array<f32>;
+// [B, L, heads]: sum_t |<dout_t, O_t>| (token-level importance, Michel et al.'s code).
+@group(0) @binding(11) var<storage, read_write> tokabs: array<f32>;
+// [B, L, heads]: max_j P_tj summed over real query tokens (Voita et al.'s confidence).
+@group(0) @binding(12) var<storage, read_write> confsum: array<f32>;
 
 fn plane() -> u32 {
     return (p.total / p.blocks) * p.seq;
@@ -130,6 +135,7 @@ fn attn_bwd_q(
     }
     let dt = gate * gp;
     var ent = 0.0;
+    var pmax = 0.0;
     for (var j = 0u; j < len; j++) {
         var s = 0.0;
         var dp = 0.0;
@@ -139,6 +145,7 @@ fn attn_bwd_q(
         }
         let pj = exp(s - lse);
         ent += pj * (lse - s);
+        pmax = max(pmax, pj);
         let ds = pj * (dp - dt);
         for (var i = 0u; i < d; i++) { dq[i] = fma(ds, k_at(b, j, h, i), dq[i]); }
     }
@@ -149,6 +156,7 @@ fn attn_bwd_q(
     stats[n + srow] = lse;
     stats[2u * n + srow] = gp;
     stats[3u * n + srow] = ent;
+    stats[4u * n + srow] = pmax;
 }
 
 @compute @workgroup_size(BQ)
@@ -218,12 +226,23 @@ fn attn_gate_grad(
     let n = plane(); // dispatched with blocks = 1, total = B * heads
     let row = (b * p.heads + h) * p.seq;
     var s = 0.0;
-    for (var t = 0u; t < p.seq; t++) { s += stats[2u * n + row + t]; }
+    var a = 0.0;
+    for (var t = 0u; t < p.seq; t++) {
+        let g = stats[2u * n + row + t];
+        s += g;
+        a += abs(g);
+    }
     var e = 0.0;
-    for (var t = 0u; t < min(lens[b], p.seq); t++) { e += stats[3u * n + row + t]; }
+    var c = 0.0;
+    for (var t = 0u; t < min(lens[b], p.seq); t++) {
+        e += stats[3u * n + row + t];
+        c += stats[4u * n + row + t];
+    }
     let o = (b * p.n_layers + p.layer) * p.heads + h;
     dgates[o] = s;
     entsum[o] = e;
+    tokabs[o] = a;
+    confsum[o] = c;
 }
 
 // ---- Variants for CPU adapters (lavapipe): Q|K|V and dout are read as vec4 texels of
@@ -309,6 +328,7 @@ fn attn_bwd_q_tex(
     let gp = gp4.x + gp4.y + gp4.z + gp4.w;
     let dt = gate * gp;
     var ent = 0.0;
+    var pmax = 0.0;
     for (var j = 0u; j < len; j++) {
         let kr = b * p.seq + j;
         var s4 = vec4<f32>(0.0);
@@ -320,6 +340,7 @@ fn attn_bwd_q_tex(
         let s = s4.x + s4.y + s4.z + s4.w;
         let pj = exp(s - lse);
         ent += pj * (lse - s);
+        pmax = max(pmax, pj);
         let ds = pj * (dp4.x + dp4.y + dp4.z + dp4.w - dt);
         for (var i = 0u; i < d4; i++) { dq[i] = fma(vec4<f32>(ds), qkv4(kr, kx + i), dq[i]); }
     }
@@ -336,6 +357,7 @@ fn attn_bwd_q_tex(
     stats[n + srow] = lse;
     stats[2u * n + srow] = gp;
     stats[3u * n + srow] = ent;
+    stats[4u * n + srow] = pmax;
 }
 
 @compute @workgroup_size(BQ)

@@ -353,6 +353,8 @@ fn check_attention_backward(
         let ent = g
             .upload_f32("entropy", &vec![f32::NAN; b * nl * heads])
             .unwrap();
+        let tokabs = poisoned(b * nl * heads);
+        let conf = poisoned(b * nl * heads);
         let mut rec = g.recorder();
         let args = AttnBackwardArgs {
             fwd: fwd(),
@@ -363,6 +365,8 @@ fn check_attention_backward(
         let outs = GateOutputs {
             dgates: &dgates,
             entropy_sum: &ent,
+            token_abs: &tokabs,
+            confidence_sum: &conf,
         };
         attention_bwd_variant(&mut rec, &args, &dqkv, &stats, &outs, texture);
         rec.finish();
@@ -378,11 +382,55 @@ fn check_attention_backward(
             &got_dqkv,
             &got_dg,
         );
-        let e = g.read_f32(&ent);
+        // entropy and confidence over real query tokens, Σ_t |⟨dO_t, O_t⟩| over all rows,
+        // from the f64 attention probabilities (no map is kept on the device)
+        let (e, tabs, cf) = (g.read_f32(&ent), g.read_f32(&tokabs), g.read_f32(&conf));
+        let scale = 1.0 / (d as f64).sqrt();
+        let at = |bi: usize, tk: usize, part: usize, h: usize, i: usize| {
+            qkv[(bi * t + tk) * 3 * hid + part * hid + h * d + i] as f64
+        };
         for bi in 0..b {
+            let len = lens[bi] as usize;
             for h in 0..heads {
-                let v = e[(bi * nl + layer) * heads + h];
-                assert!(v.is_finite() && v >= -1e-5, "entropy of ({bi}, {h}): {v}");
+                let (mut we, mut wc, mut wa) = (0f64, 0f64, 0f64);
+                for q in 0..t {
+                    let s: Vec<f64> = (0..len)
+                        .map(|j| {
+                            (0..d)
+                                .map(|i| at(bi, q, 0, h, i) * at(bi, j, 1, h, i))
+                                .sum::<f64>()
+                                * scale
+                        })
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                    let pr: Vec<f64> = s.iter().map(|v| (v - m).exp() / z).collect();
+                    let gp: f64 = (0..d)
+                        .map(|i| {
+                            let o: f64 = (0..len).map(|j| pr[j] * at(bi, j, 2, h, i)).sum();
+                            o * dout[(bi * t + q) * hid + h * d + i] as f64
+                        })
+                        .sum();
+                    wa += gp.abs();
+                    if q < len {
+                        we -= pr
+                            .iter()
+                            .map(|p| if *p > 0.0 { p * p.ln() } else { 0.0 })
+                            .sum::<f64>();
+                        wc += pr.iter().cloned().fold(0.0, f64::max);
+                    }
+                }
+                let k = (bi * nl + layer) * heads + h;
+                let what = format!("texture={texture} lens={lens:?} t={t} (b {bi}, h {h})");
+                let close = |got: f32, want: f64, name: &str| {
+                    assert!(
+                        (got as f64 - want).abs() <= 2e-4 * (1.0 + want.abs()),
+                        "{name} {what}: {got} vs {want}"
+                    )
+                };
+                close(e[k], we, "entropy");
+                close(cf[k], wc, "confidence");
+                close(tabs[k], wa, "token |<dO,O>|");
             }
         }
     }

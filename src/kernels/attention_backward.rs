@@ -28,9 +28,9 @@ pub struct AttnBackwardArgs<'a> {
     pub dout: &'a Tensor,
 }
 
-/// Elements of scratch `stats` needs: 4 × B × heads × T.
+/// Elements of scratch `stats` needs: 5 × B × heads × T.
 pub fn stats_len(a: &AttnArgs) -> usize {
-    4 * (a.batch * a.heads * a.seq) as usize
+    5 * (a.batch * a.heads * a.seq) as usize
 }
 
 /// Outputs of [`attention_bwd`] besides dqkv, each [B, L, heads] and written at this layer.
@@ -39,9 +39,13 @@ pub struct GateOutputs<'a> {
     pub dgates: &'a Tensor,
     /// Attention entropy −Σ_j p log p summed over each example's real query tokens.
     pub entropy_sum: &'a Tensor,
+    /// Σ_t |⟨dO_t, O_t⟩| over query tokens (token-level importance).
+    pub token_abs: &'a Tensor,
+    /// Confidence max_j p_tj summed over each example's real query tokens.
+    pub confidence_sum: &'a Tensor,
 }
 
-/// Writes dqkv [B*T, 3H] (dQ | dK | dV), the gate gradient and the attention entropy;
+/// Writes dqkv [B*T, 3H] (dQ | dK | dV), the gate gradient, attention entropy and confidence;
 /// `stats` is scratch of [`stats_len`] elements.
 pub fn attention_bwd(
     rec: &mut Recorder,
@@ -153,6 +157,8 @@ pub fn attention_bwd_variant(
             (8, stats.binding()),
             (9, outs.dgates.binding()),
             (10, outs.entropy_sum.binding()),
+            (11, outs.token_abs.binding()),
+            (12, outs.confidence_sum.binding()),
         ],
     );
     rec.dispatch("attn_gate_grad", &pipe, &bg, bh.div_ceil(64));

@@ -18,6 +18,10 @@ pub struct GateGrads {
     /// Attention entropy −Σ_j p log p of each head, summed over each example's real query
     /// tokens: [B, L, H] (divide by the token count for bertology's average).
     pub entropy_sum: Vec<f32>,
+    /// Σ_t |⟨O_t, dO_t⟩| per example and head: [B, L, H] (token-level importance).
+    pub token_abs: Vec<f32>,
+    /// Largest attention weight per query, summed over real query tokens: [B, L, H].
+    pub confidence_sum: Vec<f32>,
     /// Real tokens of each example.
     pub lengths: Vec<usize>,
 }
@@ -42,6 +46,19 @@ pub(super) struct LossOut {
 pub(super) struct GateBuffers {
     pub dgates: Tensor,
     pub entropy_sum: Tensor,
+    pub token_abs: Tensor,
+    pub confidence_sum: Tensor,
+}
+
+impl GateBuffers {
+    pub fn new(gpu: &Gpu, n: usize) -> Result<GateBuffers> {
+        Ok(GateBuffers {
+            dgates: gpu.empty("grad.gates", n)?,
+            entropy_sum: gpu.empty("attention.entropy", n)?,
+            token_abs: gpu.empty("grad.gates.token_abs", n)?,
+            confidence_sum: gpu.empty("attention.confidence", n)?,
+        })
+    }
 }
 
 impl Model {
@@ -117,16 +134,15 @@ impl Model {
         let acts = self.record_forward(gpu, &mut rec, examples, gates, true, None)?;
         let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
         let n = b * c.num_hidden_layers * c.num_attention_heads;
-        let gb = GateBuffers {
-            dgates: gpu.empty("grad.gates", n)?,
-            entropy_sum: gpu.empty("attention.entropy", n)?,
-        };
+        let gb = GateBuffers::new(gpu, n)?;
         self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, None)?;
         rec.finish();
         Ok(GateGrads {
             loss: gpu.read_f32(&loss.loss),
             dgates: gpu.read_f32(&gb.dgates),
             entropy_sum: gpu.read_f32(&gb.entropy_sum),
+            token_abs: gpu.read_f32(&gb.token_abs),
+            confidence_sum: gpu.read_f32(&gb.confidence_sum),
             lengths: examples.iter().map(|e| e.ids.len()).collect(),
         })
     }
@@ -347,6 +363,8 @@ impl Model {
             let outs = GateOutputs {
                 dgates: &gb.dgates,
                 entropy_sum: &gb.entropy_sum,
+                token_abs: &gb.token_abs,
+                confidence_sum: &gb.confidence_sum,
             };
             kernels::attention_bwd(rec, &args, &dqkv, &stats, &outs);
             if let Some(g) = lg {

@@ -320,10 +320,7 @@ impl Model {
         let acts = self.record_forward(gpu, &mut rec, examples, &gates, true, dropout)?;
         let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0 / counted as f32)?;
         let n = gates.len();
-        let gb = GateBuffers {
-            dgates: gpu.empty("grad.gates", n)?,
-            entropy_sum: gpu.empty("attention.entropy", n)?,
-        };
+        let gb = GateBuffers::new(gpu, n)?;
         self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, Some(&tr.grads))?;
         rec.finish();
         let sum: f64 = gpu.read_f32(&loss.loss).iter().map(|&v| v as f64).sum();
