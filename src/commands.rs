@@ -217,6 +217,10 @@ pub struct ScoreArgs {
     pub out: PathBuf,
     pub granularity: String,
     pub batch_size: usize,
+    /// Resamples for 95% bootstrap intervals (0: none).
+    pub bootstrap: usize,
+    /// Expected task (None: the checkpoint's).
+    pub task: Option<TaskHead>,
 }
 
 pub struct ScoreSummary {
@@ -227,40 +231,84 @@ pub struct ScoreSummary {
     pub top: Vec<(usize, usize, f32)>,
 }
 
-/// `headroom score`: head importance from gate gradients, and attention entropy.
+/// `headroom score`: head importance from gate gradients, attention entropy and confidence,
+/// for sequence (TSV) and token (CoNLL) classifiers.
 pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
     use crate::importance::{self, Granularity};
     let gran = Granularity::parse(&args.granularity)?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::output(&args.out, "exists and is not a directory"));
+    }
+    check_not_input(&args.out, &[&args.model, &args.data])?;
     let model = Model::load_for_gradients(gpu, &args.model)?;
+    if let Some(t) = args.task {
+        if t != model.task {
+            return Err(Error::input(
+                &args.model,
+                format!(
+                    "the checkpoint is a {} model, not {}",
+                    model.task.name(),
+                    t.name()
+                ),
+            ));
+        }
+    }
     let c = &model.config;
-    let (texts, labels) = data::read_labelled(&args.data, &c.id2label, model.num_labels)?;
-    let (enc, truncated) = encode(&model, &texts, &args.data)?;
+    let labels: Vec<String> = (0..model.num_labels).map(|i| c.label(i)).collect();
+    let split = tasks::load(&model, &args.data, &labels)?;
+    if split.is_empty() {
+        return Err(Error::input(&args.data, "no examples (the split is empty)"));
+    }
+    if split.truncated > 0 {
+        eprintln!(
+            "warning: {}: {} of {} examples truncated to {} tokens (the model's positions)",
+            args.data.display(),
+            split.truncated,
+            split.len(),
+            model.tokenizer.max_len()
+        );
+    }
     let start = std::time::Instant::now();
-    let s = importance::score(gpu, &model, &enc, &labels, args.batch_size, true)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let s = importance::score(gpu, &model, &split, args.batch_size, true)?;
     let (nl, nh) = (s.layers, s.heads);
     let chosen = s.get(gran).to_vec();
+    let boot_seed = 0x5EED;
     let variant = |g: Granularity| {
         let raw = s.get(g);
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "raw": raw,
             "per_layer_l2": importance::normalize_per_layer(raw, nh),
             "min_max": importance::normalize_min_max(raw),
             "rank": importance::ranks(raw),
-        })
+        });
+        if let Some(b) = importance::bootstrap(&s, g, args.bootstrap, boot_seed) {
+            v["bootstrap_95"] = serde_json::json!({
+                "resamples": b.resamples,
+                "score_lo": b.score_lo, "score_hi": b.score_hi,
+                "rank_lo": b.rank_lo, "rank_hi": b.rank_hi,
+            });
+        }
+        v
     };
+    let variants: serde_json::Map<String, serde_json::Value> = Granularity::ALL
+        .iter()
+        .map(|&g| (g.name().to_string(), variant(g)))
+        .collect();
+    let seconds = start.elapsed().as_secs_f64();
     let report = serde_json::json!({
+        "task": model.task.name(),
         "granularity": gran.name(),
         "shape": [nl, nh],
         "importance": chosen,
-        "variants": {
-            "example": variant(Granularity::Example),
-            "batch": variant(Granularity::Batch),
-            "fisher": variant(Granularity::Fisher),
-        },
+        "variants": variants,
+        "bootstrap_note": if args.bootstrap > 0 {
+            "95% percentile intervals over resampled examples; none for `batch`, which is not a mean over examples"
+        } else { "not requested (--bootstrap N)" },
         "attn_entropy": s.entropy,
+        "attn_confidence": s.confidence,
+        "per_example_gate_grad": s.per_example,
         "examples": s.examples,
-        "truncated": truncated,
+        "truncated": split.truncated,
         "batches": s.batches,
         "batch_size": args.batch_size,
         "mean_loss": s.mean_loss,
@@ -269,11 +317,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         "adapter": gpu.describe(),
         "wall_seconds": seconds,
         "headroom": env!("CARGO_PKG_VERSION"),
-        "not_yet": ["granularity token", "bootstrap intervals", "heatmap"],
     });
-    if args.out.exists() && !args.out.is_dir() {
-        return Err(Error::output(&args.out, "exists and is not a directory"));
-    }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Error::output(&args.out, format!("cannot create: {e}")))?;
     let files = [
@@ -286,6 +330,10 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             crate::output::npy_f32(&[nl, nh], &s.entropy),
         ),
         (
+            "attn_confidence.npy",
+            crate::output::npy_f32(&[nl, nh], &s.confidence),
+        ),
+        (
             "report.json",
             serde_json::to_vec_pretty(&report).unwrap_or_default(),
         ),
@@ -296,6 +344,14 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         crate::output::write_atomic(&p, &bytes)?;
         written.push(p);
     }
+    let title = format!("head importance ({}), {} examples", gran.name(), s.examples);
+    written.extend(crate::plot::heatmap(
+        &args.out,
+        "head_importance",
+        &chosen,
+        (nl, nh),
+        &title,
+    )?);
     let ranks = importance::ranks(&chosen);
     let mut top: Vec<(usize, usize, f32)> = (0..nl * nh)
         .filter(|&k| ranks[k] <= 5)

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::batch::{plan_for, progress_bar};
 use crate::model::{Encoded, Model, TaskHead};
+use crate::tasks::TaskData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
@@ -15,6 +16,8 @@ pub enum Granularity {
     Batch,
     /// Mean of the squared per-example gradient.
     Fisher,
+    /// Mean over examples of Σ_t |⟨O_t, dO_t⟩| (Michel et al.'s released code).
+    Token,
 }
 
 impl Granularity {
@@ -23,11 +26,9 @@ impl Granularity {
             "example" => Ok(Granularity::Example),
             "batch" => Ok(Granularity::Batch),
             "fisher" => Ok(Granularity::Fisher),
-            "token" => Err(Error::Usage(
-                "--granularity token is not implemented yet (example, batch, fisher are)".into(),
-            )),
+            "token" => Ok(Granularity::Token),
             _ => Err(Error::Usage(format!(
-                "unknown --granularity {s:?} (example, batch, fisher)"
+                "unknown --granularity {s:?} (example, batch, token, fisher)"
             ))),
         }
     }
@@ -36,8 +37,16 @@ impl Granularity {
             Granularity::Example => "example",
             Granularity::Batch => "batch",
             Granularity::Fisher => "fisher",
+            Granularity::Token => "token",
         }
     }
+
+    pub const ALL: [Granularity; 4] = [
+        Granularity::Example,
+        Granularity::Batch,
+        Granularity::Token,
+        Granularity::Fisher,
+    ];
 }
 
 pub struct Scores {
@@ -51,8 +60,13 @@ pub struct Scores {
     pub example: Vec<f32>,
     pub batch: Vec<f32>,
     pub fisher: Vec<f32>,
+    pub token: Vec<f32>,
+    /// Per-example Σ_t |⟨O_t, dO_t⟩| [N, L, H], input order.
+    pub per_example_token: Vec<f32>,
     /// Attention entropy averaged over real query tokens [L, H].
     pub entropy: Vec<f32>,
+    /// Mean over real query tokens of the largest attention weight [L, H] (Voita et al.).
+    pub confidence: Vec<f32>,
     pub mean_loss: f64,
 }
 
@@ -62,26 +76,40 @@ impl Scores {
             Granularity::Example => &self.example,
             Granularity::Batch => &self.batch,
             Granularity::Fisher => &self.fisher,
+            Granularity::Token => &self.token,
+        }
+    }
+
+    /// Per-example values whose mean is granularity `g` (None for `batch`, which is not a
+    /// mean over examples).
+    pub fn per_example_values(&self, g: Granularity, i: usize) -> Option<Vec<f32>> {
+        let lh = self.layers * self.heads;
+        let row = |v: &[f32]| v[i * lh..(i + 1) * lh].to_vec();
+        match g {
+            Granularity::Example => Some(row(&self.per_example).iter().map(|v| v.abs()).collect()),
+            Granularity::Fisher => Some(row(&self.per_example).iter().map(|v| v * v).collect()),
+            Granularity::Token => Some(row(&self.per_example_token)),
+            Granularity::Batch => None,
         }
     }
 }
 
-/// One forward and one backward pass per batch, all gates at 1.
+/// One forward and one backward pass per batch, all gates at 1. Sequence classification:
+/// ℓ_x is the example's cross-entropy; token classification: the sum over its labelled tokens.
 pub fn score(
     gpu: &Gpu,
     model: &Model,
-    enc: &[Encoded],
-    labels: &[i32],
+    data: &TaskData,
     batch_size: usize,
     progress: bool,
 ) -> Result<Scores> {
-    if model.task != TaskHead::SequenceClassification {
+    if model.task == TaskHead::None {
         return Err(Error::Usage(format!(
-            "{}: scoring supports sequence classifiers for now (this checkpoint is {:?})",
-            model.dir.display(),
-            model.task
+            "{}: scoring needs a classifier head (this checkpoint is a bare encoder)",
+            model.dir.display()
         )));
     }
+    let enc: &[Encoded] = &data.examples;
     let c = &model.config;
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
     let lh = nl * nh;
@@ -91,21 +119,26 @@ pub fn score(
     let batches = plan_for(gpu, model, &lengths, batch_size)?;
     let bar = progress.then(|| progress_bar(n));
     let mut per_example = vec![0f32; n * lh];
+    let mut per_example_token = vec![0f32; n * lh];
     let mut batch = vec![0f64; lh];
     let mut ent = vec![0f64; lh];
+    let mut conf = vec![0f64; lh];
     let mut tokens = 0usize;
     let mut loss = 0f64;
     for idx in &batches {
         let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
-        let ys: Vec<i32> = idx.iter().map(|&i| labels[i]).collect();
+        let ys = data.batch_labels(idx);
         let out = model.gate_gradients(gpu, &refs, &ys, &vec![1.0; idx.len() * lh])?;
         let mut sum = vec![0f64; lh];
         for (e, &i) in idx.iter().enumerate() {
             let g = &out.dgates[e * lh..(e + 1) * lh];
             per_example[i * lh..(i + 1) * lh].copy_from_slice(g);
+            per_example_token[i * lh..(i + 1) * lh]
+                .copy_from_slice(&out.token_abs[e * lh..(e + 1) * lh]);
             for k in 0..lh {
                 sum[k] += g[k] as f64;
                 ent[k] += out.entropy_sum[e * lh + k] as f64;
+                conf[k] += out.confidence_sum[e * lh + k] as f64;
             }
             loss += out.loss[e] as f64;
         }
@@ -120,14 +153,19 @@ pub fn score(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let mut example = vec![0f32; lh];
-    let mut fisher = vec![0f32; lh];
-    for row in per_example.chunks(lh) {
-        for k in 0..lh {
-            example[k] += (row[k].abs() as f64 / n as f64) as f32;
-            fisher[k] += (row[k] as f64 * row[k] as f64 / n as f64) as f32;
-        }
-    }
+    let mean = |f: &dyn Fn(usize) -> f64| -> Vec<f32> {
+        (0..lh)
+            .map(|k| ((0..n).map(|i| f(i * lh + k)).sum::<f64>() / n.max(1) as f64) as f32)
+            .collect()
+    };
+    let example = mean(&|j| per_example[j].abs() as f64);
+    let fisher = mean(&|j| (per_example[j] as f64).powi(2));
+    let token = mean(&|j| per_example_token[j] as f64);
+    let per_token = |v: &[f64]| -> Vec<f32> {
+        v.iter()
+            .map(|&x| (x / tokens.max(1) as f64) as f32)
+            .collect()
+    };
     Ok(Scores {
         layers: nl,
         heads: nh,
@@ -137,10 +175,10 @@ pub fn score(
         example,
         batch: batch.iter().map(|&v| v as f32).collect(),
         fisher,
-        entropy: ent
-            .iter()
-            .map(|&v| (v / tokens.max(1) as f64) as f32)
-            .collect(),
+        token,
+        per_example_token,
+        entropy: per_token(&ent),
+        confidence: per_token(&conf),
         mean_loss: loss / n.max(1) as f64,
     })
 }
@@ -175,4 +213,64 @@ pub fn ranks(scores: &[f32]) -> Vec<usize> {
         r[i] = pos + 1;
     }
     r
+}
+
+/// A 95% bootstrap interval (2.5th and 97.5th percentiles) of each head's score and rank,
+/// resampling examples with replacement `n` times (seeded).
+pub struct Bootstrap {
+    pub resamples: usize,
+    pub score_lo: Vec<f32>,
+    pub score_hi: Vec<f32>,
+    pub rank_lo: Vec<usize>,
+    pub rank_hi: Vec<usize>,
+}
+
+pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Bootstrap> {
+    let lh = s.layers * s.heads;
+    let m = s.examples;
+    if n == 0 || m == 0 {
+        return None;
+    }
+    let rows: Vec<Vec<f32>> = (0..m)
+        .map(|i| s.per_example_values(g, i))
+        .collect::<Option<_>>()?;
+    let mut state = seed ^ 0xB007_57A9;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut scores = vec![Vec::with_capacity(n); lh];
+    let mut rnks = vec![Vec::with_capacity(n); lh];
+    for _ in 0..n {
+        let mut acc = vec![0f64; lh];
+        for _ in 0..m {
+            let r = &rows[(next() % m as u64) as usize];
+            for k in 0..lh {
+                acc[k] += r[k] as f64;
+            }
+        }
+        let v: Vec<f32> = acc.iter().map(|a| (a / m as f64) as f32).collect();
+        for (k, r) in ranks(&v).into_iter().enumerate() {
+            scores[k].push(v[k]);
+            rnks[k].push(r);
+        }
+    }
+    let pct = |v: &mut Vec<f32>, q: f64| -> f32 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+    };
+    let pct_u = |v: &mut Vec<usize>, q: f64| -> usize {
+        v.sort();
+        v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+    };
+    Some(Bootstrap {
+        resamples: n,
+        score_lo: scores.iter_mut().map(|v| pct(v, 0.025)).collect(),
+        score_hi: scores.iter_mut().map(|v| pct(v, 0.975)).collect(),
+        rank_lo: rnks.iter_mut().map(|v| pct_u(v, 0.025)).collect(),
+        rank_hi: rnks.iter_mut().map(|v| pct_u(v, 0.975)).collect(),
+    })
 }

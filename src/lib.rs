@@ -12,4 +12,5 @@ pub mod finetune;
 pub mod importance;
 pub mod model;
 pub mod output;
+pub mod plot;
 pub mod tasks;

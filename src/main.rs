@@ -69,21 +69,31 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
-    /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, and attention entropy.
+    /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, attention entropy and
+    /// confidence, with a layer×head heatmap.
     Score {
-        /// HF model directory of a sequence classifier.
+        /// HF model directory of a sequence or token classifier.
         #[arg(long)]
         model: PathBuf,
-        /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label name).
+        /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
+        /// name), or CoNLL (`token<TAB>tag`) for a token classifier.
         #[arg(long)]
         data: PathBuf,
-        /// Output directory: head_importance.npy, attn_entropy.npy, report.json.
+        /// Output directory: head_importance.npy, attn_entropy.npy, attn_confidence.npy,
+        /// report.json, head_importance.svg/.png.
         #[arg(long)]
         out: PathBuf,
-        /// example (mean |g| over examples), batch (|Σ over a batch|, mean over batches) or
-        /// fisher (mean g²); report.json holds all three.
+        /// example (mean |g| over examples), batch (|Σ over a batch|, mean over batches),
+        /// token (mean over examples of Σ_t |⟨O_t,dO_t⟩|) or fisher (mean g²); report.json
+        /// holds all four.
         #[arg(long, default_value = "example")]
         granularity: String,
+        /// seq-cls or token-cls: checked against the checkpoint (default: the checkpoint's).
+        #[arg(long)]
+        task: Option<String>,
+        /// Bootstrap resamples for 95% intervals of each head's score and rank.
+        #[arg(long, default_value_t = 0)]
+        bootstrap: usize,
         /// Examples per batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -250,9 +260,15 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             data,
             out,
             granularity,
+            task,
+            bootstrap,
             batch_size,
         } => {
             check_batch_size(*batch_size)?;
+            let task = task
+                .as_deref()
+                .map(headroom::tasks::parse_task)
+                .transpose()?;
             let gpu = open_gpu(cli)?;
             let args = commands::ScoreArgs {
                 model: model.clone(),
@@ -260,6 +276,8 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                 out: out.clone(),
                 granularity: granularity.clone(),
                 batch_size: *batch_size,
+                bootstrap: *bootstrap,
+                task,
             };
             let s = commands::score(&gpu, &args)?;
             println!(

@@ -586,6 +586,112 @@ fn score_writes_importance_matching_transformers() {
 }
 
 #[test]
+fn score_token_classifier_from_conll_with_bootstrap_and_heatmaps() {
+    let tmp = Tmp::new("score-tok");
+    let golden = Golden::open("tiny-bert-tok-score.safetensors");
+    let data = golden_path("tok.conll");
+    let out = tmp.join("scores");
+    let m = fixture("tiny-bert-tok");
+    let res = headroom(
+        &[
+            "score",
+            "--model",
+            p(&m),
+            "--data",
+            p(&data),
+            "--out",
+            p(&out),
+            "--task",
+            "token-cls",
+            "--bootstrap",
+            "200",
+            "--batch-size",
+            "3",
+        ],
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // per-example importance (loss summed over first sub-tokens) and entropy: transformers
+    let imp = read_npy_f32(&out.join("head_importance.npy"));
+    let want = golden.f32("importance_example").1;
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    assert!(
+        max_abs_diff(&imp, &want) / scale <= 1e-4,
+        "{imp:?} vs {want:?}"
+    );
+    let ent = read_npy_f32(&out.join("attn_entropy.npy"));
+    assert_close(
+        "token attn_entropy",
+        &ent,
+        &golden.f32("attn_entropy").1,
+        1e-4,
+        1e-4,
+    );
+    let conf = read_npy_f32(&out.join("attn_confidence.npy"));
+    assert!(conf.iter().all(|&c| c > 0.0 && c <= 1.0 + 1e-6), "{conf:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["task"], "token-cls");
+    assert_eq!(report["examples"], 4);
+    for g in ["example", "token", "fisher"] {
+        let v = &report["variants"][g];
+        let raw: Vec<f64> = serde_json::from_value(v["raw"].clone()).unwrap();
+        let b = &v["bootstrap_95"];
+        let lo: Vec<f64> = serde_json::from_value(b["score_lo"].clone()).unwrap();
+        let hi: Vec<f64> = serde_json::from_value(b["score_hi"].clone()).unwrap();
+        let rlo: Vec<usize> = serde_json::from_value(b["rank_lo"].clone()).unwrap();
+        let rhi: Vec<usize> = serde_json::from_value(b["rank_hi"].clone()).unwrap();
+        for k in 0..raw.len() {
+            assert!(lo[k] <= hi[k] && rlo[k] <= rhi[k], "{g} head {k}");
+            assert!(
+                lo[k] <= raw[k] * (1.0 + 1e-6) + 1e-12 && raw[k] <= hi[k] * (1.0 + 1e-6) + 1e-12,
+                "{g} head {k}: {} not in [{}, {}]",
+                raw[k],
+                lo[k],
+                hi[k]
+            );
+        }
+        // with 4 examples some interval is wide: resampling really happened
+        assert!(
+            (0..raw.len()).any(|k| hi[k] > lo[k] * 1.01),
+            "{g}: degenerate intervals"
+        );
+    }
+    // token-level importance Σ_t |<O,dO>| bounds the example-level |Σ_t <O,dO>|
+    let tok: Vec<f64> = serde_json::from_value(report["variants"]["token"]["raw"].clone()).unwrap();
+    for (k, (&t, &e)) in tok.iter().zip(&imp).enumerate() {
+        assert!(t + 1e-6 >= e as f64, "head {k}: token {t} < example {e}");
+    }
+    assert!(report["variants"]["batch"].get("bootstrap_95").is_none());
+    let svg = std::fs::read_to_string(out.join("head_importance.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("layer 1") && svg.matches("<rect").count() >= 4
+    );
+    let png = std::fs::read(out.join("head_importance.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // --task disagreeing with the checkpoint
+    let res = headroom(
+        &[
+            "score",
+            "--model",
+            p(&m),
+            "--data",
+            p(&data),
+            "--out",
+            p(&tmp.join("y")),
+            "--task",
+            "seq-cls",
+        ],
+        &[],
+    );
+    assert_user_error(&res, "token-cls model", "task mismatch");
+}
+
+#[test]
 fn eval_reports_accuracy_with_and_without_a_head_mask() {
     let tmp = Tmp::new("eval");
     let golden = Golden::open("tiny-bert.safetensors");

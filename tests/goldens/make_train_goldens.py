@@ -12,6 +12,7 @@ tests/goldens/sentences.tsv; writes exactly:
 
   tests/goldens/tiny-bert-train.safetensors
   tests/goldens/tiny-bert-tok-train.safetensors
+  tests/goldens/tiny-bert-tok-score.safetensors  (head importance from tests/goldens/tok.conll)
 
 Each holds input_ids / token_type_ids / attention_mask / labels, loss, `grad.<name>` for every
 parameter (the word table only at the rows the batch uses, listed in `word_rows`; the position
@@ -115,3 +116,57 @@ def golden(name, cls, token_labels):
 
 golden("tiny-bert", BertForSequenceClassification, False)
 golden("tiny-bert-tok", BertForTokenClassification, True)
+
+
+def token_score_golden():
+    """Per-example head importance (mean over sentences of |d loss_x / d xi|, loss_x summed
+    over the sentence's first sub-tokens) and bertology entropy for the token classifier on
+    tests/goldens/tok.conll: what `headroom score` computes from CoNLL."""
+    path = os.path.join(FIX, "tiny-bert-tok")
+    tok = BertTokenizerFast.from_pretrained(path)
+    model = BertForTokenClassification.from_pretrained(path, attn_implementation="eager").eval()
+    label2id = model.config.label2id
+    sents, cur = [], []
+    with open(os.path.join(GOLD, "tok.conll"), encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                if cur:
+                    sents.append(cur)
+                cur = []
+                continue
+            w, t = line.split("\t")
+            cur.append((w, t))
+    if cur:
+        sents.append(cur)
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    imp = torch.zeros(L, H)
+    ent = torch.zeros(L, H)
+    tokens = 0
+    for s in sents:  # one sentence per pass: per-example gradients
+        enc = tok([w for w, _ in s], is_split_into_words=True, return_tensors="pt")
+        labels = torch.full(enc["input_ids"].shape, -100, dtype=torch.long)
+        seen = set()
+        for j, wid in enumerate(enc.word_ids()):
+            if wid is not None and wid not in seen:
+                seen.add(wid)
+                labels[0, j] = label2id[s[wid][1]]
+        mask = torch.ones(L, H, requires_grad=True)
+        out = model(**enc, head_mask=mask, output_attentions=True)
+        n = model.config.num_labels
+        loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, n), labels.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        loss.backward()
+        imp += mask.grad.abs()
+        for l, a in enumerate(out.attentions):
+            p = a.detach()[0]
+            ent[l] += (-(p * torch.log(p.clamp_min(1e-30))).sum(-1)).sum(-1)
+        tokens += enc["input_ids"].shape[1]
+    imp /= len(sents)
+    ent /= tokens
+    dst = os.path.join(GOLD, "tiny-bert-tok-score.safetensors")
+    save_file({"importance_example": imp.contiguous(), "attn_entropy": ent.contiguous()}, dst)
+    print(f"{dst}: {len(sents)} sentences")
+
+
+token_score_golden()
