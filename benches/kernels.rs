@@ -232,7 +232,100 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
         format!("minilm_forward_gate_backward_B{b}_T{t}"),
         |bencher| bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap()),
     );
+    // one fine-tuning step: forward with dropout, full backward, clipping, AdamW
+    let cfg = headroom::model::TrainConfig {
+        adamw: headroom::kernels::AdamW {
+            lr: 1e-5,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+        max_grad_norm: 1.0,
+        dropout: 0.1,
+        seed: 1,
+        freeze_embeddings: false,
+    };
+    let mut tr = model.trainer(gpu, cfg).unwrap();
+    group.bench_function(format!("minilm_train_step_B{b}_T{t}"), |bencher| {
+        bencher.iter(|| model.train_step(gpu, &mut tr, &refs, &labels, 1e-5).unwrap())
+    });
     group.finish();
+    // HEADROOM_BENCH_BASE=1: a random BERT-base-shaped classifier (slow on CPU adapters)
+    if std::env::var_os("HEADROOM_BENCH_BASE").is_some() {
+        let dir = random_bert_base(&dir);
+        let model = headroom::model::Model::load_for_gradients(gpu, &dir).expect("random BERT-base");
+        let lh = model.config.total_heads();
+        let gates = vec![1.0f32; b * lh];
+        let mut group = c.benchmark_group("model");
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(30))
+            .warm_up_time(Duration::from_secs(3));
+        group.throughput(Throughput::Elements(b as u64));
+        group.bench_function(format!("bert_base_forward_B{b}_T{t}"), |bencher| {
+            bencher.iter(|| model.forward_batch(gpu, &refs, &gates, false).unwrap())
+        });
+        group.bench_function(format!("bert_base_forward_gate_backward_B{b}_T{t}"), |bencher| {
+            bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap())
+        });
+        group.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A BERT-base-shaped sequence classifier (12 × 768, 12 heads, FFN 3072) with random weights
+/// (normal-ish, std 0.02; LayerNorm γ 1, β 0) in a temporary directory, with the default
+/// model's tokenizer (the same uncased vocabulary).
+fn random_bert_base(minilm: &std::path::Path) -> std::path::PathBuf {
+    use headroom::output::OutTensor;
+    let dir = std::env::temp_dir().join(format!("headroom-bert-base-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (h, i, l, v, p) = (768usize, 3072usize, 12usize, 30522usize, 512usize);
+    let mut seed = 100;
+    let mut rnd = |n: usize| {
+        seed += 1;
+        rand_vec(n, seed).iter().map(|x| x * 0.07).collect::<Vec<f32>>()
+    };
+    let mut t = vec![
+        OutTensor::f32("bert.embeddings.word_embeddings.weight", vec![v, h], &rnd(v * h)),
+        OutTensor::f32("bert.embeddings.position_embeddings.weight", vec![p, h], &rnd(p * h)),
+        OutTensor::f32("bert.embeddings.token_type_embeddings.weight", vec![2, h], &rnd(2 * h)),
+    ];
+    let ln = |name: &str| {
+        vec![
+            OutTensor::f32(&format!("{name}.weight"), vec![h], &vec![1.0; h]),
+            OutTensor::f32(&format!("{name}.bias"), vec![h], &vec![0.0; h]),
+        ]
+    };
+    t.extend(ln("bert.embeddings.LayerNorm"));
+    let mut lin = |name: String, n: usize, k: usize| {
+        vec![
+            OutTensor::f32(&format!("{name}.weight"), vec![n, k], &rnd(n * k)),
+            OutTensor::f32(&format!("{name}.bias"), vec![n], &vec![0.0; n]),
+        ]
+    };
+    for li in 0..l {
+        let pre = format!("bert.encoder.layer.{li}");
+        for part in ["query", "key", "value"] {
+            t.extend(lin(format!("{pre}.attention.self.{part}"), h, h));
+        }
+        t.extend(lin(format!("{pre}.attention.output.dense"), h, h));
+        t.extend(lin(format!("{pre}.intermediate.dense"), i, h));
+        t.extend(lin(format!("{pre}.output.dense"), h, i));
+        t.extend(ln(&format!("{pre}.attention.output.LayerNorm")));
+        t.extend(ln(&format!("{pre}.output.LayerNorm")));
+    }
+    t.extend(lin("bert.pooler.dense".into(), h, h));
+    t.extend(lin("classifier".into(), 2, h));
+    headroom::output::write_safetensors(&dir.join("model.safetensors"), &t, &[]).unwrap();
+    let cfg = serde_json::json!({
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert",
+        "vocab_size": v, "hidden_size": h, "num_hidden_layers": l, "num_attention_heads": 12,
+        "intermediate_size": i, "max_position_embeddings": p, "type_vocab_size": 2,
+        "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+    });
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(minilm.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
 }
 
 fn benches(c: &mut Criterion) {
