@@ -246,13 +246,18 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
     };
     let mut tr = model.trainer(gpu, cfg).unwrap();
     group.bench_function(format!("minilm_train_step_B{b}_T{t}"), |bencher| {
-        bencher.iter(|| model.train_step(gpu, &mut tr, &refs, &labels, 1e-5).unwrap())
+        bencher.iter(|| {
+            model
+                .train_step(gpu, &mut tr, &refs, &labels, 1e-5)
+                .unwrap()
+        })
     });
     group.finish();
     // HEADROOM_BENCH_BASE=1: a random BERT-base-shaped classifier (slow on CPU adapters)
     if std::env::var_os("HEADROOM_BENCH_BASE").is_some() {
         let dir = random_bert_base(&dir);
-        let model = headroom::model::Model::load_for_gradients(gpu, &dir).expect("random BERT-base");
+        let model =
+            headroom::model::Model::load_for_gradients(gpu, &dir).expect("random BERT-base");
         let lh = model.config.total_heads();
         let gates = vec![1.0f32; b * lh];
         let mut group = c.benchmark_group("model");
@@ -264,9 +269,10 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
         group.bench_function(format!("bert_base_forward_B{b}_T{t}"), |bencher| {
             bencher.iter(|| model.forward_batch(gpu, &refs, &gates, false).unwrap())
         });
-        group.bench_function(format!("bert_base_forward_gate_backward_B{b}_T{t}"), |bencher| {
-            bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap())
-        });
+        group.bench_function(
+            format!("bert_base_forward_gate_backward_B{b}_T{t}"),
+            |bencher| bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap()),
+        );
         group.finish();
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -283,12 +289,27 @@ fn random_bert_base(minilm: &std::path::Path) -> std::path::PathBuf {
     let mut seed = 100;
     let mut rnd = |n: usize| {
         seed += 1;
-        rand_vec(n, seed).iter().map(|x| x * 0.07).collect::<Vec<f32>>()
+        rand_vec(n, seed)
+            .iter()
+            .map(|x| x * 0.07)
+            .collect::<Vec<f32>>()
     };
     let mut t = vec![
-        OutTensor::f32("bert.embeddings.word_embeddings.weight", vec![v, h], &rnd(v * h)),
-        OutTensor::f32("bert.embeddings.position_embeddings.weight", vec![p, h], &rnd(p * h)),
-        OutTensor::f32("bert.embeddings.token_type_embeddings.weight", vec![2, h], &rnd(2 * h)),
+        OutTensor::f32(
+            "bert.embeddings.word_embeddings.weight",
+            vec![v, h],
+            &rnd(v * h),
+        ),
+        OutTensor::f32(
+            "bert.embeddings.position_embeddings.weight",
+            vec![p, h],
+            &rnd(p * h),
+        ),
+        OutTensor::f32(
+            "bert.embeddings.token_type_embeddings.weight",
+            vec![2, h],
+            &rnd(2 * h),
+        ),
     ];
     let ln = |name: &str| {
         vec![

@@ -253,21 +253,9 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             ));
         }
     }
-    let c = &model.config;
-    let labels: Vec<String> = (0..model.num_labels).map(|i| c.label(i)).collect();
+    let labels = tasks::model_labels(&model);
     let split = tasks::load(&model, &args.data, &labels)?;
-    if split.is_empty() {
-        return Err(Error::input(&args.data, "no examples (the split is empty)"));
-    }
-    if split.truncated > 0 {
-        eprintln!(
-            "warning: {}: {} of {} examples truncated to {} tokens (the model's positions)",
-            args.data.display(),
-            split.truncated,
-            split.len(),
-            model.tokenizer.max_len()
-        );
-    }
+    tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
     let s = importance::score(gpu, &model, &split, args.batch_size, true)?;
     let (nl, nh) = (s.layers, s.heads);
@@ -385,7 +373,7 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
         )));
     }
     let c = &model.config;
-    let labels: Vec<String> = (0..model.num_labels).map(|i| c.label(i)).collect();
+    let labels = tasks::model_labels(&model);
     let gates = match &args.head_mask {
         Some(p) => Gates::Broadcast(data::read_head_mask(
             p,
@@ -395,18 +383,7 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
         None => Gates::Ones,
     };
     let split = tasks::load(&model, &args.data, &labels)?;
-    if split.is_empty() {
-        return Err(Error::input(&args.data, "no examples (the split is empty)"));
-    }
-    if split.truncated > 0 {
-        eprintln!(
-            "warning: {}: {} of {} examples truncated to {} tokens (the model's positions)",
-            args.data.display(),
-            split.truncated,
-            split.len(),
-            model.tokenizer.max_len()
-        );
-    }
+    tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
     let m = tasks::evaluate(gpu, &model, &split, &labels, &gates, args.batch_size, true)?;
     let heads_kept = match &gates {

@@ -183,24 +183,8 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
     model.tokenizer.limit_length(args.max_len);
     let train = tasks::load(&model, &args.train, &labels)?;
     let dev = tasks::load(&model, &args.dev, &labels)?;
-    if train.is_empty() {
-        return Err(Error::input(
-            &args.train,
-            "no examples (the split is empty)",
-        ));
-    }
-    if dev.is_empty() {
-        return Err(Error::input(&args.dev, "no examples (the split is empty)"));
-    }
-    if train.truncated > 0 {
-        eprintln!(
-            "warning: {}: {} of {} examples truncated to {} tokens",
-            args.train.display(),
-            train.truncated,
-            train.len(),
-            model.tokenizer.max_len()
-        );
-    }
+    tasks::warn_truncated(&args.train, &train, model.tokenizer.max_len());
+    tasks::warn_truncated(&args.dev, &dev, model.tokenizer.max_len());
     let dropout = args
         .dropout
         .unwrap_or(model.config.hidden_dropout_prob as f32);

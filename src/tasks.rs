@@ -93,8 +93,36 @@ pub fn label_names(task: TaskHead, path: &Path) -> Result<Vec<String>> {
     }
 }
 
-/// Reads and encodes a split for `model` (whose task is set) with label names `labels`.
+/// The label names of a task model (its `id2label`, else `LABEL_i`).
+pub fn model_labels(model: &Model) -> Vec<String> {
+    (0..model.num_labels)
+        .map(|i| model.config.label(i))
+        .collect()
+}
+
+/// One warning line when a split had examples truncated to the tokenizer's limit.
+pub fn warn_truncated(path: &Path, data: &TaskData, max_len: usize) {
+    if data.truncated > 0 {
+        eprintln!(
+            "warning: {}: {} of {} examples truncated to {max_len} tokens",
+            path.display(),
+            data.truncated,
+            data.len()
+        );
+    }
+}
+
+/// Reads and encodes a split for `model` (whose task is set) with label names `labels`. An
+/// empty split is an error naming the file.
 pub fn load(model: &Model, path: &Path, labels: &[String]) -> Result<TaskData> {
+    let data = load_split(model, path, labels)?;
+    if data.is_empty() {
+        return Err(Error::input(path, "no examples (the split is empty)"));
+    }
+    Ok(data)
+}
+
+fn load_split(model: &Model, path: &Path, labels: &[String]) -> Result<TaskData> {
     match model.task {
         TaskHead::TokenClassification => {
             let sents = data::read_conll(path)?;
@@ -103,9 +131,6 @@ pub fn load(model: &Model, path: &Path, labels: &[String]) -> Result<TaskData> {
         TaskHead::SequenceClassification => {
             let id2label = labels.iter().cloned().enumerate().collect();
             let (texts, ys) = data::read_labelled(path, &id2label, labels.len())?;
-            if texts.is_empty() {
-                return Err(Error::input(path, "no examples (the split is empty)"));
-            }
             let (examples, truncated) = encode(model, &texts, path)?;
             Ok(TaskData {
                 examples,

@@ -53,28 +53,6 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Asserts a clean user error: exit 2, exactly one `error:` line mentioning `needle`, no panic.
-fn assert_user_error(out: &Output, needle: &str, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: exit code; stderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{what}: panicked:\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{what}: want one error line, got:\n{stderr}"
-    );
-    assert!(
-        errors[0].contains(needle),
-        "{what}: error line {:?} should mention {needle:?}",
-        errors[0]
-    );
-}
-
 fn forward_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     vec!["forward", "--model", model, "--data", data, "--out", out]
 }

@@ -47,27 +47,6 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-fn assert_user_error(out: &Output, needle: &str, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: exit code; stderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{what}: panicked:\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "{what}: want one error line, got:\n{stderr}"
-    );
-    assert!(
-        errors[0].contains(needle),
-        "{what}: error line {:?} should mention {needle:?}",
-        errors[0]
-    );
-}
-
 /// The tiny fixture as a plain BertModel: no classifier, no id2label.
 fn base_model(tmp: &Tmp) -> PathBuf {
     let dst = tmp.join("base");

@@ -272,3 +272,26 @@ pub fn golden_texts(name: &str) -> Vec<(String, Option<String>)> {
     headroom::data::read_sentences(&golden_path(name)).unwrap()
 }
 pub mod minilm;
+
+/// Asserts a clean user error: exit 2, exactly one `error:` line mentioning `needle`, no panic.
+#[allow(dead_code)]
+pub fn assert_user_error(out: &std::process::Output, needle: &str, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit code; stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: panicked:\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{what}: want one error line, got:\n{stderr}"
+    );
+    assert!(
+        errors[0].contains(needle),
+        "{what}: error line {:?} should mention {needle:?}",
+        errors[0]
+    );
+}
