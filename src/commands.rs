@@ -415,5 +415,8 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
             obj.insert(k.into(), v.into());
         }
     }
+    if let Some(n) = m.correct {
+        obj.insert("correct".into(), n.into());
+    }
     Ok(report)
 }

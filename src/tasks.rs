@@ -205,6 +205,8 @@ pub struct Metrics {
     /// fine-tuning keeps the best epoch by.
     pub main: f64,
     pub accuracy: Option<f64>,
+    /// Correct predictions (sequence classification).
+    pub correct: Option<usize>,
     pub precision: Option<f64>,
     pub recall: Option<f64>,
     pub f1: Option<f64>,
@@ -256,6 +258,7 @@ pub fn evaluate(
             Ok(Metrics {
                 main: acc,
                 accuracy: Some(acc),
+                correct: Some(correct),
                 precision: None,
                 recall: None,
                 f1: None,
@@ -298,6 +301,7 @@ pub fn evaluate(
             Ok(Metrics {
                 main: s.f1,
                 accuracy: None,
+                correct: None,
                 precision: Some(s.precision),
                 recall: Some(s.recall),
                 f1: Some(s.f1),
