@@ -146,3 +146,38 @@ fn sequence_classifier_gradients_and_step_match_transformers() {
 fn token_classifier_gradients_and_step_match_transformers() {
     check("tiny-bert-tok", TaskHead::TokenClassification, 5);
 }
+
+#[test]
+fn frozen_embeddings_get_no_gradients_and_do_not_move() {
+    let g = gpu();
+    let golden = Golden::open("tiny-bert-train.safetensors");
+    let spec = HeadSpec {
+        task: TaskHead::SequenceClassification,
+        labels: 3,
+        seed: 0,
+    };
+    let model = Model::load_for_training(g, &fixture("tiny-bert"), &spec).unwrap();
+    let (enc, _) = examples(&golden);
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let labels: Vec<i32> = golden.i64("labels").1.iter().map(|&v| v as i32).collect();
+    let cfg = TrainConfig {
+        adamw: AdamW::default(),
+        max_grad_norm: 1.0,
+        dropout: 0.1,
+        seed: 5,
+        freeze_embeddings: true,
+    };
+    let before = model.hf_tensors(g);
+    let mut tr = model.trainer(g, cfg).unwrap();
+    let names: Vec<String> = model.hf_gradients(g, &tr).iter().map(|t| t.name.clone()).collect();
+    assert!(names.iter().all(|n| !n.contains("embeddings")), "{names:?}");
+    for _ in 0..2 {
+        model.train_step(g, &mut tr, &refs, &labels, 1e-2).unwrap();
+    }
+    assert_eq!(tr.step(), 2);
+    let after = model.hf_tensors(g);
+    for (b, a) in before.iter().zip(&after) {
+        let moved = b.data != a.data;
+        assert_eq!(moved, !b.name.contains("embeddings"), "{}", b.name);
+    }
+}
