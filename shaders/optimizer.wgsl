@@ -42,10 +42,11 @@ fn adamw(
     param[i] = decayed - (p.lr / p.bc1) * m / (sqrt(v) / p.bc2_sqrt + p.eps);
 }
 
-// Partial sums of squares, one per workgroup of 64, for the global gradient norm.
+// Partial sums of squares, one per workgroup of 64, for the global gradient norm; written at
+// partial[first + group] so that every tensor's partials share one buffer (one read-back).
 struct SumParams {
     n: u32,
-    _q0: u32,
+    first: u32,
     _q1: u32,
     _q2: u32,
 }
@@ -56,6 +57,10 @@ struct SumParams {
 
 var<workgroup> red: array<f32, 64>;
 
+// Each workgroup sums SPAN consecutive values (few workgroups: barriers are costly on CPU
+// adapters), then reduces its 64 lanes.
+const SPAN: u32 = 4096u;
+
 @compute @workgroup_size(64)
 fn sum_squares(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -63,14 +68,14 @@ fn sum_squares(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = wid.x + wid.y * nwg.x;
-    let i = g * 64u + lid;
+    let end = min(sp.n, (g + 1u) * SPAN);
     var v = 0.0;
-    if (i < sp.n) { v = values[i] * values[i]; }
+    for (var i = g * SPAN + lid; i < end; i += 64u) { v = fma(values[i], values[i], v); }
     red[lid] = v;
     workgroupBarrier();
     for (var s = 32u; s > 0u; s = s / 2u) {
         if (lid < s) { red[lid] += red[lid + s]; }
         workgroupBarrier();
     }
-    if (lid == 0u) { partial[g] = red[0]; }
+    if (lid == 0u) { partial[sp.first + g] = red[0]; }
 }

@@ -58,7 +58,8 @@ fn adamw_matches_torch_semantics_over_several_steps() {
 fn sum_squares_over_awkward_sizes() {
     let g = gpu();
     let mut rng = Rng::new(22);
-    let parts: Vec<Vec<f32>> = [1usize, 65, 1000, 64]
+    // sizes around the 64-lane width and the 4096-value span of one workgroup
+    let parts: Vec<Vec<f32>> = [1usize, 65, 1000, 64, 4096, 4097, 20_000]
         .iter()
         .map(|&n| rng.vec(n, 3.0))
         .collect();

@@ -169,7 +169,11 @@ fn frozen_embeddings_get_no_gradients_and_do_not_move() {
     };
     let before = model.hf_tensors(g);
     let mut tr = model.trainer(g, cfg).unwrap();
-    let names: Vec<String> = model.hf_gradients(g, &tr).iter().map(|t| t.name.clone()).collect();
+    let names: Vec<String> = model
+        .hf_gradients(g, &tr)
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     assert!(names.iter().all(|n| !n.contains("embeddings")), "{names:?}");
     for _ in 0..2 {
         model.train_step(g, &mut tr, &refs, &labels, 1e-2).unwrap();

@@ -86,27 +86,34 @@ pub fn adamw_step(
     rec.dispatch("adamw", &pipe, &bg, n.div_ceil(64));
 }
 
+/// Values each sum_squares workgroup reduces (`SPAN` in optimizer.wgsl).
+const SPAN: u32 = 4096;
+
 /// Σ x² over several tensors (the global gradient norm squared), reduced per workgroup on the
-/// device and summed on the host (a few thousand partials). Waits for the queue.
+/// device into one buffer of partials and summed on the host (one read-back). Waits for the
+/// queue.
 pub fn sum_squares(gpu: &Gpu, tensors: &[&Tensor]) -> Result<f64> {
     let mut rec = gpu.recorder();
     let pipe = gpu.pipeline(Shader::Optimizer, "sum_squares", &[]);
-    let mut partials = Vec::new();
-    for t in tensors {
-        let groups = (t.len as u32).div_ceil(64).max(1);
-        let out = gpu.empty("sum_squares.partial", groups as usize)?;
-        let params = gpu.uniform("sum_squares.params", &[t.len as u32, 0, 0, 0]);
+    let groups: Vec<u32> = tensors
+        .iter()
+        .map(|t| (t.len as u32).div_ceil(SPAN).max(1))
+        .collect();
+    let total: u32 = groups.iter().sum();
+    let out = gpu.empty("sum_squares.partial", total.max(1) as usize)?;
+    let mut first = 0u32;
+    for (t, &g) in tensors.iter().zip(&groups) {
+        let params = gpu.uniform("sum_squares.params", &[t.len as u32, first, 0, 0]);
         let bg = gpu.bind(
             &pipe,
             &[params.as_entire_binding(), t.binding(), out.binding()],
         );
-        rec.dispatch("sum_squares", &pipe, &bg, groups);
-        partials.push(out);
+        rec.dispatch("sum_squares", &pipe, &bg, g);
+        first += g;
     }
     rec.finish();
-    Ok(partials
+    Ok(gpu.read_f32(&out)[..total as usize]
         .iter()
-        .flat_map(|p| gpu.read_f32(p))
-        .map(|v| v as f64)
+        .map(|&v| v as f64)
         .sum())
 }
