@@ -158,7 +158,7 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
             "--epochs and --batch-size must be at least 1".into(),
         ));
     }
-    if !(args.lr > 0.0 && args.lr.is_finite()) || !(0.0..1.0).contains(&args.warmup_ratio) {
+    if args.lr <= 0.0 || !args.lr.is_finite() || !(0.0..1.0).contains(&args.warmup_ratio) {
         return Err(Error::Usage(
             "--lr must be positive and --warmup in [0, 1)".into(),
         ));
@@ -268,7 +268,7 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
                 loss_sum / steps as f64
             ));
             bar.inc(idx.len() as u64);
-            if bar.is_hidden() && (step % 25 == 0 || step == 1) {
+            if bar.is_hidden() && (step.is_multiple_of(25) || step == 1) {
                 // no terminal (a log file): a line now and then instead of the bar
                 eprintln!(
                     "epoch {epoch} step {step}/{total}: loss {:.4} (epoch mean), lr {lr:.2e}, {:.0} s",

@@ -9,6 +9,9 @@ use crate::model::{run_forward, Encoded, ForwardOptions, Gates, Model, TaskHead}
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// A sentence's gold tag ids per word, and each word's first token.
+pub type WordGold = (Vec<usize>, Vec<Option<usize>>);
+
 /// A labelled split encoded for one model.
 pub struct TaskData {
     pub examples: Vec<Encoded>,
@@ -17,7 +20,7 @@ pub struct TaskData {
     pub labels: Vec<Vec<i32>>,
     /// Token classification: gold tag ids per word and each word's first token (None when
     /// truncated away).
-    pub words: Option<Vec<(Vec<usize>, Vec<Option<usize>>)>>,
+    pub words: Option<Vec<WordGold>>,
     pub truncated: usize,
 }
 

@@ -288,8 +288,7 @@ fn token_classification_trains_and_evaluates_entities() {
     assert!(st.names().iter().all(|n| !n.contains("pooler")));
     assert!(st
         .names()
-        .iter()
-        .any(|n| *n == "bert.encoder.layer.1.attention.self.key.weight"));
+        .contains(&"bert.encoder.layer.1.attention.self.key.weight"));
 }
 
 #[test]

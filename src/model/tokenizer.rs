@@ -6,6 +6,10 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
+/// Encodings of pre-split sentences, each word's first token per sentence, and how many
+/// sentences were truncated.
+pub type WordEncodings = (Vec<Encoded>, Vec<Vec<Option<usize>>>, usize);
+
 pub struct BertTokenizer {
     path: PathBuf,
     inner: Tokenizer,
@@ -57,10 +61,7 @@ impl BertTokenizer {
     /// Encodes pre-split words (token classification). Returns the encodings, for each
     /// sentence the token index of each word's first sub-token (None when truncation cut the
     /// word off, or the word produced no token), and how many sentences were truncated.
-    pub fn encode_words(
-        &self,
-        sentences: &[Vec<String>],
-    ) -> Result<(Vec<Encoded>, Vec<Vec<Option<usize>>>, usize)> {
+    pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<WordEncodings> {
         let truncating = self.truncating()?;
         let mut out = Vec::with_capacity(sentences.len());
         let mut firsts = Vec::with_capacity(sentences.len());
