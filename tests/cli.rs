@@ -479,6 +479,21 @@ fn read_npy_f32(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// head_importance.npy and attn_entropy.npy in `out` against golden tensors (importance
+/// relative to its largest value, 1e-4); returns the importance.
+fn check_score_files(out: &Path, golden: &Golden, importance: &str, entropy: &str) -> Vec<f32> {
+    let imp = read_npy_f32(&out.join("head_importance.npy"));
+    let want = golden.f32(importance).1;
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    assert!(
+        max_abs_diff(&imp, &want) / scale <= 1e-4,
+        "{imp:?} vs {want:?}"
+    );
+    let ent = read_npy_f32(&out.join("attn_entropy.npy"));
+    assert_close("attn_entropy.npy", &ent, &golden.f32(entropy).1, 1e-4, 1e-4);
+    imp
+}
+
 #[test]
 fn score_writes_importance_matching_transformers() {
     let tmp = Tmp::new("score");
@@ -519,21 +534,7 @@ fn score_writes_importance_matching_transformers() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let imp = read_npy_f32(&out.join("head_importance.npy"));
-    let want = golden.f32("importance").1;
-    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-    assert!(
-        max_abs_diff(&imp, &want) / scale <= 1e-4,
-        "{imp:?} vs {want:?}"
-    );
-    let ent = read_npy_f32(&out.join("attn_entropy.npy"));
-    assert_close(
-        "attn_entropy.npy",
-        &ent,
-        &golden.f32("entropy").1,
-        1e-4,
-        1e-4,
-    );
+    let imp = check_score_files(&out, &golden, "importance", "entropy");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["examples"], 6);
@@ -594,21 +595,7 @@ fn score_token_classifier_from_conll_with_bootstrap_and_heatmaps() {
         String::from_utf8_lossy(&res.stderr)
     );
     // per-example importance (loss summed over first sub-tokens) and entropy: transformers
-    let imp = read_npy_f32(&out.join("head_importance.npy"));
-    let want = golden.f32("importance_example").1;
-    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-    assert!(
-        max_abs_diff(&imp, &want) / scale <= 1e-4,
-        "{imp:?} vs {want:?}"
-    );
-    let ent = read_npy_f32(&out.join("attn_entropy.npy"));
-    assert_close(
-        "token attn_entropy",
-        &ent,
-        &golden.f32("attn_entropy").1,
-        1e-4,
-        1e-4,
-    );
+    let imp = check_score_files(&out, &golden, "importance_example", "attn_entropy");
     let conf = read_npy_f32(&out.join("attn_confidence.npy"));
     assert!(conf.iter().all(|&c| c > 0.0 && c <= 1.0 + 1e-6), "{conf:?}");
     let report: serde_json::Value =
