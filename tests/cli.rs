@@ -534,7 +534,7 @@ fn score_writes_importance_matching_transformers() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let imp = check_score_files(&out, &golden, "importance", "entropy");
+    check_score_files(&out, &golden, "importance", "entropy");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["examples"], 6);
