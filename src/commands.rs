@@ -257,7 +257,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
     let split = tasks::load(&model, &args.data, &labels)?;
     tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
-    let s = importance::score(gpu, &model, &split, args.batch_size, true)?;
+    let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
     let (nl, nh) = (s.layers, s.heads);
     let chosen = s.get(gran).to_vec();
     let boot_seed = 0x5EED;

@@ -94,12 +94,14 @@ impl Scores {
     }
 }
 
-/// One forward and one backward pass per batch, all gates at 1. Sequence classification:
-/// ℓ_x is the example's cross-entropy; token classification: the sum over its labelled tokens.
+/// One forward and one backward pass per batch, every gate at 1, or at `mask` [L, H] (a head
+/// gated to 0 still gets its exact gradient). Sequence classification: ℓ_x is the example's
+/// cross-entropy; token classification: the sum over its labelled tokens.
 pub fn score(
     gpu: &Gpu,
     model: &Model,
     data: &TaskData,
+    mask: Option<&[f32]>,
     batch_size: usize,
     progress: bool,
 ) -> Result<Scores> {
@@ -114,6 +116,9 @@ pub fn score(
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
     let lh = nl * nh;
     let n = enc.len();
+    if let Some(m) = mask {
+        assert_eq!(m.len(), lh, "a head mask is [L, H]");
+    }
     let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
     // Every buffer of the backward pass is one of the forward's shapes: the same plan holds.
     let batches = plan_for(gpu, model, &lengths, batch_size)?;
@@ -128,7 +133,11 @@ pub fn score(
     for idx in &batches {
         let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
         let ys = data.batch_labels(idx);
-        let out = model.gate_gradients(gpu, &refs, &ys, &vec![1.0; idx.len() * lh])?;
+        let gates: Vec<f32> = match mask {
+            Some(m) => m.iter().cycle().take(idx.len() * lh).copied().collect(),
+            None => vec![1.0; idx.len() * lh],
+        };
+        let out = model.gate_gradients(gpu, &refs, &ys, &gates)?;
         let mut sum = vec![0f64; lh];
         for (e, &i) in idx.iter().enumerate() {
             let g = &out.dgates[e * lh..(e + 1) * lh];

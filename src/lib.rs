@@ -13,4 +13,5 @@ pub mod importance;
 pub mod model;
 pub mod output;
 pub mod plot;
+pub mod prune;
 pub mod tasks;

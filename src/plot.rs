@@ -135,27 +135,137 @@ pub fn heatmap(
     );
     let w = (LEFT + heads as i32 * CELL_W + 20 + BAR + 40) as u32;
     let h = (TOP + (layers as i32 * CELL_H).max(40) + 40) as u32;
+    render(
+        dir,
+        stem,
+        (w, h),
+        |a| draw(a, values, shape, title, true),
+        |a| draw(a, values, shape, title, false),
+    )
+}
+
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+fn draw_curve<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+    (xlabel, ylabel): (&str, &str),
+    title: &str,
+    text: bool,
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let (w, h) = root.dim_in_pixel();
+    let (x0, y0, x1, y1) = (70i32, 40i32, w as i32 - 190, h as i32 - 50);
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        xmin = xmin.min(x);
+        xmax = xmax.max(x);
+        ymin = ymin.min(y);
+        ymax = ymax.max(y);
+    }
+    if xmax <= xmin {
+        xmax = xmin + 1.0;
+    }
+    if ymax <= ymin {
+        ymax = ymin + 1e-3;
+    }
+    let px = |x: f64| x0 + ((x - xmin) / (xmax - xmin) * (x1 - x0) as f64).round() as i32;
+    let py = |y: f64| y1 - ((y - ymin) / (ymax - ymin) * (y1 - y0) as f64).round() as i32;
+    let axis = ShapeStyle::from(&BLACK).stroke_width(1);
+    root.draw(&PathElement::new(vec![(x0, y1), (x1, y1)], axis))
+        .map_err(e)?;
+    root.draw(&PathElement::new(vec![(x0, y0), (x0, y1)], axis))
+        .map_err(e)?;
+    for (i, (_, p)) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let line: Vec<(i32, i32)> = p.iter().map(|&(x, y)| (px(x), py(y))).collect();
+        root.draw(&PathElement::new(line.clone(), c.stroke_width(2)))
+            .map_err(e)?;
+        for q in line {
+            root.draw(&Circle::new(q, 3, c.filled())).map_err(e)?;
+        }
+    }
+    if text {
+        let font = ("sans-serif", 13).into_font();
+        root.draw(&Text::new(title.to_string(), (x0, 12), font.clone()))
+            .map_err(e)?;
+        root.draw(&Text::new(
+            xlabel.to_string(),
+            ((x0 + x1) / 2 - 30, y1 + 28),
+            font.clone(),
+        ))
+        .map_err(e)?;
+        root.draw(&Text::new(ylabel.to_string(), (4, y0 - 22), font.clone()))
+            .map_err(e)?;
+        for (v, pos) in [(xmin, (x0, y1 + 6)), (xmax, (x1 - 10, y1 + 6))] {
+            root.draw(&Text::new(format!("{v:.0}"), pos, font.clone()))
+                .map_err(e)?;
+        }
+        for (v, pos) in [(ymin, (8, y1 - 6)), (ymax, (8, y0 - 6))] {
+            root.draw(&Text::new(format!("{v:.4}"), pos, font.clone()))
+                .map_err(e)?;
+        }
+        for (i, (name, _)) in series.iter().enumerate() {
+            let y = y0 + 20 * i as i32;
+            let c = COLORS[i % COLORS.len()];
+            root.draw(&Rectangle::new(
+                [(x1 + 15, y), (x1 + 30, y + 10)],
+                c.filled(),
+            ))
+            .map_err(e)?;
+            root.draw(&Text::new(name.clone(), (x1 + 36, y - 1), font.clone()))
+                .map_err(e)?;
+        }
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Writes `stem.svg` and `stem.png` under `dir`: each series a line of (x, y) points.
+pub fn curve(
+    dir: &Path,
+    stem: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    labels: (&str, &str),
+    title: &str,
+) -> Result<Vec<std::path::PathBuf>> {
+    let (w, h) = (760u32, 420u32);
+    render(
+        dir,
+        stem,
+        (w, h),
+        |a| draw_curve(a, series, labels, title, true),
+        |a| draw_curve(a, series, labels, title, false),
+    )
+}
+
+type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
+type Drawn = std::result::Result<(), String>;
+
+/// Draws one figure into `stem.svg` (with text) and `stem.png` (without), each written to a
+/// temporary name and renamed.
+fn render(
+    dir: &Path,
+    stem: &str,
+    (w, h): (u32, u32),
+    svg_fig: impl FnOnce(Area<SVGBackend>) -> Drawn,
+    png_fig: impl FnOnce(Area<BitMapBackend>) -> Drawn,
+) -> Result<Vec<std::path::PathBuf>> {
     let svg_path = dir.join(format!("{stem}.svg"));
     let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(),
-        values,
-        shape,
-        title,
-        true,
-    )
-    .map_err(|e| Error::output(&svg_path, format!("cannot draw: {e}")))?;
+    svg_fig(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area())
+        .map_err(|e| Error::output(&svg_path, format!("cannot draw: {e}")))?;
     crate::output::write_atomic(&svg_path, svg.as_bytes())?;
     let png_path = dir.join(format!("{stem}.png"));
     let tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
-    let drawn = draw(
-        BitMapBackend::new(&tmp, (w, h)).into_drawing_area(),
-        values,
-        shape,
-        title,
-        false,
-    );
-    if let Err(e) = drawn {
+    if let Err(e) = png_fig(BitMapBackend::new(&tmp, (w, h)).into_drawing_area()) {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::output(&png_path, format!("cannot draw: {e}")));
     }

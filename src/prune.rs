@@ -1,0 +1,497 @@
+//! `headroom prune`: the papers' head-pruning strategies over head masks — one-shot and
+//! iterative (Michel et al.; bertology's `mask_heads`), a metric threshold (bertology's
+//! `masking_threshold`) and a few trials (Ma et al.) — giving a curve of heads kept against
+//! the eval metric. Calls the model through `importance` and `tasks`, never kernels.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::importance::{self, Granularity};
+use crate::model::{Gates, Model};
+use crate::tasks::{self, TaskData};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    OneShot,
+    Iterative,
+    Threshold,
+    Trials,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Result<Strategy> {
+        match s {
+            "oneshot" => Ok(Strategy::OneShot),
+            "iterative" => Ok(Strategy::Iterative),
+            "threshold" => Ok(Strategy::Threshold),
+            "trials" => Ok(Strategy::Trials),
+            _ => Err(Error::Usage(format!(
+                "unknown --strategy {s:?} (oneshot, iterative, threshold, trials)"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::OneShot => "oneshot",
+            Strategy::Iterative => "iterative",
+            Strategy::Threshold => "threshold",
+            Strategy::Trials => "trials",
+        }
+    }
+}
+
+/// What ranks the heads (lowest pruned first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Importance {
+    Gradient(Granularity),
+    /// Attention entropy: the most uniform (highest-entropy) heads go first.
+    Entropy,
+    /// A seeded random order.
+    Random,
+}
+
+impl Importance {
+    pub fn parse(s: &str) -> Result<Importance> {
+        match s {
+            "entropy" => Ok(Importance::Entropy),
+            "random" => Ok(Importance::Random),
+            g => Granularity::parse(g)
+                .map(Importance::Gradient)
+                .map_err(|_| {
+                    Error::Usage(format!(
+                    "unknown --importance {s:?} (example, batch, token, fisher, entropy, random)"
+                ))
+                }),
+        }
+    }
+    pub fn name(self) -> String {
+        match self {
+            Importance::Gradient(g) => g.name().to_string(),
+            Importance::Entropy => "entropy".into(),
+            Importance::Random => "random".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PruneArgs {
+    pub model: PathBuf,
+    pub score_data: PathBuf,
+    pub eval_data: PathBuf,
+    pub out: PathBuf,
+    pub strategy: Strategy,
+    pub importance: Importance,
+    /// Per-layer ℓ2 normalisation of gradient scores before ranking (bertology's default).
+    pub normalize_layers: bool,
+    /// Heads pruned per step, as a fraction of all heads.
+    pub step: f64,
+    pub keep: f64,
+    pub trials: Vec<usize>,
+    pub min_heads_per_layer: usize,
+    pub baselines: bool,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+/// One evaluated mask.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Point {
+    pub heads_kept: usize,
+    pub pruned: usize,
+    pub metric: f64,
+    pub loss: f64,
+    /// [L][H], 1 kept, 0 pruned.
+    pub mask: Vec<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Curve {
+    pub importance: String,
+    pub strategy: String,
+    pub points: Vec<Point>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PruneReport {
+    pub strategy: String,
+    pub importance: String,
+    pub metric: String,
+    pub unpruned_metric: f64,
+    pub keep: f64,
+    pub curve: Curve,
+    pub baselines: Vec<Curve>,
+    /// Index into `curve.points` of the chosen mask.
+    pub chosen: usize,
+    pub notes: Vec<String>,
+    pub model: String,
+    pub score_data: String,
+    pub eval_data: String,
+    pub adapter: String,
+    pub wall_seconds: f64,
+}
+
+struct Ctx<'a> {
+    gpu: &'a Gpu,
+    model: &'a Model,
+    labels: Vec<String>,
+    score: TaskData,
+    eval: TaskData,
+    args: &'a PruneArgs,
+    shape: (usize, usize),
+}
+
+impl Ctx<'_> {
+    fn evaluate(&self, mask: &[f32]) -> Result<Point> {
+        let gates = Gates::Broadcast(mask.to_vec());
+        let m = tasks::evaluate(
+            self.gpu,
+            self.model,
+            &self.eval,
+            &self.labels,
+            &gates,
+            self.args.batch_size,
+            false,
+        )?;
+        let (_, nh) = self.shape;
+        let kept = mask.iter().filter(|&&v| v != 0.0).count();
+        Ok(Point {
+            heads_kept: kept,
+            pruned: mask.len() - kept,
+            metric: m.main,
+            loss: m.loss,
+            mask: mask.chunks(nh).map(|r| r.to_vec()).collect(),
+        })
+    }
+
+    /// Scores under `mask`, higher = more important.
+    fn scores(&self, imp: Importance, mask: &[f32], round: u64) -> Result<Vec<f32>> {
+        let (nl, nh) = self.shape;
+        match imp {
+            Importance::Random => Ok(random_scores(nl * nh, self.args.seed ^ round)),
+            _ => {
+                let s = importance::score(
+                    self.gpu,
+                    self.model,
+                    &self.score,
+                    Some(mask),
+                    self.args.batch_size,
+                    false,
+                )?;
+                Ok(match imp {
+                    Importance::Gradient(g) if self.args.normalize_layers => {
+                        importance::normalize_per_layer(s.get(g), nh)
+                    }
+                    Importance::Gradient(g) => s.get(g).to_vec(),
+                    _ => s.entropy.iter().map(|e| -e).collect(),
+                })
+            }
+        }
+    }
+}
+
+fn random_scores(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed ^ 0x0DD_BA11;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32
+        })
+        .collect()
+}
+
+/// Prunes up to `k` more heads from `mask`, lowest score first, keeping at least
+/// `min_per_layer` heads in every layer. Returns how many were pruned.
+pub fn prune_lowest(
+    mask: &mut [f32],
+    scores: &[f32],
+    heads: usize,
+    k: usize,
+    min_per_layer: usize,
+) -> usize {
+    let mut order: Vec<usize> = (0..mask.len()).filter(|&i| mask[i] != 0.0).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+    let mut left: Vec<usize> = mask
+        .chunks(heads)
+        .map(|r| r.iter().filter(|&&v| v != 0.0).count())
+        .collect();
+    let mut done = 0;
+    for i in order {
+        if done == k {
+            break;
+        }
+        let l = i / heads;
+        if left[l] > min_per_layer {
+            mask[i] = 0.0;
+            left[l] -= 1;
+            done += 1;
+        }
+    }
+    done
+}
+
+fn curve_of(ctx: &Ctx, imp: Importance, iterative: bool, stop_below: Option<f64>) -> Result<Curve> {
+    let (nl, nh) = ctx.shape;
+    let total = nl * nh;
+    let per_step = ((ctx.args.step * total as f64).round() as usize).max(1);
+    let mut mask = vec![1f32; total];
+    let mut points = vec![ctx.evaluate(&mask)?];
+    let mut scores = ctx.scores(imp, &mask, 0)?;
+    let bar = crate::model::progress_bar(total);
+    for round in 1.. {
+        if iterative && round > 1 {
+            scores = ctx.scores(imp, &mask, round)?;
+        }
+        if prune_lowest(
+            &mut mask,
+            &scores,
+            nh,
+            per_step,
+            ctx.args.min_heads_per_layer,
+        ) == 0
+        {
+            break;
+        }
+        let p = ctx.evaluate(&mask)?;
+        bar.set_position(p.pruned as u64);
+        let below = stop_below.is_some_and(|t| p.metric < t);
+        points.push(p);
+        if below {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Curve {
+        importance: imp.name(),
+        strategy: if iterative { "iterative" } else { "oneshot" }.into(),
+        points,
+    })
+}
+
+/// The largest pruning whose metric stays ≥ `threshold` (the unpruned point always does when
+/// the threshold is below it).
+fn choose(points: &[Point], threshold: f64) -> usize {
+    points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.metric >= threshold)
+        .max_by_key(|(_, p)| p.pruned)
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
+    let start = std::time::Instant::now();
+    if !(args.keep > 0.0 && args.keep <= 1.0) {
+        return Err(Error::Usage(format!(
+            "--keep {} is outside (0, 1]",
+            args.keep
+        )));
+    }
+    if !(args.step > 0.0 && args.step <= 1.0) {
+        return Err(Error::Usage(format!(
+            "--step {} is outside (0, 1]",
+            args.step
+        )));
+    }
+    if args.strategy == Strategy::Trials && args.trials.is_empty() {
+        return Err(Error::Usage(
+            "--strategy trials needs --trials k1,k2,...".into(),
+        ));
+    }
+    crate::commands::check_not_input(&args.out, &[&args.model, &args.score_data, &args.eval_data])?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::output(&args.out, "exists and is not a directory"));
+    }
+    let mut notes = Vec::new();
+    if same_file(&args.score_data, &args.eval_data) {
+        let w = "--score-data and --eval-data are the same file: heads are chosen on the data they are judged on (a known flaw of the reference scripts); the curve is optimistic".to_string();
+        eprintln!("warning: {w}");
+        notes.push(w);
+    }
+    let model = Model::load_for_gradients(gpu, &args.model)?;
+    let c = &model.config;
+    let shape = (c.num_hidden_layers, c.num_attention_heads);
+    let total = shape.0 * shape.1;
+    if let Some(&k) = args.trials.iter().find(|&&k| k > total) {
+        return Err(Error::Usage(format!(
+            "--trials {k} is more than the model's {total} heads"
+        )));
+    }
+    let labels = tasks::model_labels(&model);
+    let score = tasks::load(&model, &args.score_data, &labels)?;
+    let eval = tasks::load(&model, &args.eval_data, &labels)?;
+    let ctx = Ctx {
+        gpu,
+        model: &model,
+        labels,
+        score,
+        eval,
+        args,
+        shape,
+    };
+    let base = ctx.evaluate(&vec![1.0; total])?;
+    let threshold = args.keep * base.metric;
+    let curve = match args.strategy {
+        Strategy::OneShot => curve_of(&ctx, args.importance, false, None)?,
+        Strategy::Iterative => curve_of(&ctx, args.importance, true, None)?,
+        Strategy::Threshold => {
+            let mut c = curve_of(&ctx, args.importance, true, Some(threshold))?;
+            c.strategy = "threshold".into();
+            c
+        }
+        Strategy::Trials => {
+            let (_, nh) = shape;
+            let ones = vec![1f32; total];
+            let scores = ctx.scores(args.importance, &ones, 0)?;
+            let mut points = vec![base.clone()];
+            for &k in &args.trials {
+                let mut mask = ones.clone();
+                prune_lowest(&mut mask, &scores, nh, k, args.min_heads_per_layer);
+                points.push(ctx.evaluate(&mask)?);
+            }
+            Curve {
+                importance: args.importance.name(),
+                strategy: "trials".into(),
+                points,
+            }
+        }
+    };
+    let chosen = match args.strategy {
+        // the best trial on the eval data (more pruning wins a tie)
+        Strategy::Trials => (0..curve.points.len())
+            .max_by(|&a, &b| {
+                let (pa, pb) = (&curve.points[a], &curve.points[b]);
+                pa.metric
+                    .total_cmp(&pb.metric)
+                    .then(pa.pruned.cmp(&pb.pruned))
+            })
+            .unwrap_or(0),
+        _ => choose(&curve.points, threshold),
+    };
+    let best = &curve.points[chosen];
+    if args.strategy == Strategy::Trials && best.metric > base.metric {
+        let w = format!(
+            "pruning {} heads raises the eval metric from {:.4} to {:.4}",
+            best.pruned, base.metric, best.metric
+        );
+        eprintln!("note: {w}");
+        notes.push(w);
+    }
+    if best.heads_kept == 0 {
+        eprintln!("warning: the chosen mask prunes every head");
+    }
+    let mut baselines = Vec::new();
+    if args.baselines {
+        for imp in [Importance::Random, Importance::Entropy] {
+            if imp != args.importance {
+                baselines.push(curve_of(&ctx, imp, false, None)?);
+            }
+        }
+    }
+    let metric = match model.task {
+        crate::model::TaskHead::TokenClassification => "entity F1",
+        _ => "accuracy",
+    };
+    let report = PruneReport {
+        strategy: args.strategy.name().into(),
+        importance: args.importance.name(),
+        metric: metric.into(),
+        unpruned_metric: base.metric,
+        keep: args.keep,
+        chosen,
+        curve,
+        baselines,
+        notes,
+        model: args.model.display().to_string(),
+        score_data: args.score_data.display().to_string(),
+        eval_data: args.eval_data.display().to_string(),
+        adapter: gpu.describe(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    write_outputs(&args.out, &report, shape, metric)?;
+    Ok(report)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn write_outputs(
+    out: &Path,
+    r: &PruneReport,
+    (nl, nh): (usize, usize),
+    metric: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
+    let json = serde_json::to_vec_pretty(r).expect("report serialises");
+    crate::output::write_atomic(&out.join("curve.json"), &json)?;
+    let mask = &r.curve.points[r.chosen].mask;
+    debug_assert_eq!(mask.len(), nl);
+    debug_assert!(mask.iter().all(|row| row.len() == nh));
+    let mask_json = serde_json::to_vec(mask).expect("mask serialises");
+    crate::output::write_atomic(&out.join("mask.json"), &mask_json)?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
+        .chain(&r.baselines)
+        .map(|c| {
+            (
+                format!("{} ({})", c.importance, c.strategy),
+                c.points
+                    .iter()
+                    .map(|p| (p.heads_kept as f64, p.metric))
+                    .collect(),
+            )
+        })
+        .collect();
+    crate::plot::curve(
+        out,
+        "curve",
+        &series,
+        ("heads kept", &format!("eval {metric}")),
+        &format!("{} pruning, {} importance", r.strategy, r.importance),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_lowest_respects_order_and_the_per_layer_minimum() {
+        // 2 layers x 3 heads; layer 0 holds the three lowest scores
+        let scores = [0.1, 0.2, 0.3, 0.9, 0.8, 0.05];
+        let mut mask = vec![1.0; 6];
+        assert_eq!(prune_lowest(&mut mask, &scores, 3, 2, 0), 2);
+        assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+        // at least 2 heads per layer: layer 1 is full (2 left), so layer 0's next goes
+        let mut mask = vec![1.0; 6];
+        assert_eq!(prune_lowest(&mut mask, &scores, 3, 3, 2), 2);
+        assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+        // already pruned heads are skipped
+        let mut mask = vec![0.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+        assert_eq!(prune_lowest(&mut mask, &scores, 3, 1, 0), 1);
+        assert_eq!(mask, vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn choose_takes_the_largest_pruning_above_the_threshold() {
+        let p = |pruned, metric| Point {
+            heads_kept: 10 - pruned,
+            pruned,
+            metric,
+            loss: 0.0,
+            mask: vec![],
+        };
+        let pts = [p(0, 0.9), p(2, 0.89), p(4, 0.85), p(6, 0.7), p(8, 0.82)];
+        // non-monotone curves: the largest pruning above the line wins
+        assert_eq!(choose(&pts, 0.81), 4);
+        assert_eq!(choose(&pts, 0.86), 1);
+        assert_eq!(choose(&pts, 0.95), 0);
+    }
+}

@@ -1,0 +1,220 @@
+//! `headroom prune` end to end on the tiny classifier: every strategy's curve, the chosen mask
+//! re-evaluated by `headroom eval --head-mask`, baselines, plots and bad input.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn headroom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A labelled TSV of the golden sentences (labels of the tiny 3-class model).
+fn data(dir: &Path, name: &str, labels: &[usize]) -> std::path::PathBuf {
+    let mut s = String::from("sentence\tlabel\n");
+    for ((t, _), l) in golden_texts("sentences.tsv")
+        .iter()
+        .zip(labels.iter().cycle())
+    {
+        s.push_str(&format!("{t}\t{l}\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+#[test]
+fn prune_strategies_trace_curves_and_choose_masks() {
+    let dir = std::env::temp_dir().join(format!("headroom-prune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = fixture("tiny-bert");
+    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let run = |strategy: &str, extra: &[&str]| {
+        let out = dir.join(strategy);
+        let mut a = vec![
+            "prune",
+            "--model",
+            p(&model),
+            "--score-data",
+            p(&score),
+            "--eval-data",
+            p(&eval),
+            "--strategy",
+            strategy,
+            "--step",
+            "0.25",
+            "--out",
+            p(&out),
+        ];
+        a.extend_from_slice(extra);
+        let r = headroom(&a);
+        assert!(
+            r.status.success(),
+            "{strategy}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&r.stderr).contains("same file"));
+        (out.clone(), json(&out.join("curve.json")))
+    };
+    // one-shot: 4 heads, one per step, down to none
+    let (out, c) = run("oneshot", &["--baselines", "--keep", "0.5"]);
+    let pts = c["curve"]["points"].as_array().unwrap();
+    let kept: Vec<u64> = pts
+        .iter()
+        .map(|q| q["heads_kept"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, vec![4, 3, 2, 1, 0]);
+    for q in pts {
+        let m: Vec<Vec<f32>> = serde_json::from_value(q["mask"].clone()).unwrap();
+        assert_eq!((m.len(), m[0].len()), (2, 2));
+        let ones = m.iter().flatten().filter(|&&v| v == 1.0).count() as u64;
+        assert_eq!(ones, q["heads_kept"].as_u64().unwrap());
+    }
+    // masks are nested: once pruned, a head stays pruned
+    for w in pts.windows(2) {
+        let a: Vec<f32> = serde_json::from_value::<Vec<Vec<f32>>>(w[0]["mask"].clone())
+            .unwrap()
+            .concat();
+        let b: Vec<f32> = serde_json::from_value::<Vec<Vec<f32>>>(w[1]["mask"].clone())
+            .unwrap()
+            .concat();
+        assert!(a.iter().zip(&b).all(|(x, y)| x >= y));
+    }
+    let baselines: Vec<String> = c["baselines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["importance"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(baselines, vec!["random", "entropy"]);
+    // the chosen point: the largest pruning whose accuracy stays >= keep × unpruned
+    let base = c["unpruned_metric"].as_f64().unwrap();
+    let chosen = c["chosen"].as_u64().unwrap() as usize;
+    for (i, q) in pts.iter().enumerate() {
+        if q["metric"].as_f64().unwrap() >= 0.5 * base {
+            assert!(
+                q["pruned"].as_u64() <= pts[chosen]["pruned"].as_u64(),
+                "point {i}"
+            );
+        }
+    }
+    // mask.json is the chosen mask, and `eval --head-mask` reproduces its metric
+    let mask: Vec<Vec<f32>> = serde_json::from_value(json(&out.join("mask.json"))).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(pts[chosen]["mask"].clone()).unwrap();
+    assert_eq!(mask, want);
+    let r = headroom(&[
+        "eval",
+        "--model",
+        p(&model),
+        "--data",
+        p(&eval),
+        "--head-mask",
+        p(&out.join("mask.json")),
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(e["accuracy"].as_f64(), pts[chosen]["metric"].as_f64());
+    for f in ["curve.svg", "curve.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(std::fs::read_to_string(out.join("curve.svg"))
+        .unwrap()
+        .contains("heads kept"));
+
+    // iterative with at least one head per layer: stops at 2 heads
+    let (_, c) = run("iterative", &["--min-heads-per-layer", "1"]);
+    let kept: Vec<u64> = c["curve"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["heads_kept"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, vec![4, 3, 2]);
+    // threshold: stops at the first point below keep × unpruned
+    let (_, c) = run("threshold", &["--keep", "1.0"]);
+    let pts = c["curve"]["points"].as_array().unwrap();
+    let base = c["unpruned_metric"].as_f64().unwrap();
+    for q in &pts[..pts.len() - 1] {
+        assert!(q["metric"].as_f64().unwrap() >= base);
+    }
+    // trials: the unpruned point plus one per k; the best on eval data is chosen
+    let (_, c) = run("trials", &["--trials", "1,3"]);
+    let pts = c["curve"]["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 3);
+    let best = pts
+        .iter()
+        .map(|q| q["metric"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(
+        pts[c["chosen"].as_u64().unwrap() as usize]["metric"]
+            .as_f64()
+            .unwrap(),
+        best
+    );
+
+    // bad input and the same-file warning
+    let out = dir.join("bad");
+    let a = [
+        "prune",
+        "--model",
+        p(&model),
+        "--score-data",
+        p(&score),
+        "--eval-data",
+        p(&eval),
+        "--keep",
+        "1.5",
+        "--out",
+        p(&out),
+    ];
+    assert_user_error(&headroom(&a), "--keep 1.5", "keep outside (0, 1]");
+    let a = [
+        "prune",
+        "--model",
+        p(&model),
+        "--score-data",
+        p(&score),
+        "--eval-data",
+        p(&eval),
+        "--strategy",
+        "trials",
+        "--out",
+        p(&out),
+    ];
+    assert_user_error(&headroom(&a), "--trials", "trials without k");
+    assert!(!out.exists());
+    let same = dir.join("same");
+    let r = headroom(&[
+        "prune",
+        "--model",
+        p(&model),
+        "--score-data",
+        p(&score),
+        "--eval-data",
+        p(&score),
+        "--step",
+        "0.5",
+        "--out",
+        p(&same),
+    ]);
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("same file"));
+    assert!(!json(&same.join("curve.json"))["notes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
