@@ -283,3 +283,200 @@ pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Boot
         rank_hi: rnks.iter_mut().map(|v| pct_u(v, 0.975)).collect(),
     })
 }
+
+/// Ablation importance (Michel et al.'s oracle): the loss increase when one head alone is gated
+/// out, per head and per example. Per-example gates let one batch carry many masks: the
+/// examples are repeated once per head with that head's gate at 0.
+pub struct Ablation {
+    /// Mean over examples of ℓ_x(head off) − ℓ_x(all on): [L, H].
+    pub increase: Vec<f32>,
+    /// [N, L, H].
+    pub per_example: Vec<f32>,
+}
+
+/// With `mask`, the base is the masked model and each head still on is gated out in turn
+/// (heads already off score 0).
+pub fn ablation(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    mask: Option<&[f32]>,
+    batch_size: usize,
+    progress: bool,
+) -> Result<Ablation> {
+    use crate::model::Gates;
+    let c = &model.config;
+    let lh = c.num_hidden_layers * c.num_attention_heads;
+    let n = data.len();
+    let labels: Vec<&[i32]> = data.labels.iter().map(|v| v.as_slice()).collect();
+    let ones = vec![1f32; lh];
+    let mask = mask.unwrap_or(&ones);
+    let base = crate::tasks::example_losses(
+        gpu,
+        model,
+        &data.examples,
+        &labels,
+        &Gates::Broadcast(mask.to_vec()),
+        batch_size,
+    )?;
+    let mut per_example = vec![0f32; n * lh];
+    let live: Vec<usize> = (0..lh).filter(|&k| mask[k] != 0.0).collect();
+    // heads per pass: keep each pass near 4096 examples
+    let per_pass = (4096 / n.max(1)).clamp(1, lh);
+    let bar = progress.then(|| progress_bar(live.len()));
+    for heads in live.chunks(per_pass) {
+        let mut exs = Vec::with_capacity(heads.len() * n);
+        let mut ys = Vec::with_capacity(heads.len() * n);
+        let mut gates = Vec::with_capacity(heads.len() * n * lh);
+        for &k in heads {
+            for i in 0..n {
+                exs.push(data.examples[i].clone());
+                ys.push(labels[i]);
+                gates.extend((0..lh).map(|j| if j == k { 0.0 } else { mask[j] }));
+            }
+        }
+        let losses = crate::tasks::example_losses(
+            gpu,
+            model,
+            &exs,
+            &ys,
+            &Gates::PerExample(gates),
+            batch_size,
+        )?;
+        for (hi, &k) in heads.iter().enumerate() {
+            for i in 0..n {
+                per_example[i * lh + k] = (losses[hi * n + i] - base[i]) as f32;
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(heads.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let increase = (0..lh)
+        .map(|k| {
+            ((0..n).map(|i| per_example[i * lh + k] as f64).sum::<f64>() / n.max(1) as f64) as f32
+        })
+        .collect();
+    Ok(Ablation {
+        increase,
+        per_example,
+    })
+}
+
+/// Average ranks (1-based; ties share their mean rank).
+fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        for &o in &order[i..=j] {
+            r[o] = mean;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson on average ranks); 0 when either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (average_ranks(a), average_ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        cov / (va * vb).sqrt()
+    }
+}
+
+/// Agreement of one gradient granularity with ablation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Agreement {
+    pub granularity: String,
+    pub spearman: f64,
+    /// 95% bootstrap interval over resampled examples (None for `batch`).
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// Spearman between each granularity's importance and the ablation loss increase, with a 95%
+/// interval from `resamples` bootstrap resamples of the examples (same examples on both sides).
+pub fn agreement(s: &Scores, a: &Ablation, resamples: usize, seed: u64) -> Vec<Agreement> {
+    let lh = s.layers * s.heads;
+    let n = s.examples;
+    let abl: Vec<f64> = a.increase.iter().map(|&v| v as f64).collect();
+    let mut state = seed ^ 0xA61E;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let draws: Vec<Vec<usize>> = (0..resamples)
+        .map(|_| {
+            (0..n)
+                .map(|_| (next() % n.max(1) as u64) as usize)
+                .collect()
+        })
+        .collect();
+    Granularity::ALL
+        .iter()
+        .map(|&g| {
+            let imp: Vec<f64> = s.get(g).iter().map(|&v| v as f64).collect();
+            let rows: Option<Vec<Vec<f32>>> = (0..n).map(|i| s.per_example_values(g, i)).collect();
+            let ci95 = rows.filter(|_| resamples > 0 && n > 0).map(|rows| {
+                let mut rho: Vec<f64> = draws
+                    .iter()
+                    .map(|d| {
+                        let mut gi = vec![0f64; lh];
+                        let mut ab = vec![0f64; lh];
+                        for &i in d {
+                            for k in 0..lh {
+                                gi[k] += rows[i][k] as f64;
+                                ab[k] += a.per_example[i * lh + k] as f64;
+                            }
+                        }
+                        spearman(&gi, &ab)
+                    })
+                    .collect();
+                rho.sort_by(|x, y| x.total_cmp(y));
+                let at = |q: f64| {
+                    rho[((q * (rho.len() - 1) as f64).round() as usize).min(rho.len() - 1)]
+                };
+                (at(0.025), at(0.975))
+            });
+            Agreement {
+                granularity: g.name().into(),
+                spearman: spearman(&imp, &abl),
+                ci95,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_with_ties_matches_hand_values() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // ties: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4): r = 4.5 / sqrt(4.5 * 5)
+        let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]);
+        assert!((r - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12, "{r}");
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
+    }
+}

@@ -168,7 +168,9 @@ enum Command {
         /// --keep × the unpruned metric) or trials (--trials k1,k2,...; the best on eval data).
         #[arg(long, default_value = "oneshot")]
         strategy: String,
-        /// example, batch, token, fisher (gradient importance), or entropy / random baselines.
+        /// example, batch, token, fisher (gradient importance), ablation (loss increase with
+        /// the head alone gated out; reports Spearman agreement of each gradient variant), or
+        /// entropy / random baselines.
         #[arg(long, default_value = "example")]
         importance: String,
         /// Rank raw gradient scores instead of per-layer ℓ2-normalised ones (bertology's default).

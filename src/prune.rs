@@ -48,6 +48,8 @@ pub enum Importance {
     Entropy,
     /// A seeded random order.
     Random,
+    /// The loss increase when the head alone is gated out (the oracle).
+    Ablation,
 }
 
 impl Importance {
@@ -55,11 +57,12 @@ impl Importance {
         match s {
             "entropy" => Ok(Importance::Entropy),
             "random" => Ok(Importance::Random),
+            "ablation" => Ok(Importance::Ablation),
             g => Granularity::parse(g)
                 .map(Importance::Gradient)
                 .map_err(|_| {
                     Error::Usage(format!(
-                    "unknown --importance {s:?} (example, batch, token, fisher, entropy, random)"
+                    "unknown --importance {s:?} (example, batch, token, fisher, ablation, entropy, random)"
                 ))
                 }),
         }
@@ -69,6 +72,7 @@ impl Importance {
             Importance::Gradient(g) => g.name().to_string(),
             Importance::Entropy => "entropy".into(),
             Importance::Random => "random".into(),
+            Importance::Ablation => "ablation".into(),
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct PruneReport {
     pub baselines: Vec<Curve>,
     /// Index into `curve.points` of the chosen mask.
     pub chosen: usize,
+    /// With `--importance ablation`: Spearman of each gradient granularity against the
+    /// ablation loss increase (all heads on), with 95% bootstrap intervals.
+    pub agreement: Option<Vec<importance::Agreement>>,
     pub notes: Vec<String>,
     pub model: String,
     pub score_data: String,
@@ -168,6 +175,18 @@ impl Ctx<'_> {
         let (nl, nh) = self.shape;
         match imp {
             Importance::Random => Ok(random_scores(nl * nh, self.args.seed ^ round)),
+            Importance::Ablation => {
+                let a = importance::ablation(
+                    self.gpu,
+                    self.model,
+                    &self.score,
+                    Some(mask),
+                    self.args.batch_size,
+                    true,
+                )?;
+                // heads already pruned rank last among the candidates anyway (they are skipped)
+                Ok(a.increase)
+            }
             _ => {
                 let s = importance::score(
                     self.gpu,
@@ -391,6 +410,14 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             }
         }
     }
+    let agreement = if args.importance == Importance::Ablation {
+        let ones = vec![1f32; total];
+        let s = importance::score(gpu, &model, &ctx.score, Some(&ones), args.batch_size, false)?;
+        let a = importance::ablation(gpu, &model, &ctx.score, None, args.batch_size, false)?;
+        Some(importance::agreement(&s, &a, 1000, args.seed))
+    } else {
+        None
+    };
     let metric = match model.task {
         crate::model::TaskHead::TokenClassification => "entity F1",
         _ => "accuracy",
@@ -402,6 +429,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         unpruned_metric: base.metric,
         keep: args.keep,
         chosen,
+        agreement,
         curve,
         baselines,
         notes,

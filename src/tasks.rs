@@ -218,6 +218,51 @@ pub struct Metrics {
     pub loss: f64,
 }
 
+/// Each example's loss under `gates` (examples may repeat with different per-example gates):
+/// cross-entropy of its label, or the sum over its labelled tokens — the ℓ_x of scoring.
+pub fn example_losses(
+    gpu: &Gpu,
+    model: &Model,
+    examples: &[Encoded],
+    labels: &[&[i32]],
+    gates: &Gates,
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    let opts = ForwardOptions {
+        batch_size,
+        hidden: false,
+        progress: false,
+    };
+    let res = run_forward(gpu, model, examples, gates, &opts)?;
+    let logits = res.logits.as_ref().expect("a task model has logits");
+    let k = res.num_labels;
+    let token = model.task == TaskHead::TokenClassification;
+    Ok(labels
+        .iter()
+        .enumerate()
+        .map(|(i, ys)| {
+            ys.iter()
+                .enumerate()
+                .filter(|(_, &y)| y >= 0)
+                .map(|(j, &y)| {
+                    let row = if token {
+                        &logits[(i * res.seq + j) * k..][..k]
+                    } else {
+                        &logits[i * k..][..k]
+                    };
+                    xent(row, y as usize)
+                })
+                .sum()
+        })
+        .collect())
+}
+
+fn xent(row: &[f32], y: usize) -> f64 {
+    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+    lse - row[y] as f64
+}
+
 /// Runs the model over a split with `gates` and scores it.
 pub fn evaluate(
     gpu: &Gpu,
@@ -242,11 +287,6 @@ pub fn evaluate(
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|x| x.0)
             .unwrap_or(0)
-    };
-    let xent = |row: &[f32], y: usize| {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-        lse - row[y] as f64
     };
     match &data.words {
         None => {

@@ -218,3 +218,95 @@ fn prune_strategies_trace_curves_and_choose_masks() {
         .is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ablation_is_the_loss_increase_of_each_head_alone() {
+    use headroom::importance;
+    use headroom::model::{Gates, Model};
+    use headroom::tasks;
+    let g = gpu();
+    let dir = std::env::temp_dir().join(format!("headroom-ablation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = data(&dir, "d.tsv", &[0, 1, 2, 2, 1, 0]);
+    let model = Model::load_for_gradients(g, &fixture("tiny-bert")).unwrap();
+    let labels = tasks::model_labels(&model);
+    let split = tasks::load(&model, &path, &labels).unwrap();
+    // one pass with per-example gates (examples repeated per head) ...
+    let a = importance::ablation(g, &model, &split, None, 4, false).unwrap();
+    // ... against one broadcast-masked evaluation per head
+    let base = tasks::evaluate(g, &model, &split, &labels, &Gates::Ones, 32, false).unwrap();
+    for k in 0..4 {
+        let mut mask = vec![1f32; 4];
+        mask[k] = 0.0;
+        let m = tasks::evaluate(
+            g,
+            &model,
+            &split,
+            &labels,
+            &Gates::Broadcast(mask),
+            32,
+            false,
+        )
+        .unwrap();
+        let want = m.loss - base.loss;
+        assert!(
+            (a.increase[k] as f64 - want).abs() < 1e-5,
+            "head {k}: {} vs {want}",
+            a.increase[k]
+        );
+    }
+    // under a mask, heads already off score 0 and the base is the masked model
+    let mask = [1.0, 0.0, 1.0, 1.0];
+    let am = importance::ablation(g, &model, &split, Some(&mask), 4, false).unwrap();
+    assert_eq!(am.increase[1], 0.0);
+    let base_m = tasks::evaluate(
+        g,
+        &model,
+        &split,
+        &labels,
+        &Gates::Broadcast(mask.to_vec()),
+        32,
+        false,
+    )
+    .unwrap();
+    let both = tasks::evaluate(
+        g,
+        &model,
+        &split,
+        &labels,
+        &Gates::Broadcast(vec![1.0, 0.0, 0.0, 1.0]),
+        32,
+        false,
+    )
+    .unwrap();
+    assert!((am.increase[2] as f64 - (both.loss - base_m.loss)).abs() < 1e-5);
+
+    // prune --importance ablation reports the agreement of each gradient variant
+    let out = dir.join("abl");
+    let r = headroom(&[
+        "prune",
+        "--model",
+        p(&fixture("tiny-bert")),
+        "--score-data",
+        p(&path),
+        "--eval-data",
+        p(&path),
+        "--importance",
+        "ablation",
+        "--step",
+        "0.5",
+        "--out",
+        p(&out),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = json(&out.join("curve.json"));
+    let ag = c["agreement"].as_array().unwrap();
+    assert_eq!(ag.len(), 4);
+    for x in ag {
+        let rho = x["spearman"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&rho));
+        let has_ci = !x["ci95"].is_null();
+        assert_eq!(has_ci, x["granularity"] != "batch", "{x}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
