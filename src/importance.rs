@@ -329,9 +329,9 @@ pub fn ablation(
         let mut ys = Vec::with_capacity(heads.len() * n);
         let mut gates = Vec::with_capacity(heads.len() * n * lh);
         for &k in heads {
-            for i in 0..n {
-                exs.push(data.examples[i].clone());
-                ys.push(labels[i]);
+            for (ex, &y) in data.examples.iter().zip(&labels) {
+                exs.push(ex.clone());
+                ys.push(y);
                 gates.extend((0..lh).map(|j| if j == k { 0.0 } else { mask[j] }));
             }
         }
