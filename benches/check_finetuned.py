@@ -10,7 +10,8 @@
                              against `headroom score --granularity example` on the same data
   reload MODEL_DIR [DATA]    load a headroom-written checkpoint with transformers and compare
                              its logits and predictions on DATA (default SST-2 dev) with
-                             `headroom forward`
+                             `headroom forward`; for a token classifier DATA is CoNLL (default
+                             WikiANN-en dev, first 2000 sentences, words joined by spaces)
 
     /tmp/goldenv/bin/python benches/check_finetuned.py score weights/minilm-sst2-hf
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import transformers
 from safetensors.numpy import load_file
-from transformers import AutoTokenizer, BertForSequenceClassification
+from transformers import AutoTokenizer, BertForSequenceClassification, BertForTokenClassification
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("HEADROOM_DATA", os.path.join(ROOT, "..", "shared", "data"))
@@ -140,7 +141,47 @@ def score(model_dir, n=256):
     assert d <= 1e-3 and de <= 1e-3, "acceptance: within 1e-3"
 
 
+def reload_tokens(model_dir, conll=None, n=2000):
+    conll = conll or os.path.join(DATA, "wikiann", "en", "dev.conll")
+    sents, cur = [], []
+    for line in open(conll, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if not line:
+            if cur:
+                sents.append(" ".join(cur))
+            cur = []
+            continue
+        cur.append(line.split("\t")[0])
+    if cur:
+        sents.append(" ".join(cur))
+    sents = [s.replace("\t", " ") for s in sents[:n]]
+    tok = tokenizer(model_dir)
+    model = BertForTokenClassification.from_pretrained(model_dir).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "s.tsv")
+        with open(data, "w") as f:
+            f.write("sentence\n" + "".join(s + "\n" for s in sents))
+        out = os.path.join(tmp, "fwd.safetensors")
+        subprocess.run([BIN, "forward", "--model", model_dir, "--data", data, "--out", out], check=True)
+        got = load_file(out)["logits"]  # [N, T, C]
+    worst, agree, total = 0.0, 0, 0
+    with torch.no_grad():
+        for i, s in enumerate(sents):
+            enc = tok(s, return_tensors="pt", truncation=True, max_length=512)
+            want = model(**enc).logits[0].numpy()
+            g = got[i, : want.shape[0]]
+            worst = max(worst, float(np.abs(g - want).max()))
+            agree += int((g.argmax(-1) == want.argmax(-1)).sum())
+            total += want.shape[0]
+    print(json.dumps({"model": model_dir, "sentences": len(sents), "tokens": total,
+                      "logits_max_abs_diff": worst, "token_prediction_agreement": agree / total}, indent=1))
+    assert agree == total and worst < 1e-3
+
+
 def reload(model_dir, data=None):
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    if "BertForTokenClassification" in cfg.get("architectures", []):
+        return reload_tokens(model_dir, data)
     data = data or os.path.join(DATA, "sst2", "dev.tsv")
     rows = read_tsv(data)
     tok = tokenizer(model_dir)
