@@ -73,16 +73,9 @@ pub fn linear_schedule(lr: f32, step: usize, warmup: usize, total: usize) -> f32
 
 /// A seeded Fisher–Yates shuffle (splitmix64).
 fn shuffle(v: &mut [usize], seed: u64) {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = crate::rng::SplitMix64::new(seed);
     for i in (1..v.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
+        let j = rng.below(i + 1);
         v.swap(i, j);
     }
 }

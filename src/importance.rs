@@ -243,20 +243,13 @@ pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Boot
     let rows: Vec<Vec<f32>> = (0..m)
         .map(|i| s.per_example_values(g, i))
         .collect::<Option<_>>()?;
-    let mut state = seed ^ 0xB007_57A9;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xB007_57A9);
     let mut scores = vec![Vec::with_capacity(n); lh];
     let mut rnks = vec![Vec::with_capacity(n); lh];
     for _ in 0..n {
         let mut acc = vec![0f64; lh];
         for _ in 0..m {
-            let r = &rows[(next() % m as u64) as usize];
+            let r = &rows[rng.below(m)];
             for k in 0..lh {
                 acc[k] += r[k] as f64;
             }
@@ -416,20 +409,9 @@ pub fn agreement(s: &Scores, a: &Ablation, resamples: usize, seed: u64) -> Vec<A
     let lh = s.layers * s.heads;
     let n = s.examples;
     let abl: Vec<f64> = a.increase.iter().map(|&v| v as f64).collect();
-    let mut state = seed ^ 0xA61E;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xA61E);
     let draws: Vec<Vec<usize>> = (0..resamples)
-        .map(|_| {
-            (0..n)
-                .map(|_| (next() % n.max(1) as u64) as usize)
-                .collect()
-        })
+        .map(|_| (0..n).map(|_| rng.below(n)).collect())
         .collect();
     Granularity::ALL
         .iter()

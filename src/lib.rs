@@ -14,4 +14,5 @@ pub mod model;
 pub mod output;
 pub mod plot;
 pub mod prune;
+pub mod rng;
 pub mod tasks;

@@ -209,16 +209,8 @@ impl Ctx<'_> {
 }
 
 fn random_scores(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed ^ 0x0DD_BA11;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32
-        })
-        .collect()
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x0DD_BA11);
+    (0..n).map(|_| (rng.next_u64() >> 40) as f32).collect()
 }
 
 /// Prunes up to `k` more heads from `mask`, lowest score first, keeping at least

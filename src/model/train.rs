@@ -618,18 +618,10 @@ impl Model {
 /// Normal(0, std) values from a seeded splitmix64 stream through Box–Muller (a new head's
 /// initial weights; host math on a few thousand values).
 pub(crate) fn normal_init(n: usize, std: f32, seed: u64) -> Vec<f32> {
-    let mut state = seed ^ 0x853C_49E6_748F_EA9B;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x853C_49E6_748F_EA9B);
     (0..n)
         .map(|_| {
-            let (u1, u2) = (uniform(), uniform());
+            let (u1, u2) = (rng.uniform(), rng.uniform());
             ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32 * std
         })
         .collect()
