@@ -54,6 +54,7 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
                         m: m as u32,
                         lda: k as u32,
                         act: Act::None,
+                        gather: None,
                     };
                     matmul_variant(&mut rec, &args, &out, v);
                     rec.finish();

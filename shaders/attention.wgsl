@@ -1,17 +1,20 @@
 // Fused head-gated attention with an online softmax, per (example, head, block of queries):
-//   out[b, t, h*d:(h+1)*d] = gate[b, layer, h] * softmax(q_t K^T * scale, keys < len[b]) V
+//   out[b, t, h*d:(h+1)*d] = gate[b, off + h] * softmax(q_t K^T * scale, keys < len[b]) V
 // and lse[b, h, t] = log-sum-exp of the scaled scores (for the backward pass).
 // No [B, H, T, T] buffer exists. A head whose gate is 0 is skipped: its output is 0, exactly as
 // transformers' head_mask gives, and its lse is written as 0.
-// qkv holds Q | K | V side by side: row (b*T + t), columns [0, H) Q, [H, 2H) K, [2H, 3H) V.
+// qkv holds Q | K | V side by side: row (b*T + t), columns [0, H) Q, [H, 2H) K, [2H, 3H) V,
+// H = heads * head_dim for the heads this layer computes (all of them, the ones a pruned
+// checkpoint kept, or the ones a batch's gates leave active). Gates are one row of
+// gate_stride values per example, this layer's heads from gate_off on.
 
 struct AttnParams {
     seq: u32,        // T (padded length)
     heads: u32,
     hidden: u32,     // heads * head_dim
     q_blocks: u32,   // ceil(T / BQ)
-    layer: u32,
-    n_layers: u32,
+    gate_off: u32,    // this layer's first head in a row of the gate buffer
+    gate_stride: u32, // gates per example (all layers' heads)
     total: u32,      // B * heads * q_blocks
     scale: f32,
 }
@@ -46,7 +49,7 @@ fn block_of(g: u32) -> Block {
 }
 
 fn gate_of(blk: Block) -> f32 {
-    return gates[(blk.b * p.n_layers + p.layer) * p.heads + blk.h];
+    return gates[blk.b * p.gate_stride + p.gate_off + blk.h];
 }
 
 // A head with gate 0 outputs exactly 0 (transformers' head_mask), and its lse is written as 0.

@@ -19,8 +19,8 @@ struct AttnParams {
     heads: u32,
     hidden: u32,
     blocks: u32,     // ceil(T / BQ)
-    layer: u32,
-    n_layers: u32,
+    gate_off: u32,    // this layer's first head in a row of the gate buffer
+    gate_stride: u32, // gates per example (all layers' heads)
     total: u32,      // B * heads * blocks (or B * heads for attn_gate_grad)
     scale: f32,
 }
@@ -65,7 +65,7 @@ fn block_of(g: u32) -> Block {
 }
 
 fn gate_at(b: u32, h: u32) -> f32 {
-    return gates[(b * p.n_layers + p.layer) * p.heads + h];
+    return gates[b * p.gate_stride + p.gate_off + h];
 }
 
 fn q_at(b: u32, t: u32, h: u32, i: u32) -> f32 {
@@ -238,7 +238,7 @@ fn attn_gate_grad(
         e += stats[3u * n + row + t];
         c += stats[4u * n + row + t];
     }
-    let o = (b * p.n_layers + p.layer) * p.heads + h;
+    let o = b * p.gate_stride + p.gate_off + h;
     dgates[o] = s;
     entsum[o] = e;
     tokabs[o] = a;

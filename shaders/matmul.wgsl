@@ -13,6 +13,10 @@ struct MmParams {
     tiles_n: u32,  // workgroups along N
     total: u32,    // workgroups in all
     ldb: u32,      // row stride of W (K when W is [N, K])
+    gw: u32,       // head gathers (matmul_common.wgsl)
+    sw: u32,
+    hd: u32,
+    _pad: u32,
 }
 
 override TRANS_A: bool = false;
@@ -61,7 +65,7 @@ fn matmul_tiled(
             as_[kk * TM + r] = va;
             let gn = n0 + r;
             var vw = 0.0;
-            if (gn < p.n && gk < p.k) { vw = w[select(gn * p.ldb + gk, gk * p.ldb + gn, TRANS_B)]; }
+            if (gn < p.n && gk < p.k) { vw = w[select(w_row(gn) * p.ldb + w_col(gk), gk * p.ldb + gn, TRANS_B)]; }
             ws_[kk * TN + r] = vw;
         }
         workgroupBarrier();

@@ -8,9 +8,33 @@ override HAS_BIAS: bool = true;
 // Add into C instead of overwriting it (residual gradients in the backward pass).
 override ACCUMULATE: bool = false;
 
+// Head gathers (pruning without copying weights), with `heads` listing the computed heads'
+// indices among the weight's HD-sized blocks and each kernel's params carrying gw (computed
+// heads × HD), sw (stored heads × HD) and hd:
+//   GATHER 1: C holds the Q|K|V columns of the listed heads only, gw per section: output column
+//             n reads W row (n / gw) * sw + heads[r / hd] * hd + r % hd, r = n % gw (and that
+//             bias element);
+//   GATHER 2: A holds the listed heads' columns only (K = gw): reduction index k reads W column
+//             heads[k / hd] * hd + k % hd.
+override GATHER: u32 = 0u;
+@group(0) @binding(5) var<storage, read> heads: array<u32>;
+
+// The W row (and bias element) of output column n.
+fn w_row(n: u32) -> u32 {
+    if (GATHER != 1u) { return n; }
+    let r = n % p.gw;
+    return (n / p.gw) * p.sw + heads[r / p.hd] * p.hd + r % p.hd;
+}
+
+// The W column of reduction index k.
+fn w_col(k: u32) -> u32 {
+    if (GATHER != 2u) { return k; }
+    return heads[k / p.hd] * p.hd + k % p.hd;
+}
+
 // Writes one output element of C (declared by each kernel) through the epilogue.
 fn store_c(i: u32, v: f32, col: u32) {
-    let r = epilogue(v, col);
+    let r = epilogue(v, w_row(col));
     if (ACCUMULATE) {
         c[i] = c[i] + r;
     } else {

@@ -13,8 +13,12 @@ struct TexParams {
     ldc: u32,
     tiles_n: u32,  // workgroups along N
     total: u32,
+    gw: u32,       // head gathers (matmul_common.wgsl)
+    sw: u32,
+    hd: u32,
     _p0: u32,
     _p1: u32,
+    _p2: u32,
 }
 
 override NC: u32 = 4u; // columns per lane (at most 4)
@@ -49,14 +53,15 @@ fn matmul_tex_sg8(
     var wrow: array<i32, 4>;
     var acc: array<array<f32, 16>, 4>;
     for (var j = 0u; j < NC; j++) {
-        wrow[j] = i32(min(n0 + j, p.n - 1u));
+        wrow[j] = i32(w_row(min(n0 + j, p.n - 1u)));
         for (var r = 0u; r < ROWS; r++) { acc[j][r] = 0.0; }
     }
     for (var kx = 0u; kx < p.k4; kx++) {
         let x = i32(kx);
         let a = textureLoad(ta, vec2<i32>(x, arow), 0);
+        let xw = i32(w_col(4u * kx) / 4u); // hd is a multiple of 4 when gathering
         var b: array<vec4<f32>, 4>;
-        for (var j = 0u; j < NC; j++) { b[j] = textureLoad(tw, vec2<i32>(x, wrow[j]), 0); }
+        for (var j = 0u; j < NC; j++) { b[j] = textureLoad(tw, vec2<i32>(xw, wrow[j]), 0); }
         let a0 = subgroupBroadcast(a, 0u);
         for (var j = 0u; j < NC; j++) { acc[j][0] += dot(a0, b[j]); }
         let a1 = subgroupBroadcast(a, 1u);

@@ -336,8 +336,8 @@ fn check_attention_backward(
         seq: t as u32,
         heads: heads as u32,
         head_dim: d as u32,
-        layer: layer as u32,
-        n_layers: nl as u32,
+        gate_off: (layer * heads) as u32,
+        gate_stride: (nl * heads) as u32,
     };
     let out = poisoned(b * t * hid);
     let lse = poisoned(b * heads * t);
@@ -794,6 +794,7 @@ fn weight_textures_follow_the_buffer_after_refresh() {
             m: m as u32,
             lda: k as u32,
             act: Act::None,
+            gather: None,
         };
         matmul_variant(&mut rec, &args, &y, variant);
         let out = MatmulOut {

@@ -34,6 +34,7 @@ fn check_matmul(rng: &mut Rng, m: usize, n: usize, k: usize, lda: usize, act: Ac
             m: m as u32,
             lda: lda as u32,
             act,
+            gather: None,
         };
         matmul_variant(&mut rec, &args, &c, variant);
         rec.finish();
@@ -108,8 +109,8 @@ fn check_attention(
             seq: t as u32,
             heads: heads as u32,
             head_dim: d as u32,
-            layer: layer as u32,
-            n_layers: n_layers as u32,
+            gate_off: (layer * heads) as u32,
+            gate_stride: (n_layers * heads) as u32,
         };
         let texture = texture && attention::texture_possible(g, &args);
         attention_fwd_variant(&mut rec, &args, &out, &lse, texture);

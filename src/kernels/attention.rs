@@ -10,8 +10,8 @@ struct Params {
     heads: u32,
     hidden: u32,
     q_blocks: u32,
-    layer: u32,
-    n_layers: u32,
+    gate_off: u32,
+    gate_stride: u32,
     total: u32,
     scale: f32,
 }
@@ -21,14 +21,15 @@ pub struct AttnArgs<'a> {
     pub qkv: &'a Tensor,
     /// [B] valid lengths (keys at or past it are padding).
     pub lens: &'a Tensor,
-    /// [B, L, heads] gates ξ.
+    /// Gates ξ: one row of `gate_stride` values per example, this layer's `heads` from
+    /// `gate_off` on ([B, L, heads] with gate_off = layer·heads for a dense model).
     pub gates: &'a Tensor,
     pub batch: u32,
     pub seq: u32,
     pub heads: u32,
     pub head_dim: u32,
-    pub layer: u32,
-    pub n_layers: u32,
+    pub gate_off: u32,
+    pub gate_stride: u32,
 }
 
 /// Largest head dimension the kernel holds in registers.
@@ -86,8 +87,8 @@ pub fn attention_fwd_variant(
             heads: a.heads,
             hidden,
             q_blocks,
-            layer: a.layer,
-            n_layers: a.n_layers,
+            gate_off: a.gate_off,
+            gate_stride: a.gate_stride,
             total,
             scale: 1.0 / (a.head_dim as f32).sqrt(),
         },

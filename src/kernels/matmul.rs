@@ -15,6 +15,7 @@ struct Params {
     tiles_n: u32,
     total: u32,
     ldb: u32,
+    gather: [u32; 4],
 }
 
 #[repr(C)]
@@ -26,7 +27,7 @@ struct TexParams {
     ldc: u32,
     tiles_n: u32,
     total: u32,
-    _p: [u32; 2],
+    gather: [u32; 6],
 }
 
 #[repr(C)]
@@ -150,6 +151,74 @@ pub struct MatmulArgs<'a> {
     pub m: u32,
     pub lda: u32,
     pub act: Act,
+    /// Compute with a subset of the weight's attention heads only (no weight copies).
+    pub gather: Option<HeadGather<'a>>,
+}
+
+/// Which side of an attention projection a head gather selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatherSide {
+    /// The Q|K|V projection [3·S·d, K]: C gets 3·A·d columns, the listed heads' rows of each
+    /// of the three sections of W (and their bias elements).
+    Rows,
+    /// The output projection [N, S·d]: A holds the listed heads' A·d columns only and W's
+    /// matching columns are read.
+    Cols,
+}
+
+/// A subset of a projection's heads: `heads` holds the indices (u32, among the weight's `stored`
+/// heads of `head_dim`) of the `active` heads to compute, in order.
+#[derive(Clone, Copy)]
+pub struct HeadGather<'a> {
+    pub heads: &'a Tensor,
+    pub side: GatherSide,
+    pub active: u32,
+    pub stored: u32,
+    pub head_dim: u32,
+}
+
+impl HeadGather<'_> {
+    fn code(&self) -> u32 {
+        match self.side {
+            GatherSide::Rows => 1,
+            GatherSide::Cols => 2,
+        }
+    }
+
+    /// (gw, sw, hd) of the shaders' params.
+    fn params(&self) -> [u32; 3] {
+        [
+            self.active * self.head_dim,
+            self.stored * self.head_dim,
+            self.head_dim,
+        ]
+    }
+}
+
+/// The (N, K) a matmul computes: W's own, or those of its head gather.
+fn gathered_nk(args: &MatmulArgs) -> (u32, u32) {
+    let (n, k) = (args.w.n, args.w.k);
+    match &args.gather {
+        None => (n, k),
+        Some(g) => {
+            assert!(
+                g.active >= 1 && g.active <= g.stored,
+                "head gather of {} of {} heads",
+                g.active,
+                g.stored
+            );
+            match g.side {
+                GatherSide::Rows => {
+                    assert_eq!(n, 3 * g.stored * g.head_dim, "Q|K|V rows");
+                    (3 * g.active * g.head_dim, k)
+                }
+                GatherSide::Cols => {
+                    assert_eq!(k, g.stored * g.head_dim, "output projection columns");
+                    (n, g.active * g.head_dim)
+                }
+            }
+        }
+    }
 }
 
 /// Where a matmul writes: output rows `ldc` elements apart (0: dense, ldc = N), and whether it
@@ -189,7 +258,8 @@ fn matmul_variant_into(
     let use_texture = variant == MatmulVariant::Texture
         && args.w.texture.is_some()
         && texture_variant_available(gpu)
-        && fits_texture(gpu, args.m, args.w.k);
+        && fits_texture(gpu, args.m, args.w.k)
+        && args.gather.is_none_or(|g| g.head_dim.is_multiple_of(4));
     if use_texture {
         matmul_texture(rec, args, c, out)
     } else {
@@ -197,11 +267,22 @@ fn matmul_variant_into(
     }
 }
 
-fn constants(args: &MatmulArgs, out: MatmulOut) -> [(&'static str, f64); 3] {
+fn constants(args: &MatmulArgs, out: MatmulOut) -> [(&'static str, f64); 4] {
     [
         ("ACT", args.act as u32 as f64),
         ("HAS_BIAS", args.bias.is_some() as u32 as f64),
         ("ACCUMULATE", out.accumulate as u32 as f64),
+        ("GATHER", args.gather.map_or(0, |g| g.code()) as f64),
+    ]
+}
+
+/// A plain product's constants: no bias, no activation, no gather.
+fn plain(accumulate: bool) -> [(&'static str, f64); 4] {
+    [
+        ("ACT", 0.0),
+        ("HAS_BIAS", 0.0),
+        ("ACCUMULATE", accumulate as u32 as f64),
+        ("GATHER", 0.0),
     ]
 }
 
@@ -214,31 +295,63 @@ fn ldc(out: MatmulOut, n: u32) -> u32 {
 }
 
 fn matmul_tiled(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
-    let (n, k) = (args.w.n, args.w.k);
-    let [act, bias, acc] = constants(args, out);
-    let consts = [act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 0.0)];
+    let (n, k) = gathered_nk(args);
+    let [act, bias, acc, gather] = constants(args, out);
+    let consts = [act, bias, acc, gather, ("TRANS_A", 0.0), ("TRANS_B", 0.0)];
     let shape = (args.m, n, k);
-    // An unused bias binding still needs a buffer: bind W (never read when HAS_BIAS is false).
+    // An unused bias or head-list binding still needs a buffer: bind W (never read then).
     let b = args.bias.unwrap_or(&args.w.buffer);
-    let operands = [args.a, &args.w.buffer, b, c];
+    let heads = args.gather.map_or(&args.w.buffer, |g| g.heads);
+    let operands = [args.a, &args.w.buffer, b, c, heads];
     dispatch_tiled(
         rec,
         &consts,
         shape,
-        (args.lda, k, ldc(out, n)),
+        (args.lda, args.w.k, ldc(out, n)),
+        gather_params(args),
         operands,
         label(args.act),
     );
 }
 
+fn gather_params(args: &MatmulArgs) -> [u32; 3] {
+    args.gather.map_or([1, 1, 1], |g| g.params())
+}
+
+/// Writes `bias` into every one of `m` rows of `c` [M, N] (rows `ldc` apart): the output of a
+/// projection none of whose input heads is computed (the tiled kernel with K = 0).
+pub fn bias_rows(rec: &mut Recorder, bias: &Tensor, m: u32, n: u32, c: &Tensor) {
+    let consts = [
+        ("ACT", 0.0),
+        ("HAS_BIAS", 1.0),
+        ("ACCUMULATE", 0.0),
+        ("GATHER", 0.0),
+        ("TRANS_A", 0.0),
+        ("TRANS_B", 0.0),
+    ];
+    // A, W and the head list are never read with K = 0.
+    let operands = [bias, bias, bias, c, bias];
+    dispatch_tiled(
+        rec,
+        &consts,
+        (m, n, 0),
+        (0, 0, n),
+        [1, 1, 1],
+        operands,
+        "bias_rows",
+    );
+}
+
 /// The tiled kernel over (M, N, K) with row strides (lda, ldb, ldc) and operands
 /// [A, W, bias, C]; `consts` carry the epilogue and the transposes.
+#[allow(clippy::too_many_arguments)]
 fn dispatch_tiled(
     rec: &mut Recorder,
-    consts: &[(&str, f64); 5],
+    consts: &[(&str, f64); 6],
     (m, n, k): (u32, u32, u32),
     (lda, ldb, ldc): (u32, u32, u32),
-    operands: [&Tensor; 4],
+    [gw, sw, hd]: [u32; 3],
+    operands: [&Tensor; 5],
     label: &'static str,
 ) {
     let gpu = rec.gpu();
@@ -256,6 +369,7 @@ fn dispatch_tiled(
             tiles_n,
             total,
             ldb,
+            gather: [gw, sw, hd, 0],
         },
     );
     let mut resources = vec![params.as_entire_binding()];
@@ -307,10 +421,17 @@ fn pack_into(
 
 fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: MatmulOut) {
     let w_view = args.w.texture.as_ref().expect("checked by the caller");
-    let (n, k) = (args.w.n, args.w.k);
+    let (n, k) = gathered_nk(args);
     let consts = constants(args, out);
     let bias = args.bias.unwrap_or(&args.w.buffer);
-    let tex = TexOperands { w_view, bias, n, k };
+    let tex = TexOperands {
+        w_view,
+        bias,
+        heads: args.gather.map(|g| g.heads),
+        gather: gather_params(args),
+        n,
+        k,
+    };
     let a_view = pack_rows(rec, args.a, args.m, k, args.lda);
     dispatch_texture(
         rec,
@@ -329,14 +450,31 @@ fn matmul_texture(rec: &mut Recorder, args: &MatmulArgs, c: &Tensor, out: Matmul
 struct TexOperands<'a> {
     w_view: &'a wgpu::TextureView,
     bias: &'a Tensor,
+    /// The head list of a gather (else the bias buffer is bound in its place, unread).
+    heads: Option<&'a Tensor>,
+    gather: [u32; 3],
     n: u32,
     k: u32,
+}
+
+impl<'a> TexOperands<'a> {
+    /// A right-hand side without a head gather.
+    fn plain(w_view: &'a wgpu::TextureView, bias: &'a Tensor, n: u32, k: u32) -> Self {
+        TexOperands {
+            w_view,
+            bias,
+            heads: None,
+            gather: [1, 1, 1],
+            n,
+            k,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn dispatch_texture(
     rec: &mut Recorder,
-    [act, bias, acc]: &[(&'static str, f64); 3],
+    [act, bias, acc, gather]: &[(&'static str, f64); 4],
     m: u32,
     a_view: &wgpu::TextureView,
     w: &TexOperands,
@@ -357,6 +495,7 @@ fn dispatch_texture(
             *act,
             *bias,
             *acc,
+            *gather,
             ("NC", nc as f64),
             ("ROW_GROUPS", rg as f64),
             ("ROWS", rows as f64),
@@ -371,7 +510,7 @@ fn dispatch_texture(
             ldc,
             tiles_n,
             total,
-            _p: [0; 2],
+            gather: [w.gather[0], w.gather[1], w.gather[2], 0, 0, 0],
         },
     );
     let bg = gpu.bind(
@@ -382,6 +521,7 @@ fn dispatch_texture(
             wgpu::BindingResource::TextureView(w.w_view),
             w.bias.binding(),
             c.binding(),
+            w.heads.unwrap_or(w.bias).binding(),
         ],
     );
     rec.dispatch(label, &pipe, &bg, total);
@@ -413,11 +553,7 @@ pub fn input_grad_variant(
     variant: MatmulVariant,
 ) {
     let gpu = rec.gpu();
-    let consts = [
-        ("ACT", 0.0),
-        ("HAS_BIAS", 0.0),
-        ("ACCUMULATE", out.accumulate as u32 as f64),
-    ];
+    let consts = plain(out.accumulate);
     let ldc = ldc(out, w.k);
     match &w.texture_t {
         Some(w_view)
@@ -425,24 +561,20 @@ pub fn input_grad_variant(
                 && texture_variant_available(gpu)
                 && fits_texture(gpu, m, w.n) =>
         {
-            let tex = TexOperands {
-                w_view,
-                bias: &w.buffer,
-                n: w.k,
-                k: w.n,
-            };
+            let tex = TexOperands::plain(w_view, &w.buffer, w.k, w.n);
             let a_view = pack_rows(rec, dy, m, w.n, w.n);
             dispatch_texture(rec, &consts, m, &a_view, &tex, ldc, "matmul.dX", dx);
         }
         _ => {
-            let [act, bias, acc] = consts;
-            let consts = [act, bias, acc, ("TRANS_A", 0.0), ("TRANS_B", 1.0)];
-            let operands = [dy, &w.buffer, &w.buffer, dx];
+            let [act, bias, acc, gather] = consts;
+            let consts = [act, bias, acc, gather, ("TRANS_A", 0.0), ("TRANS_B", 1.0)];
+            let operands = [dy, &w.buffer, &w.buffer, dx, &w.buffer];
             dispatch_tiled(
                 rec,
                 &consts,
                 (m, w.k, w.n),
                 (w.n, w.k, ldc),
+                [1, 1, 1],
                 operands,
                 "matmul.dX",
             );
@@ -474,15 +606,25 @@ fn tiled_general(
     label: &'static str,
     c: &Tensor,
 ) {
+    let [act, bias, acc, gather] = plain(accumulate);
     let consts = [
-        ("ACT", 0.0),
-        ("HAS_BIAS", 0.0),
-        ("ACCUMULATE", accumulate as u32 as f64),
+        act,
+        bias,
+        acc,
+        gather,
         ("TRANS_A", trans_a as u32 as f64),
         ("TRANS_B", trans_b as u32 as f64),
     ];
-    // bias is never read (HAS_BIAS false): bind b in its place
-    dispatch_tiled(rec, &consts, (m, n, k), (lda, ldb, n), [a, b, b, c], label);
+    // bias and the head list are never read (HAS_BIAS false, GATHER 0): bind b in their place
+    dispatch_tiled(
+        rec,
+        &consts,
+        (m, n, k),
+        (lda, ldb, n),
+        [1, 1, 1],
+        [a, b, b, c, b],
+        label,
+    );
 }
 
 /// Weight gradient of y = x·Wᵀ: dW[N, K] (+)= dYᵀ·X over M rows (dY [M, N], X [M, K] with
@@ -548,30 +690,16 @@ pub fn linear_grads_variant(
         && fits_texture(gpu, n, m)
         && fits_texture(gpu, k, m)
     {
-        let consts = [
-            ("ACT", 0.0),
-            ("HAS_BIAS", 0.0),
-            ("ACCUMULATE", accumulate as u32 as f64),
-        ];
+        let consts = plain(accumulate);
         let dyt = texture(gpu, "dY.T", n, m);
         pack_into(rec, dy, (n, m, n), true, &dyt);
         let xt = texture(gpu, "X.T", k, m);
         pack_into(rec, x, (k, m, ldx), true, &xt);
-        let tex = TexOperands {
-            w_view: &xt,
-            bias: dy,
-            n: k,
-            k: m,
-        };
+        let tex = TexOperands::plain(&xt, dy, k, m);
         dispatch_texture(rec, &consts, n, &dyt, &tex, k, "matmul.dW", dw);
         if let Some(bg) = bias {
             let ones = pack_rows(rec, bg.ones, 1, m, m);
-            let tex = TexOperands {
-                w_view: &dyt,
-                bias: dy,
-                n,
-                k: m,
-            };
+            let tex = TexOperands::plain(&dyt, dy, n, m);
             dispatch_texture(rec, &consts, 1, &ones, &tex, n, "matmul.db", bg.db);
         }
         return;

@@ -17,8 +17,9 @@ pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
 pub use loss::cross_entropy;
 pub use matmul::{
-    bias_grad, input_grad, input_grad_variant, linear_grads, linear_grads_variant, matmul,
-    matmul_into, matmul_variant, weight_grad, Act, BiasGrad, LinearWeight, MatmulArgs, MatmulOut,
+    bias_grad, bias_rows, input_grad, input_grad_variant, linear_grads, linear_grads_variant,
+    matmul, matmul_into, matmul_variant, weight_grad, Act, BiasGrad, GatherSide, HeadGather,
+    LinearWeight, MatmulArgs, MatmulOut,
 };
 pub use optimizer::{adamw_step, sum_squares, AdamW};
 pub use segment::scatter_add_rows;

@@ -128,21 +128,29 @@ impl Model {
         labels: &[i32],
         gates: &[f32],
     ) -> Result<GateGrads> {
-        let c = &self.config;
         let b = examples.len();
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(gpu, &mut rec, examples, gates, true, None)?;
+        let acts = self.record_forward(
+            gpu,
+            &mut rec,
+            examples,
+            gates,
+            true,
+            None,
+            super::HeadSkip::Dense,
+        )?;
         let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
-        let n = b * c.num_hidden_layers * c.num_attention_heads;
-        let gb = GateBuffers::new(gpu, n)?;
+        let gb = GateBuffers::new(gpu, b * acts.plan.stride)?;
         self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, None)?;
         rec.finish();
+        // per head of [B, L, heads]; heads a pruned checkpoint lacks read 0
+        let heads = |t: &Tensor| self.expand_heads(&acts.plan, &gpu.read_f32(t), b);
         Ok(GateGrads {
             loss: gpu.read_f32(&loss.loss),
-            dgates: gpu.read_f32(&gb.dgates),
-            entropy_sum: gpu.read_f32(&gb.entropy_sum),
-            token_abs: gpu.read_f32(&gb.token_abs),
-            confidence_sum: gpu.read_f32(&gb.confidence_sum),
+            dgates: heads(&gb.dgates),
+            entropy_sum: heads(&gb.entropy_sum),
+            token_abs: heads(&gb.token_abs),
+            confidence_sum: heads(&gb.confidence_sum),
             lengths: examples.iter().map(|e| e.ids.len()).collect(),
         })
     }
@@ -274,13 +282,17 @@ impl Model {
             accumulate: true,
         };
         // Attention-backward scratch: the same shape at every layer.
+        let widest = (0..self.layers.len())
+            .max_by_key(|&l| acts.plan.active[l].len())
+            .unwrap_or(0);
         let stats_len = kernels::attention_backward::stats_len(&self.attn_args(
             &acts.layers[0].qkv,
             &acts.lens,
             &acts.gates,
+            &acts.plan,
             b,
             t,
-            0,
+            widest,
         ));
         let stats = gpu.empty("attention.stats", stats_len)?;
         let emb_grads = grads.and_then(|g| g.emb.as_ref());
@@ -351,9 +363,9 @@ impl Model {
                 MatmulOut::default(),
             );
             if let Some(g) = lg {
-                param_grads(rec, &g.attn_out, dattn, &s.ctx, h32, bt32);
+                param_grads(rec, &g.attn_out, dattn, &s.ctx, layer.attn_out.w.k, bt32);
             }
-            let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, b, t, li);
+            let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, &acts.plan, b, t, li);
             let args = AttnBackwardArgs {
                 fwd,
                 out: &s.ctx,

@@ -26,6 +26,8 @@ pub struct Config {
     pub initializer_range: f64,
     /// The file as read, so a fine-tuned checkpoint keeps every key it does not change.
     pub json: serde_json::Value,
+    /// Per layer, the original indices of the heads `pruned_heads` removed (ascending).
+    pub pruned_heads: Vec<Vec<usize>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -45,6 +47,7 @@ struct Raw {
     id2label: Option<BTreeMap<String, String>>,
     hidden_dropout_prob: Option<f64>,
     initializer_range: Option<f64>,
+    pruned_heads: Option<BTreeMap<String, Vec<i64>>>,
 }
 
 impl Config {
@@ -90,6 +93,7 @@ impl Config {
             hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1),
             initializer_range: raw.initializer_range.unwrap_or(0.02),
             json: serde_json::from_str(text).unwrap_or_default(),
+            pruned_heads: Vec::new(),
             model_type,
         };
         let act = raw.hidden_act.unwrap_or_else(|| "gelu".into());
@@ -134,6 +138,29 @@ impl Config {
                 .map_err(|_| Error::input(path, format!("id2label key {k:?} is not an integer")))?;
             cfg.id2label.insert(i, v);
         }
+        let (nl, nh) = (cfg.num_hidden_layers, cfg.num_attention_heads);
+        cfg.pruned_heads = vec![Vec::new(); nl];
+        for (k, heads) in raw.pruned_heads.unwrap_or_default() {
+            let l = k.parse::<usize>().ok().filter(|&l| l < nl).ok_or_else(|| {
+                Error::input(
+                    path,
+                    format!("pruned_heads names layer {k:?}; the model has layers 0..{nl}"),
+                )
+            })?;
+            for h in heads {
+                if h < 0 || h as usize >= nh {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "pruned_heads of layer {l} names head {h}; layers have heads 0..{nh}"
+                        ),
+                    ));
+                }
+                cfg.pruned_heads[l].push(h as usize);
+            }
+            cfg.pruned_heads[l].sort_unstable();
+            cfg.pruned_heads[l].dedup();
+        }
         Ok(cfg)
     }
 
@@ -144,6 +171,19 @@ impl Config {
     /// Heads in the whole model (L × H).
     pub fn total_heads(&self) -> usize {
         self.num_hidden_layers * self.num_attention_heads
+    }
+
+    /// The original indices of the heads layer `l` still has, ascending.
+    pub fn kept_heads(&self, l: usize) -> Vec<usize> {
+        let pruned = self.pruned_heads.get(l).map(Vec::as_slice).unwrap_or(&[]);
+        (0..self.num_attention_heads)
+            .filter(|h| !pruned.contains(h))
+            .collect()
+    }
+
+    /// Whether `pruned_heads` removed any head.
+    pub fn is_pruned(&self) -> bool {
+        self.pruned_heads.iter().any(|p| !p.is_empty())
     }
 
     pub fn label(&self, class: usize) -> String {

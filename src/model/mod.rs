@@ -17,7 +17,9 @@ pub use weights::Weights;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::{self, Act, AttnArgs, EmbedArgs, LinearWeight, MatmulArgs};
+use crate::kernels::{
+    self, Act, AttnArgs, EmbedArgs, GatherSide, HeadGather, LinearWeight, MatmulArgs,
+};
 use std::path::{Path, PathBuf};
 
 /// The head a model is fine-tuned with.
@@ -66,6 +68,12 @@ impl Linear {
 }
 
 struct Layer {
+    /// Original indices of the heads the checkpoint stores, ascending (config.json's
+    /// `pruned_heads` removed the others). Empty when every head was pruned: the weights then
+    /// hold one zero head whose gate is always 0, so the attention output is the bias alone.
+    heads: Vec<u32>,
+    /// Heads in the weights: `heads.len()`, or 1 (the zero head).
+    stored: usize,
     qkv: Linear,
     attn_out: Linear,
     ln1: (Tensor, Tensor),
@@ -136,7 +144,9 @@ struct Activations {
     /// Real tokens of each example.
     lengths: Vec<usize>,
     lens: Tensor,
+    /// Gates in the kernels' layout (see [`HeadPlan`]).
     gates: Tensor,
+    plan: HeadPlan,
     /// Layer inputs and the final output: L + 1 buffers when saved, else 1.
     hidden: Vec<Tensor>,
     layers: Vec<LayerActs>,
@@ -195,6 +205,30 @@ impl LayerActs {
     fn ffn_ln_in(&self) -> &Tensor {
         self.ffn_drop.as_ref().unwrap_or(&self.ffn_out)
     }
+}
+
+/// Which heads of each layer one pass computes, and where their gates sit in the rows of the
+/// gate buffer the attention kernels read ([B, stride]).
+pub(crate) struct HeadPlan {
+    /// Per layer: indices among the layer's stored heads, ascending.
+    active: Vec<Vec<u32>>,
+    /// Per layer: the first gate column of its computed heads.
+    offsets: Vec<usize>,
+    stride: usize,
+    /// Per layer where only some stored heads are computed: their indices on the device, for
+    /// the projections' head gathers.
+    lists: Vec<Option<Tensor>>,
+}
+
+/// How a forward pass treats heads whose gate is 0 for every example of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HeadSkip {
+    /// Skip them: their Q/K/V rows, attention and output-projection columns are not computed
+    /// (the projections gather the active heads' weights; nothing is copied).
+    #[default]
+    Skip,
+    /// Compute every stored head's projections (attention itself still skips gated-out heads).
+    Dense,
 }
 
 /// What one batch produced, laid out [B, T, ...] with T the batch's own longest.
@@ -301,15 +335,25 @@ impl Model {
         };
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let d = c.head_dim();
         for l in 0..c.num_hidden_layers {
             let pre = format!("encoder.layer.{l}");
-            // Q, K and V are one [3H, H] projection.
-            let mut wqkv = Vec::with_capacity(3 * h * h);
-            let mut bqkv = Vec::with_capacity(3 * h);
+            // A pruned layer stores the kept heads' rows of Q, K and V and the matching
+            // columns of the output projection; a layer with none left gets one zero head.
+            let heads: Vec<u32> = c.kept_heads(l).iter().map(|&x| x as u32).collect();
+            let stored = heads.len().max(1);
+            let (kept, sw) = (heads.len() * d, stored * d);
+            // Q, K and V are one [3·sw, H] projection.
+            let mut wqkv = Vec::with_capacity(3 * sw * h);
+            let mut bqkv = Vec::with_capacity(3 * sw);
             for part in ["query", "key", "value"] {
                 let name = format!("{p}{pre}.attention.self.{part}");
-                wqkv.extend(weights.get(&format!("{name}.weight"), &[h, h])?);
-                bqkv.extend(weights.get(&format!("{name}.bias"), &[h])?);
+                wqkv.extend(weights.get(&format!("{name}.weight"), &[kept, h])?);
+                bqkv.extend(weights.get(&format!("{name}.bias"), &[kept])?);
+                if kept == 0 {
+                    wqkv.extend(std::iter::repeat_n(0.0, d * h));
+                    bqkv.extend(std::iter::repeat_n(0.0, d));
+                }
             }
             let bq = up(&format!("{pre}.qkv.bias"), &bqkv)?;
             let qkv = Linear::new(
@@ -317,13 +361,22 @@ impl Model {
                 &format!("{pre}.qkv.weight"),
                 &wqkv,
                 bq,
-                3 * h,
+                3 * sw,
                 h,
                 backward,
             )?;
+            let oname = format!("{p}{pre}.attention.output.dense");
+            let mut wo = weights.get(&format!("{oname}.weight"), &[h, kept])?;
+            if kept == 0 {
+                wo = vec![0.0; h * d];
+            }
+            let bo = get(&format!("{pre}.attention.output.dense.bias"), &[h])?;
+            let attn_out = Linear::new(gpu, &format!("{oname}.weight"), &wo, bo, h, sw, backward)?;
             layers.push(Layer {
+                heads,
+                stored,
                 qkv,
-                attn_out: linear(&format!("{pre}.attention.output.dense"), h, h)?,
+                attn_out,
                 ln1: ln(&format!("{pre}.attention.output.LayerNorm"))?,
                 inter: linear(&format!("{pre}.intermediate.dense"), i, h)?,
                 out: linear(&format!("{pre}.output.dense"), h, i)?,
@@ -488,8 +541,157 @@ impl Model {
             m,
             lda: l.w.k,
             act,
+            gather: None,
         };
         kernels::matmul(rec, &args, out);
+    }
+
+    /// The heads one pass computes and the gates in the kernels' layout. With `skip`, a
+    /// stored head whose gate is 0 for every example is left out (and a layer's zero head
+    /// always is); otherwise every stored head is computed. `gates` is [B, L, heads].
+    fn head_plan(
+        &self,
+        gpu: &Gpu,
+        gates: &[f32],
+        b: usize,
+        skip: HeadSkip,
+    ) -> Result<(HeadPlan, Vec<f32>)> {
+        let (nl, nh) = (
+            self.config.num_hidden_layers,
+            self.config.num_attention_heads,
+        );
+        let gate = |e: usize, l: usize, head: u32| gates[(e * nl + l) * nh + head as usize];
+        let mut active = Vec::with_capacity(nl);
+        let mut offsets = Vec::with_capacity(nl);
+        let mut stride = 0;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let a: Vec<u32> = (0..layer.stored as u32)
+                .filter(|&j| {
+                    skip == HeadSkip::Dense
+                        || layer
+                            .heads
+                            .get(j as usize)
+                            .is_some_and(|&hd| (0..b).any(|e| gate(e, l, hd) != 0.0))
+                })
+                .collect();
+            offsets.push(stride);
+            stride += a.len();
+            active.push(a);
+        }
+        // At least one column: a buffer binding is never empty.
+        let stride = stride.max(1);
+        let mut kernel_gates = vec![0f32; b * stride];
+        for e in 0..b {
+            for (l, layer) in self.layers.iter().enumerate() {
+                for (i, &j) in active[l].iter().enumerate() {
+                    if let Some(&hd) = layer.heads.get(j as usize) {
+                        kernel_gates[e * stride + offsets[l] + i] = gate(e, l, hd);
+                    }
+                }
+            }
+        }
+        let lists = self
+            .layers
+            .iter()
+            .zip(&active)
+            .map(|(layer, a)| {
+                (!a.is_empty() && a.len() < layer.stored)
+                    .then(|| gpu.upload_u32("active_heads", a))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let plan = HeadPlan {
+            active,
+            offsets,
+            stride,
+            lists,
+        };
+        Ok((plan, kernel_gates))
+    }
+
+    /// Per-head values in the kernels' layout [B, stride] back to [B, L, heads], 0 for heads
+    /// the checkpoint does not store or the pass did not compute.
+    fn expand_heads(&self, plan: &HeadPlan, v: &[f32], b: usize) -> Vec<f32> {
+        let (nl, nh) = (
+            self.config.num_hidden_layers,
+            self.config.num_attention_heads,
+        );
+        let mut out = vec![0f32; b * nl * nh];
+        for e in 0..b {
+            for (l, layer) in self.layers.iter().enumerate() {
+                for (i, &j) in plan.active[l].iter().enumerate() {
+                    if let Some(&hd) = layer.heads.get(j as usize) {
+                        out[(e * nl + l) * nh + hd as usize] =
+                            v[e * plan.stride + plan.offsets[l] + i];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Original head indices each layer stores (all of them unless config.json prunes some).
+    pub fn stored_heads(&self) -> Vec<Vec<usize>> {
+        self.layers
+            .iter()
+            .map(|l| l.heads.iter().map(|&x| x as usize).collect())
+            .collect()
+    }
+
+    /// The attention block of layer `li`: the Q|K|V projection, attention and the output
+    /// projection into `s.attn_proj`, over the heads `plan` computes. A layer that computes
+    /// none outputs the projection's bias.
+    #[allow(clippy::too_many_arguments)]
+    fn record_attention(
+        &self,
+        rec: &mut Recorder,
+        li: usize,
+        x_in: &Tensor,
+        s: &LayerActs,
+        lens: &Tensor,
+        gates: &Tensor,
+        plan: &HeadPlan,
+        (b, t): (usize, usize),
+    ) {
+        let layer = &self.layers[li];
+        let (h, d) = (self.config.hidden_size, self.config.head_dim());
+        let bt32 = (b * t) as u32;
+        let active = &plan.active[li];
+        if active.is_empty() {
+            kernels::bias_rows(rec, &layer.attn_out.b, bt32, h as u32, &s.attn_proj);
+            return;
+        }
+        let gather = |side| {
+            plan.lists[li].as_ref().map(|heads| HeadGather {
+                heads,
+                side,
+                active: active.len() as u32,
+                stored: layer.stored as u32,
+                head_dim: d as u32,
+            })
+        };
+        let qkv = MatmulArgs {
+            a: x_in,
+            w: &layer.qkv.w,
+            bias: Some(&layer.qkv.b),
+            m: bt32,
+            lda: h as u32,
+            act: Act::None,
+            gather: gather(GatherSide::Rows),
+        };
+        kernels::matmul(rec, &qkv, &s.qkv);
+        let args = self.attn_args(&s.qkv, lens, gates, plan, b, t, li);
+        kernels::attention_fwd(rec, &args, &s.ctx, &s.lse);
+        let out = MatmulArgs {
+            a: &s.ctx,
+            w: &layer.attn_out.w,
+            bias: Some(&layer.attn_out.b),
+            m: bt32,
+            lda: (active.len() * d) as u32,
+            act: Act::None,
+            gather: gather(GatherSide::Cols),
+        };
+        kernels::matmul(rec, &out, &s.attn_proj);
     }
 
     /// Records embeddings, every layer and the heads. With `save`, every activation the
@@ -505,6 +707,7 @@ impl Model {
         gates: &[f32],
         save: bool,
         dropout: Option<Dropout>,
+        skip: HeadSkip,
     ) -> Result<Activations> {
         let train = dropout.is_some();
         let save = save || train;
@@ -518,7 +721,10 @@ impl Model {
         let ids = gpu.upload_u32("input_ids", &ids_host)?;
         let tts = gpu.upload_u32("token_type_ids", &tts_host)?;
         let lens = gpu.upload_u32("lengths", &lens)?;
-        let gates = gpu.upload_f32("gates", gates)?;
+        // The backward pass wants every head's gate gradient: it never skips.
+        let skip = if save { HeadSkip::Dense } else { skip };
+        let (plan, kernel_gates) = self.head_plan(gpu, gates, b, skip)?;
+        let gates = gpu.upload_f32("gates", &kernel_gates)?;
         let n_hidden = if save { nl + 1 } else { 1 };
         let hidden = (0..n_hidden)
             .map(|_| gpu.empty("hidden", bt * h))
@@ -564,14 +770,7 @@ impl Model {
             } else {
                 (&hidden[0], &hidden[0])
             };
-            self.lin(rec, &layer.qkv, x_in, bt32, Act::None, &s.qkv);
-            kernels::attention_fwd(
-                rec,
-                &self.attn_args(&s.qkv, &lens, &gates, b, t, li),
-                &s.ctx,
-                &s.lse,
-            );
-            self.lin(rec, &layer.attn_out, &s.ctx, bt32, Act::None, &s.attn_proj);
+            self.record_attention(rec, li, x_in, s, &lens, &gates, &plan, (b, t));
             if let Some(d) = &s.attn_drop {
                 drop(rec, 1 + 2 * li as u64, &s.attn_proj, bt * h, d);
             }
@@ -622,6 +821,7 @@ impl Model {
                     m: b as u32,
                     lda: t32 * h32,
                     act: Act::Tanh,
+                    gather: None,
                 };
                 kernels::matmul(rec, &args, &out);
                 Some(out)
@@ -670,6 +870,7 @@ impl Model {
             lengths: examples.iter().map(|e| e.ids.len()).collect(),
             lens,
             gates,
+            plan,
             hidden,
             layers,
             pooled,
@@ -677,26 +878,27 @@ impl Model {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attn_args<'a>(
         &self,
         qkv: &'a Tensor,
         lens: &'a Tensor,
         gates: &'a Tensor,
+        plan: &HeadPlan,
         b: usize,
         t: usize,
         layer: usize,
     ) -> AttnArgs<'a> {
-        let c = &self.config;
         AttnArgs {
             qkv,
             lens,
             gates,
             batch: b as u32,
             seq: t as u32,
-            heads: c.num_attention_heads as u32,
-            head_dim: c.head_dim() as u32,
-            layer: layer as u32,
-            n_layers: c.num_hidden_layers as u32,
+            heads: plan.active[layer].len() as u32,
+            head_dim: self.config.head_dim() as u32,
+            gate_off: plan.offsets[layer] as u32,
+            gate_stride: plan.stride as u32,
         }
     }
 
@@ -708,8 +910,21 @@ impl Model {
         gates: &[f32],
         want_hidden: bool,
     ) -> Result<BatchOutput> {
+        self.forward_batch_with(gpu, examples, gates, want_hidden, HeadSkip::Skip)
+    }
+
+    /// As [`Model::forward_batch`], choosing how heads gated out for the whole batch are
+    /// treated (benches and tests compare the two).
+    pub fn forward_batch_with(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        gates: &[f32],
+        want_hidden: bool,
+        skip: HeadSkip,
+    ) -> Result<BatchOutput> {
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(gpu, &mut rec, examples, gates, false, None)?;
+        let acts = self.record_forward(gpu, &mut rec, examples, gates, false, None, skip)?;
         rec.finish();
         Ok(BatchOutput {
             batch: acts.b,

@@ -193,11 +193,15 @@ impl Model {
             })
         };
         let i = c.intermediate_size as u32;
-        let layers = (0..c.num_hidden_layers)
-            .map(|_| {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                // a pruned layer's projections cover its stored heads only
+                let sw = l.attn_out.w.k;
                 Ok(LayerGrads {
-                    qkv: lin("qkv", 3 * h, h)?,
-                    attn_out: lin("attn_out", h, h)?,
+                    qkv: lin("qkv", 3 * sw, h)?,
+                    attn_out: lin("attn_out", h, sw)?,
                     ln1: lin("ln1", h, 1)?,
                     inter: lin("inter", i, h)?,
                     out: lin("out", h, i)?,
@@ -317,10 +321,17 @@ impl Model {
             p: if dropout { tr.cfg.dropout } else { 0.0 },
         });
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(gpu, &mut rec, examples, &gates, true, dropout)?;
+        let acts = self.record_forward(
+            gpu,
+            &mut rec,
+            examples,
+            &gates,
+            true,
+            dropout,
+            super::HeadSkip::Dense,
+        )?;
         let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0 / counted as f32)?;
-        let n = gates.len();
-        let gb = GateBuffers::new(gpu, n)?;
+        let gb = GateBuffers::new(gpu, b * acts.plan.stride)?;
         self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, Some(&tr.grads))?;
         rec.finish();
         let sum: f64 = gpu.read_f32(&loss.loss).iter().map(|&v| v as f64).sum();
@@ -487,17 +498,20 @@ impl Model {
             let lg = grads.map(|g| &g.layers[li]);
             let lp = format!("{pre}encoder.layer.{li}");
             let (w, b) = lin(&l.qkv, lg.map(|g| &g.qkv));
+            // a pruned layer: the kept heads' rows (none for a layer that kept no head; its
+            // zero head is not written)
+            let (kept, sw) = (l.heads.len() * c.head_dim(), l.attn_out.w.k as usize);
             for (j, part) in ["query", "key", "value"].iter().enumerate() {
                 let name = format!("{lp}.attention.self.{part}");
                 out.push(entry(
                     format!("{name}.weight"),
-                    vec![h, h],
-                    vec![(w, j * h * h..(j + 1) * h * h)],
+                    vec![kept, h],
+                    vec![(w, j * sw * h..(j * sw + kept) * h)],
                 ));
                 out.push(entry(
                     format!("{name}.bias"),
-                    vec![h],
-                    vec![(b, j * h..(j + 1) * h)],
+                    vec![kept],
+                    vec![(b, j * sw..j * sw + kept)],
                 ));
             }
             let linear = |name: String, l: &'a super::Linear, g: Option<&'a LinGrad>| {
@@ -508,11 +522,11 @@ impl Model {
                     entry(format!("{name}.bias"), vec![n], whole(b)),
                 ]
             };
-            out.extend(linear(
-                format!("{lp}.attention.output.dense"),
-                &l.attn_out,
-                lg.map(|g| &g.attn_out),
-            ));
+            let (w, b) = lin(&l.attn_out, lg.map(|g| &g.attn_out));
+            let name = format!("{lp}.attention.output.dense");
+            let wparts = if kept == 0 { vec![(w, 0..0)] } else { whole(w) };
+            out.push(entry(format!("{name}.weight"), vec![h, kept], wparts));
+            out.push(entry(format!("{name}.bias"), vec![h], whole(b)));
             let (w, b) = pair(&l.ln1, lg.map(|g| &g.ln1));
             out.push(entry(
                 format!("{lp}.attention.output.LayerNorm.weight"),
