@@ -420,3 +420,21 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     }
     Ok(report)
 }
+
+/// `headroom export`: reads the mask against the checkpoint's config and writes the pruned copy.
+pub fn export(
+    model: &Path,
+    mask: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<crate::export::ExportReport> {
+    let cfg = crate::model::Config::load(&model.join("config.json"))?;
+    let m = data::read_head_mask(mask, cfg.num_hidden_layers, cfg.num_attention_heads)?;
+    crate::export::export(&crate::export::ExportArgs {
+        model: model.to_path_buf(),
+        mask: m,
+        mask_path: mask.to_path_buf(),
+        out: out.to_path_buf(),
+        force,
+    })
+}

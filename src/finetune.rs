@@ -82,27 +82,11 @@ fn shuffle(v: &mut [usize], seed: u64) {
 
 /// Refuses an output directory that exists (unless `force`) or is an input.
 fn check_out(args: &FinetuneArgs) -> Result<()> {
-    let out = &args.out;
-    crate::commands::check_not_input(out, &[&args.model, &args.train, &args.dev])?;
-    if let (Ok(a), Ok(b)) = (out.canonicalize(), args.model.canonicalize()) {
-        if a == b {
-            return Err(Error::output(
-                out,
-                "is the input model directory; it is never overwritten",
-            ));
-        }
-    }
-    if out.exists() && !args.force {
-        return Err(Error::output(
-            out,
-            "already exists (pass --force to replace it)",
-        ));
-    }
-    Ok(())
+    crate::commands::check_not_input(&args.out, &[&args.train, &args.dev])?;
+    crate::output::check_out_dir(&args.out, &args.model, args.force)
 }
 
-/// Writes the model into `out` atomically: a temporary sibling directory, then a rename
-/// (the previous contents are removed only after the new directory is complete).
+/// Writes the model into `out` atomically (see [`crate::output::write_dir_atomic`]).
 fn save(
     gpu: &Gpu,
     model: &Model,
@@ -110,37 +94,11 @@ fn save(
     labels: &[String],
     report: &FinetuneReport,
 ) -> Result<()> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out
-        .file_name()
-        .ok_or_else(|| Error::output(out, "not a directory name"))?
-        .to_string_lossy()
-        .to_string();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| Error::output(&tmp, format!("cannot create: {e}")))?;
-    let result = (|| {
-        model.save_pretrained(gpu, &tmp, labels)?;
+    crate::output::write_dir_atomic(out, |tmp| {
+        model.save_pretrained(gpu, tmp, labels)?;
         let log = serde_json::to_string_pretty(report).expect("report serialises");
-        crate::output::write_atomic(&tmp.join("finetune.json"), log.as_bytes())?;
-        if out.exists() {
-            std::fs::rename(out, &old)
-                .map_err(|e| Error::output(out, format!("cannot replace: {e}")))?;
-        }
-        std::fs::rename(&tmp, out)
-            .map_err(|e| Error::output(out, format!("cannot rename into place: {e}")))?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
+        crate::output::write_atomic(&tmp.join("finetune.json"), log.as_bytes())
+    })
 }
 
 pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {

@@ -8,6 +8,7 @@ pub mod kernels;
 pub use error::{Error, Result};
 pub mod commands;
 pub mod data;
+pub mod export;
 pub mod finetune;
 pub mod importance;
 pub mod model;

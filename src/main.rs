@@ -197,6 +197,30 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// Also write the chosen mask as a physically pruned checkpoint (see `export`).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Replace the --export directory if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
+    /// projection columns only, `pruned_heads` in config.json (original indices, merged with
+    /// the checkpoint's own), loadable by transformers 4.x and headroom.
+    Export {
+        /// HF model directory (may itself be pruned).
+        #[arg(long)]
+        model: PathBuf,
+        /// [L, H] mask over original head indices (JSON or .npy, e.g. prune's mask.json):
+        /// 0 prunes a head, 1 keeps it.
+        #[arg(long)]
+        mask: PathBuf,
+        /// Output model directory (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -407,9 +431,13 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             seed,
             batch_size,
             out,
+            export,
+            force,
         } => {
             check_batch_size(*batch_size)?;
             let args = headroom::prune::PruneArgs {
+                export: export.clone(),
+                force: *force,
                 model: model.clone(),
                 score_data: score_data.clone(),
                 eval_data: eval_data.clone(),
@@ -445,6 +473,23 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                 );
             }
             finish_profile(cli, &gpu)?;
+        }
+        Command::Export {
+            model,
+            mask,
+            out,
+            force,
+        } => {
+            let r = headroom::commands::export(model, mask, out, *force)?;
+            println!(
+                "{} of {} heads kept ({} pruned now); {} → {} parameters -> {}",
+                r.heads_left,
+                r.heads_total,
+                r.newly_pruned,
+                r.params_before,
+                r.params_after,
+                out.display()
+            );
         }
     }
     Ok(())

@@ -54,6 +54,62 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an output directory that is the input model directory, or that exists unless
+/// `force`.
+pub fn check_out_dir(out: &Path, model: &Path, force: bool) -> Result<()> {
+    crate::commands::check_not_input(out, &[model])?;
+    if let (Ok(a), Ok(b)) = (out.canonicalize(), model.canonicalize()) {
+        if a == b {
+            return Err(Error::output(
+                out,
+                "is the input model directory; it is never overwritten",
+            ));
+        }
+    }
+    if out.exists() && !force {
+        return Err(Error::output(
+            out,
+            "already exists (pass --force to replace it)",
+        ));
+    }
+    Ok(())
+}
+
+/// Makes directory `out` appear complete or not at all: `fill` writes into a temporary
+/// sibling, which is then renamed into place (a previous `out` is removed only after the new
+/// directory is complete); on failure the temporary directory is removed.
+pub fn write_dir_atomic(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::output(out, "not a directory name"))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::output(&tmp, format!("cannot create: {e}")))?;
+    let result = (|| {
+        fill(&tmp)?;
+        if out.exists() {
+            std::fs::rename(out, &old)
+                .map_err(|e| Error::output(out, format!("cannot replace: {e}")))?;
+        }
+        std::fs::rename(&tmp, out)
+            .map_err(|e| Error::output(out, format!("cannot rename into place: {e}")))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
 /// Writes a safetensors file atomically, with `metadata` in its header.
 pub fn write_safetensors(
     path: &Path,

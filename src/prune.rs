@@ -95,6 +95,10 @@ pub struct PruneArgs {
     pub baselines: bool,
     pub seed: u64,
     pub batch_size: usize,
+    /// Also write the chosen mask's physically pruned checkpoint here.
+    pub export: Option<PathBuf>,
+    /// Replace an existing `export` directory.
+    pub force: bool,
 }
 
 /// One evaluated mask.
@@ -145,6 +149,9 @@ struct Ctx<'a> {
     eval: TaskData,
     args: &'a PruneArgs,
     shape: (usize, usize),
+    /// The unpruned mask: 1 for every head the checkpoint stores (a pruned checkpoint's
+    /// removed heads start at 0).
+    start: Vec<f32>,
 }
 
 impl Ctx<'_> {
@@ -247,7 +254,7 @@ fn curve_of(ctx: &Ctx, imp: Importance, iterative: bool, stop_below: Option<f64>
     let (nl, nh) = ctx.shape;
     let total = nl * nh;
     let per_step = ((ctx.args.step * total as f64).round() as usize).max(1);
-    let mut mask = vec![1f32; total];
+    let mut mask = ctx.start.clone();
     let mut points = vec![ctx.evaluate(&mask)?];
     let mut scores = ctx.scores(imp, &mask, 0)?;
     let bar = crate::model::progress_bar(total);
@@ -316,6 +323,9 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     if args.out.exists() && !args.out.is_dir() {
         return Err(Error::output(&args.out, "exists and is not a directory"));
     }
+    if let Some(e) = &args.export {
+        crate::output::check_out_dir(e, &args.model, args.force)?;
+    }
     let mut notes = Vec::new();
     if same_file(&args.score_data, &args.eval_data) {
         let w = "--score-data and --eval-data are the same file: heads are chosen on the data they are judged on (a known flaw of the reference scripts); the curve is optimistic".to_string();
@@ -342,8 +352,9 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         eval,
         args,
         shape,
+        start: model.present_mask(),
     };
-    let base = ctx.evaluate(&vec![1.0; total])?;
+    let base = ctx.evaluate(&ctx.start)?;
     let threshold = args.keep * base.metric;
     let curve = match args.strategy {
         Strategy::OneShot => curve_of(&ctx, args.importance, false, None)?,
@@ -355,11 +366,10 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         }
         Strategy::Trials => {
             let (_, nh) = shape;
-            let ones = vec![1f32; total];
-            let scores = ctx.scores(args.importance, &ones, 0)?;
+            let scores = ctx.scores(args.importance, &ctx.start, 0)?;
             let mut points = vec![base.clone()];
             for &k in &args.trials {
-                let mut mask = ones.clone();
+                let mut mask = ctx.start.clone();
                 prune_lowest(&mut mask, &scores, nh, k, args.min_heads_per_layer);
                 points.push(ctx.evaluate(&mask)?);
             }
@@ -403,9 +413,22 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         }
     }
     let agreement = if args.importance == Importance::Ablation {
-        let ones = vec![1f32; total];
-        let s = importance::score(gpu, &model, &ctx.score, Some(&ones), args.batch_size, false)?;
-        let a = importance::ablation(gpu, &model, &ctx.score, None, args.batch_size, false)?;
+        let s = importance::score(
+            gpu,
+            &model,
+            &ctx.score,
+            Some(&ctx.start),
+            args.batch_size,
+            false,
+        )?;
+        let a = importance::ablation(
+            gpu,
+            &model,
+            &ctx.score,
+            Some(&ctx.start),
+            args.batch_size,
+            false,
+        )?;
         Some(importance::agreement(&s, &a, 1000, args.seed))
     } else {
         None
@@ -432,6 +455,24 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         wall_seconds: start.elapsed().as_secs_f64(),
     };
     write_outputs(&args.out, &report, shape, metric)?;
+    if let Some(dir) = &args.export {
+        let p = &report.curve.points[report.chosen];
+        let e = crate::export::export(&crate::export::ExportArgs {
+            model: args.model.clone(),
+            mask: p.mask.concat(),
+            mask_path: args.out.join("mask.json"),
+            out: dir.clone(),
+            force: args.force,
+        })?;
+        eprintln!(
+            "exported {} of {} heads ({} → {} parameters) to {}",
+            e.heads_left,
+            e.heads_total,
+            e.params_before,
+            e.params_after,
+            dir.display()
+        );
+    }
     Ok(report)
 }
 

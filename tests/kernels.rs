@@ -423,3 +423,129 @@ fn an_embedding_table_over_the_binding_limit_loads_and_runs() {
         1e-4,
     );
 }
+
+/// The Q|K|V projection over a subset of heads (W rows gathered per section) and the output
+/// projection over the same subset (W columns gathered), against products with the gathered
+/// weights built on the host.
+fn check_head_gather(rng: &mut Rng, m: usize, k: usize, stored: usize, d: usize, active: &[u32]) {
+    let g = gpu();
+    let a_n = active.len();
+    let sw = stored * d;
+    // Rows: W [3·sw, k], output [m, 3·a·d]
+    let x = rng.vec(m * k, 1.0);
+    let w = rng.vec(3 * sw * k, 0.5);
+    let b = rng.vec(3 * sw, 0.5);
+    let mut wg = Vec::new();
+    let mut bg = Vec::new();
+    for s in 0..3 {
+        for &j in active {
+            for e in 0..d {
+                let row = s * sw + j as usize * d + e;
+                wg.extend_from_slice(&w[row * k..(row + 1) * k]);
+                bg.push(b[row]);
+            }
+        }
+    }
+    let n = 3 * a_n * d;
+    let want = matmul_ref(&x, k, &wg, Some(&bg), m, n, k, 0);
+    // Cols: W [k, sw], A [m, a·d]
+    let ctx = rng.vec(m * a_n * d, 1.0);
+    let wo = rng.vec(k * sw, 0.5);
+    let bo = rng.vec(k, 0.5);
+    let mut wog = Vec::new();
+    for r in 0..k {
+        for &j in active {
+            let c0 = r * sw + j as usize * d;
+            wog.extend_from_slice(&wo[c0..c0 + d]);
+        }
+    }
+    let want_o = matmul_ref(&ctx, a_n * d, &wog, Some(&bo), m, k, a_n * d, 0);
+    let (tx, tctx) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_f32("ctx", &ctx).unwrap(),
+    );
+    let tw = LinearWeight::new(g, "w", &w, 3 * sw, k).unwrap();
+    let two = LinearWeight::new(g, "wo", &wo, k, sw).unwrap();
+    let (tb, tbo) = (
+        g.upload_f32("b", &b).unwrap(),
+        g.upload_f32("bo", &bo).unwrap(),
+    );
+    let heads = g.upload_u32("heads", active).unwrap();
+    let gather = |side| {
+        Some(HeadGather {
+            heads: &heads,
+            side,
+            active: a_n as u32,
+            stored: stored as u32,
+            head_dim: d as u32,
+        })
+    };
+    for variant in [MatmulVariant::Tiled, MatmulVariant::Texture] {
+        let c = poisoned(m * n);
+        let co = poisoned(m * k);
+        let mut rec = g.recorder();
+        let rows = MatmulArgs {
+            a: &tx,
+            w: &tw,
+            bias: Some(&tb),
+            m: m as u32,
+            lda: k as u32,
+            act: Act::None,
+            gather: gather(GatherSide::Rows),
+        };
+        matmul_variant(&mut rec, &rows, &c, variant);
+        let cols = MatmulArgs {
+            a: &tctx,
+            w: &two,
+            bias: Some(&tbo),
+            m: m as u32,
+            lda: (a_n * d) as u32,
+            act: Act::None,
+            gather: gather(GatherSide::Cols),
+        };
+        matmul_variant(&mut rec, &cols, &co, variant);
+        rec.finish();
+        let what = format!("{variant:?} m={m} k={k} stored={stored} d={d} heads={active:?}");
+        let tol = 2e-5 * (k as f32).sqrt();
+        assert_close(
+            &format!("Q|K|V rows, {what}"),
+            &g.read_f32(&c),
+            &want,
+            tol,
+            1e-4,
+        );
+        assert_close(
+            &format!("output columns, {what}"),
+            &g.read_f32(&co),
+            &want_o,
+            tol,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn head_gathers_match_products_with_gathered_weights() {
+    let mut rng = Rng::new(11);
+    check_head_gather(&mut rng, 1, 16, 1, 8, &[0]);
+    check_head_gather(&mut rng, 37, 24, 5, 8, &[0, 2, 4]);
+    check_head_gather(&mut rng, 70, 40, 5, 8, &[3]);
+    check_head_gather(&mut rng, 19, 12, 4, 6, &[1, 2]); // d not a multiple of 4: tiled only
+    check_head_gather(&mut rng, 130, 384, 12, 32, &[0, 1, 5, 6, 7, 11]);
+}
+
+#[test]
+fn bias_rows_fills_every_row_with_the_bias() {
+    let g = gpu();
+    let mut rng = Rng::new(12);
+    for &(m, n) in &[(1, 1), (65, 33), (3, 384)] {
+        let b = rng.vec(n, 1.0);
+        let tb = g.upload_f32("b", &b).unwrap();
+        let c = poisoned(m * n);
+        let mut rec = g.recorder();
+        bias_rows(&mut rec, &tb, m as u32, n as u32, &c);
+        rec.finish();
+        let want: Vec<f32> = (0..m).flat_map(|_| b.iter().copied()).collect();
+        assert_eq!(g.read_f32(&c), want, "bias_rows m={m} n={n}");
+    }
+}

@@ -630,6 +630,18 @@ impl Model {
         out
     }
 
+    /// [L·H] 1 for each head the checkpoint stores, 0 for those `pruned_heads` removed.
+    pub fn present_mask(&self) -> Vec<f32> {
+        let nh = self.config.num_attention_heads;
+        let mut m = vec![0f32; self.layers.len() * nh];
+        for (l, layer) in self.layers.iter().enumerate() {
+            for &h in &layer.heads {
+                m[l * nh + h as usize] = 1.0;
+            }
+        }
+        m
+    }
+
     /// Original head indices each layer stores (all of them unless config.json prunes some).
     pub fn stored_heads(&self) -> Vec<Vec<usize>> {
         self.layers

@@ -118,6 +118,25 @@ impl Weights {
         Ok(out)
     }
 
+    /// Every tensor name in the file.
+    pub fn names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .parse()?
+            .names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect())
+    }
+
+    /// The raw dtype, shape and bytes of `name` (files are copied through unconverted).
+    pub fn raw(&self, name: &str) -> Result<(Dtype, Vec<usize>, &[u8])> {
+        let st = self.parse()?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| Error::input(&self.path, format!("missing tensor {name}")))?;
+        Ok((view.dtype(), view.shape().to_vec(), view.data()))
+    }
+
     /// The shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         let st = self.parse().ok()?;
