@@ -91,8 +91,8 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
         seq: t as u32,
         heads: heads as u32,
         head_dim: d as u32,
-        layer: 0,
-        n_layers: 1,
+        gate_off: 0,
+        gate_stride: heads as u32,
     };
     let tuned = gpu.tuning.cpu && texture_possible(gpu, &args);
     let variants: Vec<bool> = if std::env::var_os("HEADROOM_BENCH_ALL").is_some() {
@@ -149,8 +149,8 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
         seq: t as u32,
         heads: heads as u32,
         head_dim: d as u32,
-        layer: 0,
-        n_layers: 1,
+        gate_off: 0,
+        gate_stride: heads as u32,
     };
     let stats = gpu
         .empty(

@@ -711,6 +711,7 @@ impl Model {
     /// `dropout` (training; implies `save`) applies dropout after the embeddings, on each
     /// residual branch and before the classifier, as BERT does; attention probabilities are
     /// not dropped (the fused kernel keeps no probability matrix to drop from).
+    #[allow(clippy::too_many_arguments)]
     fn record_forward(
         &self,
         gpu: &Gpu,
