@@ -6,6 +6,7 @@ pub mod gpu;
 pub mod kernels;
 
 pub use error::{Error, Result};
+pub mod bench;
 pub mod commands;
 pub mod data;
 pub mod export;

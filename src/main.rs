@@ -204,6 +204,37 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Time what head pruning buys: for each pruned fraction (random heads per layer, seeded)
+    /// and mode, the median ms of the whole encoder and of the attention blocks, GFLOP/s, and
+    /// the speedup against the unpruned dense run next to the ideal one from FLOPs. JSON on
+    /// stdout.
+    Bench {
+        /// An unpruned HF model directory ...
+        #[arg(long, conflicts_with = "shape")]
+        model: Option<PathBuf>,
+        /// ... or a random checkpoint of this shape: minilm (6×12, 384) or base (12×12, 768).
+        #[arg(long)]
+        shape: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Fractions of each layer's heads to prune.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,0.9")]
+        pruned: Vec<f64>,
+        /// dense (gated, projections computed), skip (gated-out heads left out) and/or compact
+        /// (the exported checkpoint).
+        #[arg(long, value_delimiter = ',', default_value = "dense,skip,compact")]
+        mode: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Timed runs per measurement, after one warm-up run.
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
     /// the checkpoint's own), loadable by transformers 4.x and headroom.
@@ -472,6 +503,42 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                     q.heads_kept, q.metric, q.loss
                 );
             }
+            finish_profile(cli, &gpu)?;
+        }
+        Command::Bench {
+            model,
+            shape,
+            batch,
+            seq,
+            pruned,
+            mode,
+            seed,
+            iters,
+            out,
+        } => {
+            let args = headroom::bench::BenchArgs {
+                model: model.clone(),
+                shape: shape
+                    .as_deref()
+                    .map(headroom::bench::Shape::parse)
+                    .transpose()?,
+                batch: *batch,
+                seq: *seq,
+                pruned: pruned.clone(),
+                modes: mode
+                    .iter()
+                    .map(|m| headroom::bench::Mode::parse(m))
+                    .collect::<headroom::Result<_>>()?,
+                seed: *seed,
+                iters: *iters,
+            };
+            let gpu = open_gpu(cli)?;
+            let r = headroom::bench::bench(&gpu, &args)?;
+            let text = serde_json::to_string_pretty(&r).expect("report serialises");
+            if let Some(path) = out {
+                headroom::output::write_atomic(path, text.as_bytes())?;
+            }
+            println!("{text}");
             finish_profile(cli, &gpu)?;
         }
         Command::Export {

@@ -220,6 +220,14 @@ pub(crate) struct HeadPlan {
     lists: Vec<Option<Tensor>>,
 }
 
+/// The buffers one attention block writes.
+struct AttnBuffers<'a> {
+    qkv: &'a Tensor,
+    ctx: &'a Tensor,
+    lse: &'a Tensor,
+    attn_proj: &'a Tensor,
+}
+
 /// How a forward pass treats heads whose gate is 0 for every example of the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HeadSkip {
@@ -642,6 +650,44 @@ impl Model {
         m
     }
 
+    /// Runs only the attention block of every layer (Q|K|V projection, attention, output
+    /// projection: what head pruning shrinks) on zero hidden states shaped like the batch, and
+    /// waits for it. `headroom bench` times it apart from the whole encoder.
+    pub fn run_attention_blocks(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        gates: &[f32],
+        skip: HeadSkip,
+    ) -> Result<()> {
+        let c = &self.config;
+        let b = examples.len();
+        let (_, _, lens, t) = self.pad_batch(examples)?;
+        let (h, bt) = (c.hidden_size, b * t);
+        let (plan, kernel_gates) = self.head_plan(gpu, gates, b, skip)?;
+        let gates = gpu.upload_f32("gates", &kernel_gates)?;
+        let lens = gpu.upload_u32("lengths", &lens)?;
+        let x = gpu.empty("hidden", bt * h)?;
+        let width = self.layers.iter().map(|l| l.stored).max().unwrap_or(1) * c.head_dim();
+        let qkv = gpu.empty("qkv", bt * 3 * width)?;
+        let ctx = gpu.empty("context", bt * width)?;
+        let lse = gpu.empty("lse", b * c.num_attention_heads * t)?;
+        let proj = gpu.empty("attention.proj", bt * h)?;
+        let mut rec = gpu.recorder();
+        for li in 0..self.layers.len() {
+            let bufs = AttnBuffers {
+                qkv: &qkv,
+                ctx: &ctx,
+                lse: &lse,
+                attn_proj: &proj,
+            };
+            self.record_attention(&mut rec, li, &x, bufs, &lens, &gates, &plan, (b, t));
+        }
+        rec.finish();
+        gpu.wait();
+        Ok(())
+    }
+
     /// Original head indices each layer stores (all of them unless config.json prunes some).
     pub fn stored_heads(&self) -> Vec<Vec<usize>> {
         self.layers
@@ -659,7 +705,7 @@ impl Model {
         rec: &mut Recorder,
         li: usize,
         x_in: &Tensor,
-        s: &LayerActs,
+        s: AttnBuffers,
         lens: &Tensor,
         gates: &Tensor,
         plan: &HeadPlan,
@@ -783,7 +829,13 @@ impl Model {
             } else {
                 (&hidden[0], &hidden[0])
             };
-            self.record_attention(rec, li, x_in, s, &lens, &gates, &plan, (b, t));
+            let bufs = AttnBuffers {
+                qkv: &s.qkv,
+                ctx: &s.ctx,
+                lse: &s.lse,
+                attn_proj: &s.attn_proj,
+            };
+            self.record_attention(rec, li, x_in, bufs, &lens, &gates, &plan, (b, t));
             if let Some(d) = &s.attn_drop {
                 drop(rec, 1 + 2 * li as u64, &s.attn_proj, bt * h, d);
             }

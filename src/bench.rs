@@ -1,0 +1,431 @@
+//! `headroom bench`: what head pruning buys in time. For each pruned fraction (the same number
+//! of heads per layer, chosen at random with a seed) and each mode, the median wall time of the
+//! whole encoder and of the attention blocks alone, the GFLOP/s they reach and the speedup
+//! against the unpruned dense run, next to the ideal speedup from FLOPs.
+//!
+//! Modes: `dense` gates pruned heads to 0 but still computes their projections (head_mask as
+//! transformers runs it; attention itself skips them), `skip` leaves them out of the
+//! projections and attention through head gathers, `compact` runs the exported (physically
+//! pruned) checkpoint.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{Config, Encoded, HeadSkip, Model};
+use crate::output::OutTensor;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dense,
+    Skip,
+    Compact,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "dense" => Ok(Mode::Dense),
+            "skip" => Ok(Mode::Skip),
+            "compact" => Ok(Mode::Compact),
+            _ => Err(Error::Usage(format!(
+                "unknown --mode {s:?} (dense, skip, compact)"
+            ))),
+        }
+    }
+}
+
+/// A BERT shape for a random checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub name: &'static str,
+    pub layers: usize,
+    pub heads: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+}
+
+impl Shape {
+    pub fn parse(s: &str) -> Result<Shape> {
+        match s {
+            "minilm" => Ok(Shape {
+                name: "minilm",
+                layers: 6,
+                heads: 12,
+                hidden: 384,
+                intermediate: 1536,
+            }),
+            "base" => Ok(Shape {
+                name: "base",
+                layers: 12,
+                heads: 12,
+                hidden: 768,
+                intermediate: 3072,
+            }),
+            _ => Err(Error::Usage(format!(
+                "unknown --shape {s:?} (minilm, base)"
+            ))),
+        }
+    }
+}
+
+pub struct BenchArgs {
+    /// A model directory, or else a random checkpoint of `shape`.
+    pub model: Option<PathBuf>,
+    pub shape: Option<Shape>,
+    pub batch: usize,
+    pub seq: usize,
+    pub pruned: Vec<f64>,
+    pub modes: Vec<Mode>,
+    pub seed: u64,
+    /// Timed runs per measurement (after one warm-up run).
+    pub iters: usize,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Timing {
+    pub median_ms: f64,
+    pub min_ms: f64,
+    /// FLOPs this mode executes (multiply-adds count 2; softmax, LayerNorm and GELU left out).
+    pub gflop: f64,
+    pub gflops: f64,
+    /// Unpruned FLOPs over the pruned model's FLOPs.
+    pub ideal_speedup: f64,
+    /// The unpruned dense median over this median.
+    pub speedup: f64,
+    /// speedup / ideal_speedup.
+    pub of_ideal: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Row {
+    pub fraction: f64,
+    pub heads_kept: usize,
+    pub mode: Mode,
+    pub encoder: Timing,
+    pub attention: Timing,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub model: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub batch: usize,
+    pub seq: usize,
+    pub seed: u64,
+    pub iters: usize,
+    pub rows: Vec<Row>,
+}
+
+/// A 0/1 mask [L·H] pruning `k` heads of every layer, chosen at random with `seed`.
+pub fn random_mask(layers: usize, heads: usize, k: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xBE9C_4A11);
+    let mut m = vec![1f32; layers * heads];
+    for l in 0..layers {
+        let mut order: Vec<usize> = (0..heads).collect();
+        for i in (1..heads).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        for &h in &order[..k.min(heads)] {
+            m[l * heads + h] = 0.0;
+        }
+    }
+    m
+}
+
+/// `b` examples of exactly `t` random word-piece ids ([CLS] … [SEP]).
+pub fn random_examples(b: usize, t: usize, vocab: usize, seed: u64) -> Vec<Encoded> {
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x70_4E45);
+    let lo = 1000.min(vocab - 1);
+    (0..b)
+        .map(|_| {
+            let mut ids: Vec<u32> = (0..t)
+                .map(|_| (lo + (rng.next_u64() % (vocab - lo) as u64) as usize) as u32)
+                .collect();
+            ids[0] = 101.min(vocab as u32 - 1);
+            ids[t - 1] = 102.min(vocab as u32 - 1);
+            Encoded {
+                ids,
+                type_ids: vec![0; t],
+            }
+        })
+        .collect()
+}
+
+/// FLOPs of the attention blocks with `proj` heads in the projections and `attn` heads in
+/// attention (summed over layers), and of the FFNs.
+fn flops(c: &Config, b: usize, t: usize, proj: usize, attn: usize) -> (f64, f64) {
+    let (h, d, i) = (
+        c.hidden_size as f64,
+        c.head_dim() as f64,
+        c.intermediate_size as f64,
+    );
+    let m = (b * t) as f64;
+    let attention =
+        2.0 * m * h * 4.0 * d * proj as f64 + 4.0 * (b * t * t) as f64 * d * attn as f64;
+    let ffn = c.num_hidden_layers as f64 * 4.0 * m * h * i;
+    (attention, ffn)
+}
+
+fn median_ms(iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+    run()?; // warm-up: pipelines compiled, buffers sized
+    let mut v = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        run()?;
+        v.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok((v[v.len() / 2], v[0]))
+}
+
+/// A random BERT checkpoint of `shape` (a 2-label sequence classifier; weights ~U(±0.035),
+/// LayerNorm γ 1 β 0) with a word-piece tokenizer.json of the special tokens, in `dir`.
+pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
+    let (h, i, l, v, p) = (shape.hidden, shape.intermediate, shape.layers, 30522, 512);
+    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5EED_BE2C);
+    let mut rnd = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| (rng.uniform() as f32 - 0.5) * 0.07)
+            .collect()
+    };
+    let mut t = vec![
+        OutTensor::f32(
+            "bert.embeddings.word_embeddings.weight",
+            vec![v, h],
+            &rnd(v * h),
+        ),
+        OutTensor::f32(
+            "bert.embeddings.position_embeddings.weight",
+            vec![p, h],
+            &rnd(p * h),
+        ),
+        OutTensor::f32(
+            "bert.embeddings.token_type_embeddings.weight",
+            vec![2, h],
+            &rnd(2 * h),
+        ),
+    ];
+    let ln = |name: &str| {
+        [
+            OutTensor::f32(&format!("{name}.weight"), vec![h], &vec![1.0; h]),
+            OutTensor::f32(&format!("{name}.bias"), vec![h], &vec![0.0; h]),
+        ]
+    };
+    t.extend(ln("bert.embeddings.LayerNorm"));
+    let mut lin = |name: String, n: usize, k: usize| {
+        [
+            OutTensor::f32(&format!("{name}.weight"), vec![n, k], &rnd(n * k)),
+            OutTensor::f32(&format!("{name}.bias"), vec![n], &rnd(n)),
+        ]
+    };
+    for li in 0..l {
+        let pre = format!("bert.encoder.layer.{li}");
+        for part in ["query", "key", "value"] {
+            t.extend(lin(format!("{pre}.attention.self.{part}"), h, h));
+        }
+        t.extend(lin(format!("{pre}.attention.output.dense"), h, h));
+        t.extend(lin(format!("{pre}.intermediate.dense"), i, h));
+        t.extend(lin(format!("{pre}.output.dense"), h, i));
+        t.extend(ln(&format!("{pre}.attention.output.LayerNorm")));
+        t.extend(ln(&format!("{pre}.output.LayerNorm")));
+    }
+    t.extend(lin("bert.pooler.dense".into(), h, h));
+    t.extend(lin("classifier".into(), 2, h));
+    crate::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
+    let cfg = serde_json::json!({
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert",
+        "vocab_size": v, "hidden_size": h, "num_hidden_layers": l,
+        "num_attention_heads": shape.heads, "intermediate_size": i,
+        "max_position_embeddings": p, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "hidden_act": "gelu",
+    });
+    crate::output::write_atomic(&dir.join("config.json"), cfg.to_string().as_bytes())?;
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100,
+                  "vocab": {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102}},
+    });
+    crate::output::write_atomic(&dir.join("tokenizer.json"), tok.to_string().as_bytes())
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Scratch> {
+        let p = std::env::temp_dir().join(format!("headroom-bench-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)
+            .map_err(|e| Error::output(&p, format!("cannot create: {e}")))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
+    if args.batch == 0 || args.seq == 0 || args.iters == 0 {
+        return Err(Error::Usage(
+            "--batch, --seq and --iters must be at least 1".into(),
+        ));
+    }
+    if let Some(f) = args.pruned.iter().find(|f| !(0.0..=1.0).contains(*f)) {
+        return Err(Error::Usage(format!("--pruned {f} is outside [0, 1]")));
+    }
+    let scratch = Scratch::new("model")?;
+    let (dir, name) = match (&args.model, &args.shape) {
+        (Some(d), None) => (d.clone(), d.display().to_string()),
+        (None, Some(s)) => {
+            let d = scratch.0.join("random");
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::output(&d, format!("cannot create: {e}")))?;
+            random_checkpoint(&d, s, args.seed)?;
+            (
+                d,
+                format!(
+                    "random {} ({}×{}, hidden {})",
+                    s.name, s.layers, s.heads, s.hidden
+                ),
+            )
+        }
+        _ => {
+            return Err(Error::Usage(
+                "give one of --model DIR and --shape minilm|base".into(),
+            ))
+        }
+    };
+    let model = Model::load(gpu, &dir)?;
+    if model.config.is_pruned() {
+        return Err(Error::input(
+            &dir,
+            "bench needs an unpruned checkpoint (it prunes it itself)",
+        ));
+    }
+    let c = model.config.clone();
+    let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
+    if args.seq > c.max_position_embeddings {
+        return Err(Error::Usage(format!(
+            "--seq {} is over the model's {} positions",
+            args.seq, c.max_position_embeddings
+        )));
+    }
+    let (b, t) = (args.batch, args.seq);
+    let examples = random_examples(b, t, c.vocab_size, args.seed);
+    let refs: Vec<&Encoded> = examples.iter().collect();
+    let (full_attn, ffn) = flops(&c, b, t, nl * nh, nl * nh);
+    let mut rows = Vec::new();
+    let mut base: Option<(f64, f64)> = None;
+    for &f in &args.pruned {
+        let k = (f * nh as f64).round() as usize;
+        let mask = random_mask(nl, nh, k, args.seed);
+        let kept = nl * (nh - k);
+        let gates: Vec<f32> = (0..b).flat_map(|_| mask.iter().copied()).collect();
+        let (kept_attn, _) = flops(&c, b, t, kept, kept);
+        let ideal = (full_attn / kept_attn, (full_attn + ffn) / (kept_attn + ffn));
+        for &mode in &args.modes {
+            let (enc, att) = match mode {
+                Mode::Dense | Mode::Skip => {
+                    let skip = if mode == Mode::Dense {
+                        HeadSkip::Dense
+                    } else {
+                        HeadSkip::Skip
+                    };
+                    let enc = median_ms(args.iters, || {
+                        model.forward_batch_with(gpu, &refs, &gates, false, skip)?;
+                        gpu.wait();
+                        Ok(())
+                    })?;
+                    let att = median_ms(args.iters, || {
+                        model.run_attention_blocks(gpu, &refs, &gates, skip)
+                    })?;
+                    (enc, att)
+                }
+                Mode::Compact => {
+                    let out = scratch.0.join(format!("compact-{k}"));
+                    crate::export::export(&crate::export::ExportArgs {
+                        model: dir.clone(),
+                        mask: mask.clone(),
+                        mask_path: PathBuf::from("(bench mask)"),
+                        out: out.clone(),
+                        force: true,
+                    })?;
+                    let small = Model::load(gpu, &out)?;
+                    let ones = vec![1f32; b * nl * nh];
+                    let enc = median_ms(args.iters, || {
+                        small.forward_batch_with(gpu, &refs, &ones, false, HeadSkip::Skip)?;
+                        gpu.wait();
+                        Ok(())
+                    })?;
+                    let att = median_ms(args.iters, || {
+                        small.run_attention_blocks(gpu, &refs, &ones, HeadSkip::Skip)
+                    })?;
+                    let _ = std::fs::remove_dir_all(&out);
+                    (enc, att)
+                }
+            };
+            // the unpruned dense run is the reference (the first row when --pruned starts at 0)
+            let reference = *base.get_or_insert(if f == 0.0 && mode == Mode::Dense {
+                (enc.0, att.0)
+            } else {
+                let all = vec![1f32; b * nl * nh];
+                let e = median_ms(args.iters, || {
+                    model.forward_batch_with(gpu, &refs, &all, false, HeadSkip::Dense)?;
+                    gpu.wait();
+                    Ok(())
+                })?;
+                let a = median_ms(args.iters, || {
+                    model.run_attention_blocks(gpu, &refs, &all, HeadSkip::Dense)
+                })?;
+                (e.0, a.0)
+            });
+            let proj = if mode == Mode::Dense { nl * nh } else { kept };
+            let (exec_attn, _) = flops(&c, b, t, proj, kept);
+            let timing = |(med, min): (f64, f64), gflop: f64, ideal: f64, refm: f64| Timing {
+                median_ms: med,
+                min_ms: min,
+                gflop: gflop / 1e9,
+                gflops: gflop / 1e9 / (med / 1e3),
+                ideal_speedup: ideal,
+                speedup: refm / med,
+                of_ideal: refm / med / ideal,
+            };
+            rows.push(Row {
+                fraction: f,
+                heads_kept: kept,
+                mode,
+                encoder: timing(enc, exec_attn + ffn, ideal.1, reference.0),
+                attention: timing(att, exec_attn, ideal.0, reference.1),
+            });
+            eprintln!(
+                "pruned {f:.2} ({kept} heads) {mode:?}: encoder {:.1} ms, attention {:.1} ms",
+                enc.0, att.0
+            );
+        }
+    }
+    Ok(BenchReport {
+        adapter: gpu.describe(),
+        model: name,
+        layers: nl,
+        heads: nh,
+        hidden: c.hidden_size,
+        intermediate: c.intermediate_size,
+        batch: b,
+        seq: t,
+        seed: args.seed,
+        iters: args.iters,
+        rows,
+    })
+}
