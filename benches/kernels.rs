@@ -256,7 +256,10 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
     // HEADROOM_BENCH_BASE=1: a random BERT-base-shaped classifier (slow on CPU adapters)
     if std::env::var_os("HEADROOM_BENCH_BASE").is_some() {
-        let dir = random_bert_base(&dir);
+        let dir = std::env::temp_dir().join(format!("headroom-bert-base-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shape = headroom::bench::Shape::parse("base").unwrap();
+        headroom::bench::random_checkpoint(&dir, &shape, 100).unwrap();
         let model =
             headroom::model::Model::load_for_gradients(gpu, &dir).expect("random BERT-base");
         let lh = model.config.total_heads();
@@ -279,75 +282,80 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
     }
 }
 
-/// A BERT-base-shaped sequence classifier (12 × 768, 12 heads, FFN 3072) with random weights
-/// (normal-ish, std 0.02; LayerNorm γ 1, β 0) in a temporary directory, with the default
-/// model's tokenizer (the same uncased vocabulary).
-fn random_bert_base(minilm: &std::path::Path) -> std::path::PathBuf {
-    use headroom::output::OutTensor;
-    let dir = std::env::temp_dir().join(format!("headroom-bert-base-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (h, i, l, v, p) = (768usize, 3072usize, 12usize, 30522usize, 512usize);
-    let mut seed = 100;
-    let mut rnd = |n: usize| {
-        seed += 1;
-        rand_vec(n, seed)
-            .iter()
-            .map(|x| x * 0.07)
-            .collect::<Vec<f32>>()
-    };
-    let mut t = vec![
-        OutTensor::f32(
-            "bert.embeddings.word_embeddings.weight",
-            vec![v, h],
-            &rnd(v * h),
-        ),
-        OutTensor::f32(
-            "bert.embeddings.position_embeddings.weight",
-            vec![p, h],
-            &rnd(p * h),
-        ),
-        OutTensor::f32(
-            "bert.embeddings.token_type_embeddings.weight",
-            vec![2, h],
-            &rnd(2 * h),
-        ),
-    ];
-    let ln = |name: &str| {
-        vec![
-            OutTensor::f32(&format!("{name}.weight"), vec![h], &vec![1.0; h]),
-            OutTensor::f32(&format!("{name}.bias"), vec![h], &vec![0.0; h]),
-        ]
-    };
-    t.extend(ln("bert.embeddings.LayerNorm"));
-    let mut lin = |name: String, n: usize, k: usize| {
-        vec![
-            OutTensor::f32(&format!("{name}.weight"), vec![n, k], &rnd(n * k)),
-            OutTensor::f32(&format!("{name}.bias"), vec![n], &vec![0.0; n]),
-        ]
-    };
-    for li in 0..l {
-        let pre = format!("bert.encoder.layer.{li}");
-        for part in ["query", "key", "value"] {
-            t.extend(lin(format!("{pre}.attention.self.{part}"), h, h));
+/// The head-pruning grid of `headroom bench` under criterion: the default model's shape with
+/// random weights, B8 T128, heads pruned per layer at random (seeded), in the dense, skip and
+/// compact modes: the whole encoder and the attention blocks alone.
+/// HEADROOM_BENCH_PRUNE_SHAPE=base for BERT-base's shape.
+fn bench_pruning(c: &mut Criterion, gpu: &Gpu) {
+    use headroom::bench::{random_checkpoint, random_examples, random_mask, Shape};
+    use headroom::model::{HeadSkip, Model};
+    let name = std::env::var("HEADROOM_BENCH_PRUNE_SHAPE").unwrap_or_else(|_| "minilm".into());
+    let shape = Shape::parse(&name).expect("minilm or base");
+    let dir = std::env::temp_dir().join(format!("headroom-prune-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let src = dir.join("random");
+    std::fs::create_dir_all(&src).unwrap();
+    random_checkpoint(&src, &shape, 0).unwrap();
+    let model = Model::load(gpu, &src).unwrap();
+    let (nl, nh) = (shape.layers, shape.heads);
+    let (b, t) = (8usize, 128usize);
+    let examples = random_examples(b, t, model.config.vocab_size, 0);
+    let refs: Vec<&headroom::model::Encoded> = examples.iter().collect();
+    let mut group = c.benchmark_group(format!("pruning_{name}_B{b}_T{t}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(2));
+    for frac in [0.0, 0.25, 0.5, 0.75, 0.9] {
+        let k = (frac * nh as f64).round() as usize;
+        let mask = random_mask(nl, nh, k, 0);
+        let gates: Vec<f32> = (0..b).flat_map(|_| mask.iter().copied()).collect();
+        for (mode, skip) in [("dense", HeadSkip::Dense), ("skip", HeadSkip::Skip)] {
+            group.bench_function(format!("encoder_{mode}_pruned{frac}"), |bencher| {
+                bencher.iter(|| {
+                    model
+                        .forward_batch_with(gpu, &refs, &gates, false, skip)
+                        .unwrap();
+                    gpu.wait();
+                })
+            });
+            group.bench_function(format!("attention_{mode}_pruned{frac}"), |bencher| {
+                bencher.iter(|| {
+                    model
+                        .run_attention_blocks(gpu, &refs, &gates, skip)
+                        .unwrap()
+                })
+            });
         }
-        t.extend(lin(format!("{pre}.attention.output.dense"), h, h));
-        t.extend(lin(format!("{pre}.intermediate.dense"), i, h));
-        t.extend(lin(format!("{pre}.output.dense"), h, i));
-        t.extend(ln(&format!("{pre}.attention.output.LayerNorm")));
-        t.extend(ln(&format!("{pre}.output.LayerNorm")));
+        let out = dir.join(format!("compact-{k}"));
+        headroom::export::export(&headroom::export::ExportArgs {
+            model: src.clone(),
+            mask: mask.clone(),
+            mask_path: "(bench mask)".into(),
+            out: out.clone(),
+            force: true,
+        })
+        .unwrap();
+        let small = Model::load(gpu, &out).unwrap();
+        let ones = vec![1f32; b * nl * nh];
+        group.bench_function(format!("encoder_compact_pruned{frac}"), |bencher| {
+            bencher.iter(|| {
+                small
+                    .forward_batch_with(gpu, &refs, &ones, false, HeadSkip::Skip)
+                    .unwrap();
+                gpu.wait();
+            })
+        });
+        group.bench_function(format!("attention_compact_pruned{frac}"), |bencher| {
+            bencher.iter(|| {
+                small
+                    .run_attention_blocks(gpu, &refs, &ones, HeadSkip::Skip)
+                    .unwrap()
+            })
+        });
     }
-    t.extend(lin("bert.pooler.dense".into(), h, h));
-    t.extend(lin("classifier".into(), 2, h));
-    headroom::output::write_safetensors(&dir.join("model.safetensors"), &t, &[]).unwrap();
-    let cfg = serde_json::json!({
-        "architectures": ["BertForSequenceClassification"], "model_type": "bert",
-        "vocab_size": v, "hidden_size": h, "num_hidden_layers": l, "num_attention_heads": 12,
-        "intermediate_size": i, "max_position_embeddings": p, "type_vocab_size": 2,
-        "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-    });
-    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(minilm.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-    dir
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn benches(c: &mut Criterion) {
@@ -363,6 +371,7 @@ fn benches(c: &mut Criterion) {
     bench_attention(c, &gpu);
     bench_attention_backward(c, &gpu);
     bench_model(c, &gpu);
+    bench_pruning(c, &gpu);
     if let Some(r) = gpu.profile_report() {
         eprintln!("{}", r.table());
     }

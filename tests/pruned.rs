@@ -319,3 +319,58 @@ fn export_refuses_bad_masks_and_existing_targets() {
     );
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn bench_reports_every_fraction_and_mode_with_ideal_speedups() {
+    let r = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "bench", "--shape", "minilm", "--batch", "2", "--seq", "9", "--pruned", "0,0.5,1",
+            "--iters", "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9, "3 fractions × 3 modes");
+    for row in rows {
+        let f = row["fraction"].as_f64().unwrap();
+        let kept = row["heads_kept"].as_u64().unwrap();
+        assert_eq!(kept, (72.0 * (1.0 - f)).round() as u64);
+        for part in ["encoder", "attention"] {
+            let t = &row[part];
+            assert!(t["median_ms"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(t["speedup"].as_f64().unwrap() > 0.0, "{row}");
+        }
+        let ideal = row["attention"]["ideal_speedup"].as_f64();
+        match f {
+            0.0 => assert_eq!(ideal, Some(1.0)),
+            0.5 => assert!((ideal.unwrap() - 2.0).abs() < 1e-9, "{row}"),
+            _ => assert_eq!(
+                ideal, None,
+                "no heads left: an unbounded ideal is written as null"
+            ),
+        }
+        let enc_ideal = row["encoder"]["ideal_speedup"].as_f64().unwrap();
+        assert!(enc_ideal >= 1.0 && enc_ideal < 2.0, "{row}");
+        // dense mode executes every projection; skip and compact only the kept heads'
+        let gflop = row["attention"]["gflop"].as_f64().unwrap();
+        if f > 0.0 && row["mode"] != "dense" {
+            let dense = rows
+                .iter()
+                .find(|r| r["fraction"] == row["fraction"] && r["mode"] == "dense")
+                .unwrap();
+            assert!(gflop < dense["attention"]["gflop"].as_f64().unwrap());
+        }
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["bench", "--shape", "minilm", "--pruned", "1.5"])
+        .output()
+        .unwrap();
+    assert_user_error(&bad, "outside [0, 1]", "a fraction over 1");
+    let bad = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["bench", "--shape", "tiny"])
+        .output()
+        .unwrap();
+    assert_user_error(&bad, "unknown --shape", "an unknown shape");
+}
