@@ -374,3 +374,70 @@ fn bench_reports_every_fraction_and_mode_with_ideal_speedups() {
         .unwrap();
     assert_user_error(&bad, "unknown --shape", "an unknown shape");
 }
+
+#[test]
+fn a_pruned_checkpoint_trains_and_saves_with_its_head_counts() {
+    use headroom::kernels::AdamW;
+    use headroom::model::{HeadSpec, TaskHead, TrainConfig};
+    let tmp = temp_dir("export-train");
+    let pruned = tmp.join("pruned");
+    export(&ExportArgs {
+        model: fixture("tiny-bert"),
+        mask: vec![0.0, 1.0, 0.0, 0.0], // layer 0 keeps head 1, layer 1 none
+        mask_path: tmp.join("m.json"),
+        out: pruned.clone(),
+        force: false,
+    })
+    .unwrap();
+    let spec = HeadSpec {
+        task: TaskHead::SequenceClassification,
+        labels: 3,
+        seed: 0,
+    };
+    let model = Model::load_for_training(gpu(), &pruned, &spec).unwrap();
+    let enc = encode(&model);
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let labels: Vec<i32> = (0..enc.len() as i32).map(|i| i % 3).collect();
+    let ones = vec![1f32; enc.len() * 4];
+    let before = outputs(&model, &enc, &ones, HeadSkip::Skip);
+    let cfg = TrainConfig {
+        adamw: AdamW {
+            lr: 1e-3,
+            ..Default::default()
+        },
+        max_grad_norm: 1.0,
+        dropout: 0.1,
+        seed: 1,
+        freeze_embeddings: false,
+    };
+    let mut tr = model.trainer(gpu(), cfg).unwrap();
+    for _ in 0..3 {
+        let s = model
+            .train_step(gpu(), &mut tr, &refs, &labels, 1e-3)
+            .unwrap();
+        assert!(s.loss.is_finite());
+    }
+    let after = outputs(&model, &enc, &ones, HeadSkip::Skip);
+    assert!(
+        max_abs_diff(&before, &after) > 1e-4,
+        "three steps changed nothing"
+    );
+    let saved = tmp.join("saved");
+    std::fs::create_dir_all(&saved).unwrap();
+    let names: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+    model.save_pretrained(gpu(), &saved, &names).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["pruned_heads"],
+        serde_json::json!({"0": [0], "1": [0, 1]})
+    );
+    let reloaded = Model::load(gpu(), &saved).unwrap();
+    assert_eq!(reloaded.present_mask(), vec![0.0, 1.0, 0.0, 0.0]);
+    let again = outputs(&reloaded, &enc, &ones, HeadSkip::Skip);
+    assert!(
+        max_abs_diff(&again, &after) <= 1e-6,
+        "the saved checkpoint reloads as trained"
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
