@@ -56,46 +56,56 @@ fn matmul_tex_sg8(
         wrow[j] = i32(w_row(min(n0 + j, p.n - 1u)));
         for (var r = 0u; r < ROWS; r++) { acc[j][r] = 0.0; }
     }
-    for (var kx = 0u; kx < p.k4; kx++) {
-        let x = i32(kx);
-        let a = textureLoad(ta, vec2<i32>(x, arow), 0);
-        let xw = i32(w_col(4u * kx) / 4u); // hd is a multiple of 4 when gathering
-        var b: array<vec4<f32>, 4>;
-        for (var j = 0u; j < NC; j++) { b[j] = textureLoad(tw, vec2<i32>(xw, wrow[j]), 0); }
-        let a0 = subgroupBroadcast(a, 0u);
-        for (var j = 0u; j < NC; j++) { acc[j][0] += dot(a0, b[j]); }
-        let a1 = subgroupBroadcast(a, 1u);
-        for (var j = 0u; j < NC; j++) { acc[j][1] += dot(a1, b[j]); }
-        let a2 = subgroupBroadcast(a, 2u);
-        for (var j = 0u; j < NC; j++) { acc[j][2] += dot(a2, b[j]); }
-        let a3 = subgroupBroadcast(a, 3u);
-        for (var j = 0u; j < NC; j++) { acc[j][3] += dot(a3, b[j]); }
-        let a4 = subgroupBroadcast(a, 4u);
-        for (var j = 0u; j < NC; j++) { acc[j][4] += dot(a4, b[j]); }
-        let a5 = subgroupBroadcast(a, 5u);
-        for (var j = 0u; j < NC; j++) { acc[j][5] += dot(a5, b[j]); }
-        let a6 = subgroupBroadcast(a, 6u);
-        for (var j = 0u; j < NC; j++) { acc[j][6] += dot(a6, b[j]); }
-        let a7 = subgroupBroadcast(a, 7u);
-        for (var j = 0u; j < NC; j++) { acc[j][7] += dot(a7, b[j]); }
-        if (ROWS == 16u) {
-            let a_hi = textureLoad(ta, vec2<i32>(x, arow_hi), 0);
-            let c0 = subgroupBroadcast(a_hi, 0u);
-            for (var j = 0u; j < NC; j++) { acc[j][8] += dot(c0, b[j]); }
-            let c1 = subgroupBroadcast(a_hi, 1u);
-            for (var j = 0u; j < NC; j++) { acc[j][9] += dot(c1, b[j]); }
-            let c2 = subgroupBroadcast(a_hi, 2u);
-            for (var j = 0u; j < NC; j++) { acc[j][10] += dot(c2, b[j]); }
-            let c3 = subgroupBroadcast(a_hi, 3u);
-            for (var j = 0u; j < NC; j++) { acc[j][11] += dot(c3, b[j]); }
-            let c4 = subgroupBroadcast(a_hi, 4u);
-            for (var j = 0u; j < NC; j++) { acc[j][12] += dot(c4, b[j]); }
-            let c5 = subgroupBroadcast(a_hi, 5u);
-            for (var j = 0u; j < NC; j++) { acc[j][13] += dot(c5, b[j]); }
-            let c6 = subgroupBroadcast(a_hi, 6u);
-            for (var j = 0u; j < NC; j++) { acc[j][14] += dot(c6, b[j]); }
-            let c7 = subgroupBroadcast(a_hi, 7u);
-            for (var j = 0u; j < NC; j++) { acc[j][15] += dot(c7, b[j]); }
+    // K in runs of texels: one run of k4 (no gather), or under GATHER 2 one run of hd/4 per
+    // listed head, whose W texels start at heads[o] * hd/4 (hd is a multiple of 4 then): no
+    // division or list lookup per texel (integer division does not vectorise on CPUs).
+    let gathered = GATHER == 2u;
+    let runs = select(1u, p.gw / p.hd, gathered);
+    let run = select(p.k4, p.hd / 4u, gathered);
+    for (var o = 0u; o < runs; o++) {
+        var w0 = 0u;
+        if (gathered) { w0 = heads[o] * run; }
+        for (var kk = 0u; kk < run; kk++) {
+            let x = i32(o * run + kk);
+            let a = textureLoad(ta, vec2<i32>(x, arow), 0);
+            let xw = i32(w0 + kk);
+            var b: array<vec4<f32>, 4>;
+            for (var j = 0u; j < NC; j++) { b[j] = textureLoad(tw, vec2<i32>(xw, wrow[j]), 0); }
+            let a0 = subgroupBroadcast(a, 0u);
+            for (var j = 0u; j < NC; j++) { acc[j][0] += dot(a0, b[j]); }
+            let a1 = subgroupBroadcast(a, 1u);
+            for (var j = 0u; j < NC; j++) { acc[j][1] += dot(a1, b[j]); }
+            let a2 = subgroupBroadcast(a, 2u);
+            for (var j = 0u; j < NC; j++) { acc[j][2] += dot(a2, b[j]); }
+            let a3 = subgroupBroadcast(a, 3u);
+            for (var j = 0u; j < NC; j++) { acc[j][3] += dot(a3, b[j]); }
+            let a4 = subgroupBroadcast(a, 4u);
+            for (var j = 0u; j < NC; j++) { acc[j][4] += dot(a4, b[j]); }
+            let a5 = subgroupBroadcast(a, 5u);
+            for (var j = 0u; j < NC; j++) { acc[j][5] += dot(a5, b[j]); }
+            let a6 = subgroupBroadcast(a, 6u);
+            for (var j = 0u; j < NC; j++) { acc[j][6] += dot(a6, b[j]); }
+            let a7 = subgroupBroadcast(a, 7u);
+            for (var j = 0u; j < NC; j++) { acc[j][7] += dot(a7, b[j]); }
+            if (ROWS == 16u) {
+                let a_hi = textureLoad(ta, vec2<i32>(x, arow_hi), 0);
+                let c0 = subgroupBroadcast(a_hi, 0u);
+                for (var j = 0u; j < NC; j++) { acc[j][8] += dot(c0, b[j]); }
+                let c1 = subgroupBroadcast(a_hi, 1u);
+                for (var j = 0u; j < NC; j++) { acc[j][9] += dot(c1, b[j]); }
+                let c2 = subgroupBroadcast(a_hi, 2u);
+                for (var j = 0u; j < NC; j++) { acc[j][10] += dot(c2, b[j]); }
+                let c3 = subgroupBroadcast(a_hi, 3u);
+                for (var j = 0u; j < NC; j++) { acc[j][11] += dot(c3, b[j]); }
+                let c4 = subgroupBroadcast(a_hi, 4u);
+                for (var j = 0u; j < NC; j++) { acc[j][12] += dot(c4, b[j]); }
+                let c5 = subgroupBroadcast(a_hi, 5u);
+                for (var j = 0u; j < NC; j++) { acc[j][13] += dot(c5, b[j]); }
+                let c6 = subgroupBroadcast(a_hi, 6u);
+                for (var j = 0u; j < NC; j++) { acc[j][14] += dot(c6, b[j]); }
+                let c7 = subgroupBroadcast(a_hi, 7u);
+                for (var j = 0u; j < NC; j++) { acc[j][15] += dot(c7, b[j]); }
+            }
         }
     }
     for (var r = 0u; r < ROWS; r++) {

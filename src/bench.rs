@@ -79,7 +79,7 @@ pub struct BenchArgs {
     pub pruned: Vec<f64>,
     pub modes: Vec<Mode>,
     pub seed: u64,
-    /// Timed runs per measurement (after one warm-up run).
+    /// Timed rounds over every configuration (after one warm-up round).
     pub iters: usize,
 }
 
@@ -92,7 +92,7 @@ pub struct Timing {
     pub gflops: f64,
     /// Unpruned FLOPs over the pruned model's FLOPs.
     pub ideal_speedup: f64,
-    /// The unpruned dense median over this median.
+    /// The unpruned dense run's median over this median (same rounds).
     pub speedup: f64,
     /// speedup / ideal_speedup.
     pub of_ideal: f64,
@@ -170,18 +170,6 @@ fn flops(c: &Config, b: usize, t: usize, proj: usize, attn: usize) -> (f64, f64)
         2.0 * m * h * 4.0 * d * proj as f64 + 4.0 * (b * t * t) as f64 * d * attn as f64;
     let ffn = c.num_hidden_layers as f64 * 4.0 * m * h * i;
     (attention, ffn)
-}
-
-fn median_ms(iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
-    run()?; // warm-up: pipelines compiled, buffers sized
-    let mut v = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t0 = Instant::now();
-        run()?;
-        v.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    v.sort_by(f64::total_cmp);
-    Ok((v[v.len() / 2], v[0]))
 }
 
 /// A random BERT checkpoint of `shape` (a 2-label sequence classifier; weights ~U(±0.035),
@@ -326,94 +314,137 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let examples = random_examples(b, t, c.vocab_size, args.seed);
     let refs: Vec<&Encoded> = examples.iter().collect();
     let (full_attn, ffn) = flops(&c, b, t, nl * nh, nl * nh);
-    let mut rows = Vec::new();
-    let mut base: Option<(f64, f64)> = None;
+    // One configuration per (fraction, mode), plus the unpruned dense reference first.
+    struct Config<'m> {
+        fraction: f64,
+        kept: usize,
+        mode: Mode,
+        model: &'m Model,
+        gates: Vec<f32>,
+        skip: HeadSkip,
+        /// timed encoder and attention-block runs, ms
+        enc: Vec<f64>,
+        att: Vec<f64>,
+    }
+    let ones = vec![1f32; b * nl * nh];
+    let mut compact = Vec::new();
+    let mut plans = Vec::new();
     for &f in &args.pruned {
         let k = (f * nh as f64).round() as usize;
         let mask = random_mask(nl, nh, k, args.seed);
-        let kept = nl * (nh - k);
+        if args.modes.contains(&Mode::Compact) {
+            let out = scratch.0.join(format!("compact-{k}"));
+            crate::export::export(&crate::export::ExportArgs {
+                model: dir.clone(),
+                mask: mask.clone(),
+                mask_path: PathBuf::from("(bench mask)"),
+                out: out.clone(),
+                force: true,
+            })?;
+            compact.push(Some(Model::load(gpu, &out)?));
+        } else {
+            compact.push(None);
+        }
+        plans.push((f, k, mask));
+    }
+    let mut configs = vec![Config {
+        fraction: 0.0,
+        kept: nl * nh,
+        mode: Mode::Dense,
+        model: &model,
+        gates: ones.clone(),
+        skip: HeadSkip::Dense,
+        enc: Vec::new(),
+        att: Vec::new(),
+    }];
+    for ((f, k, mask), small) in plans.iter().zip(&compact) {
         let gates: Vec<f32> = (0..b).flat_map(|_| mask.iter().copied()).collect();
+        for &mode in &args.modes {
+            let (m, g, skip) = match mode {
+                Mode::Dense => (&model, gates.clone(), HeadSkip::Dense),
+                Mode::Skip => (&model, gates.clone(), HeadSkip::Skip),
+                Mode::Compact => (
+                    small.as_ref().expect("exported above"),
+                    ones.clone(),
+                    HeadSkip::Skip,
+                ),
+            };
+            configs.push(Config {
+                fraction: *f,
+                kept: nl * (nh - k),
+                mode,
+                model: m,
+                gates: g,
+                skip,
+                enc: Vec::new(),
+                att: Vec::new(),
+            });
+        }
+    }
+    // Rounds over every configuration (one warm-up round first), so that the machine's drift
+    // over minutes weighs on all of them alike; medians per configuration.
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let t0 = Instant::now();
+        f()?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    for round in 0..=args.iters {
+        for cf in configs.iter_mut() {
+            let e = time(&mut || {
+                cf.model
+                    .forward_batch_with(gpu, &refs, &cf.gates, false, cf.skip)?;
+                gpu.wait();
+                Ok(())
+            })?;
+            let a = time(&mut || {
+                cf.model
+                    .run_attention_blocks(gpu, &refs, &cf.gates, cf.skip)
+            })?;
+            if round > 0 {
+                cf.enc.push(e);
+                cf.att.push(a);
+            }
+        }
+        eprintln!("round {round} of {} done", args.iters);
+    }
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0])
+    };
+    let reference = (stats(&configs[0].enc).0, stats(&configs[0].att).0);
+    let mut rows = Vec::new();
+    for cf in &configs[1..] {
+        let kept = cf.kept;
         let (kept_attn, _) = flops(&c, b, t, kept, kept);
         let ideal = (full_attn / kept_attn, (full_attn + ffn) / (kept_attn + ffn));
-        for &mode in &args.modes {
-            let (enc, att) = match mode {
-                Mode::Dense | Mode::Skip => {
-                    let skip = if mode == Mode::Dense {
-                        HeadSkip::Dense
-                    } else {
-                        HeadSkip::Skip
-                    };
-                    let enc = median_ms(args.iters, || {
-                        model.forward_batch_with(gpu, &refs, &gates, false, skip)?;
-                        gpu.wait();
-                        Ok(())
-                    })?;
-                    let att = median_ms(args.iters, || {
-                        model.run_attention_blocks(gpu, &refs, &gates, skip)
-                    })?;
-                    (enc, att)
-                }
-                Mode::Compact => {
-                    let out = scratch.0.join(format!("compact-{k}"));
-                    crate::export::export(&crate::export::ExportArgs {
-                        model: dir.clone(),
-                        mask: mask.clone(),
-                        mask_path: PathBuf::from("(bench mask)"),
-                        out: out.clone(),
-                        force: true,
-                    })?;
-                    let small = Model::load(gpu, &out)?;
-                    let ones = vec![1f32; b * nl * nh];
-                    let enc = median_ms(args.iters, || {
-                        small.forward_batch_with(gpu, &refs, &ones, false, HeadSkip::Skip)?;
-                        gpu.wait();
-                        Ok(())
-                    })?;
-                    let att = median_ms(args.iters, || {
-                        small.run_attention_blocks(gpu, &refs, &ones, HeadSkip::Skip)
-                    })?;
-                    let _ = std::fs::remove_dir_all(&out);
-                    (enc, att)
-                }
-            };
-            // the unpruned dense run is the reference (the first row when --pruned starts at 0)
-            let reference = *base.get_or_insert(if f == 0.0 && mode == Mode::Dense {
-                (enc.0, att.0)
-            } else {
-                let all = vec![1f32; b * nl * nh];
-                let e = median_ms(args.iters, || {
-                    model.forward_batch_with(gpu, &refs, &all, false, HeadSkip::Dense)?;
-                    gpu.wait();
-                    Ok(())
-                })?;
-                let a = median_ms(args.iters, || {
-                    model.run_attention_blocks(gpu, &refs, &all, HeadSkip::Dense)
-                })?;
-                (e.0, a.0)
-            });
-            let proj = if mode == Mode::Dense { nl * nh } else { kept };
-            let (exec_attn, _) = flops(&c, b, t, proj, kept);
-            let timing = |(med, min): (f64, f64), gflop: f64, ideal: f64, refm: f64| Timing {
-                median_ms: med,
-                min_ms: min,
-                gflop: gflop / 1e9,
-                gflops: gflop / 1e9 / (med / 1e3),
-                ideal_speedup: ideal,
-                speedup: refm / med,
-                of_ideal: refm / med / ideal,
-            };
-            rows.push(Row {
-                fraction: f,
-                heads_kept: kept,
-                mode,
-                encoder: timing(enc, exec_attn + ffn, ideal.1, reference.0),
-                attention: timing(att, exec_attn, ideal.0, reference.1),
-            });
-            eprintln!(
-                "pruned {f:.2} ({kept} heads) {mode:?}: encoder {:.1} ms, attention {:.1} ms",
-                enc.0, att.0
-            );
-        }
+        let proj = if cf.mode == Mode::Dense {
+            nl * nh
+        } else {
+            kept
+        };
+        let (exec_attn, _) = flops(&c, b, t, proj, kept);
+        let timing = |(med, min): (f64, f64), gflop: f64, ideal: f64, refm: f64| Timing {
+            median_ms: med,
+            min_ms: min,
+            gflop: gflop / 1e9,
+            gflops: gflop / 1e9 / (med / 1e3),
+            ideal_speedup: ideal,
+            speedup: refm / med,
+            of_ideal: refm / med / ideal,
+        };
+        let (enc, att) = (stats(&cf.enc), stats(&cf.att));
+        eprintln!(
+            "pruned {:.2} ({kept} heads) {:?}: encoder {:.1} ms, attention {:.1} ms",
+            cf.fraction, cf.mode, enc.0, att.0
+        );
+        rows.push(Row {
+            fraction: cf.fraction,
+            heads_kept: kept,
+            mode: cf.mode,
+            encoder: timing(enc, exec_attn + ffn, ideal.1, reference.0),
+            attention: timing(att, exec_attn, ideal.0, reference.1),
+        });
     }
     Ok(BenchReport {
         adapter: gpu.describe(),

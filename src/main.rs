@@ -228,7 +228,7 @@ enum Command {
         mode: Vec<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Timed runs per measurement, after one warm-up run.
+        /// Timed rounds over every (fraction, mode), after one warm-up round.
         #[arg(long, default_value_t = 5)]
         iters: usize,
         /// Also write the JSON here.
