@@ -85,7 +85,7 @@ fn matmul_tiled(
         if (row >= p.m) { continue; }
         for (var j = 0u; j < 4u; j++) {
             let col = n0 + tx + 16u * j;
-            if (col < p.n) { store_c(row * p.ldc + col, acc[i][j], col); }
+            if (col < p.n) { store_c(row * p.ldc + col, acc[i][j], w_row(col)); }
         }
     }
 }

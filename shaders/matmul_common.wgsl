@@ -32,9 +32,10 @@ fn w_col(k: u32) -> u32 {
     return heads[k / p.hd] * p.hd + k % p.hd;
 }
 
-// Writes one output element of C (declared by each kernel) through the epilogue.
-fn store_c(i: u32, v: f32, col: u32) {
-    let r = epilogue(v, w_row(col));
+// Writes one output element of C (declared by each kernel) through the epilogue; `wr` is the
+// W row of its column (w_row(col)), whose bias element is added.
+fn store_c(i: u32, v: f32, wr: u32) {
+    let r = epilogue(v, wr);
     if (ACCUMULATE) {
         c[i] = c[i] + r;
     } else {

@@ -113,7 +113,7 @@ fn matmul_tex_sg8(
         if (row >= p.m) { break; }
         for (var j = 0u; j < NC; j++) {
             let col = n0 + j;
-            if (col < p.n) { store_c(row * p.ldc + col, acc[j][r], col); }
+            if (col < p.n) { store_c(row * p.ldc + col, acc[j][r], u32(wrow[j])); }
         }
     }
 }

@@ -413,6 +413,10 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         (v[v.len() / 2], v[0])
     };
     let reference = (stats(&configs[0].enc).0, stats(&configs[0].att).0);
+    eprintln!(
+        "unpruned dense: encoder {:.1} ms, attention {:.1} ms",
+        reference.0, reference.1
+    );
     let mut rows = Vec::new();
     for cf in &configs[1..] {
         let kept = cf.kept;
