@@ -34,15 +34,6 @@ pub struct ExportReport {
     pub empty_layers: Vec<usize>,
 }
 
-/// Files of a model directory copied along with the weights.
-const COPIED: &[&str] = &[
-    "tokenizer.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "finetune.json",
-];
-
 /// Which attention tensor of which layer `name` is (after the prefix).
 enum Part {
     /// query / key / value weight or bias: rows are selected.
@@ -287,15 +278,8 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
         crate::output::write_atomic(&tmp.join("config.json"), text.as_bytes())?;
         let meta = [("format", "pt".to_string())];
         crate::output::write_safetensors(&tmp.join("model.safetensors"), &tensors, &meta)?;
-        for name in COPIED {
-            let src = args.model.join(name);
-            if src.is_file() {
-                let bytes = std::fs::read(&src)
-                    .map_err(|e| Error::input(&src, format!("cannot read: {e}")))?;
-                crate::output::write_atomic(&tmp.join(name), &bytes)?;
-            }
-        }
-        Ok(())
+        crate::output::copy_files(&args.model, tmp, crate::output::TOKENIZER_FILES)?;
+        crate::output::copy_files(&args.model, tmp, &["finetune.json"])
     })?;
     Ok(ExportReport {
         newly_pruned: nl * nh - heads_left - already,

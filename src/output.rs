@@ -110,6 +110,27 @@ pub fn write_dir_atomic(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> R
     result
 }
 
+/// Copies the files of `names` that exist in `src` into `dst` (each written atomically).
+pub fn copy_files(src: &Path, dst: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let from = src.join(name);
+        if from.is_file() {
+            let bytes = std::fs::read(&from)
+                .map_err(|e| Error::input(&from, format!("cannot read: {e}")))?;
+            write_atomic(&dst.join(name), &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tokenizer files of an HF model directory, copied along with its weights.
+pub const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
 /// Writes a safetensors file atomically, with `metadata` in its header.
 pub fn write_safetensors(
     path: &Path,

@@ -612,20 +612,7 @@ impl Model {
         let tensors = self.hf_tensors(gpu);
         let meta = [("format", "pt".to_string())];
         crate::output::write_safetensors(&dir.join("model.safetensors"), &tensors, &meta)?;
-        for name in [
-            "tokenizer.json",
-            "vocab.txt",
-            "tokenizer_config.json",
-            "special_tokens_map.json",
-        ] {
-            let src = self.dir.join(name);
-            if src.is_file() {
-                let bytes = std::fs::read(&src)
-                    .map_err(|e| Error::input(&src, format!("cannot read: {e}")))?;
-                crate::output::write_atomic(&dir.join(name), &bytes)?;
-            }
-        }
-        Ok(())
+        crate::output::copy_files(&self.dir, dir, crate::output::TOKENIZER_FILES)
     }
 }
 
