@@ -143,6 +143,84 @@ fn prune_strategies_trace_curves_and_choose_masks() {
         .map(|q| q["heads_kept"].as_u64().unwrap())
         .collect();
     assert_eq!(kept, vec![4, 3, 2]);
+    // --export writes the chosen mask (here the most pruned: 2 heads) as a physically pruned
+    // checkpoint that evaluates alike, and pruning it again starts from its own 2 heads
+    let exported = dir.join("exported");
+    let (_, c) = run(
+        "iterative",
+        &[
+            "--min-heads-per-layer",
+            "1",
+            "--keep",
+            "0.01",
+            "--export",
+            p(&exported),
+        ],
+    );
+    let chosen = &c["curve"]["points"][c["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(chosen["heads_kept"].as_u64(), Some(2));
+    let cfg = json(&exported.join("config.json"));
+    let removed: usize = cfg["pruned_heads"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert_eq!(removed, 2);
+    let r = headroom(&["eval", "--model", p(&exported), "--data", p(&eval)]);
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(e["accuracy"].as_f64(), chosen["metric"].as_f64());
+    let again = dir.join("again");
+    let r = headroom(&[
+        "prune",
+        "--model",
+        p(&exported),
+        "--score-data",
+        p(&score),
+        "--eval-data",
+        p(&eval),
+        "--step",
+        "0.25",
+        "--out",
+        p(&again),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c2 = json(&again.join("curve.json"));
+    let kept: Vec<u64> = c2["curve"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["heads_kept"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        vec![2, 1, 0],
+        "a pruned checkpoint's removed heads start pruned"
+    );
+    assert_eq!(
+        c2["curve"]["points"][0]["metric"].as_f64(),
+        chosen["metric"].as_f64()
+    );
+    // an existing export target is refused before any work
+    let r = headroom(&[
+        "prune",
+        "--model",
+        p(&model),
+        "--score-data",
+        p(&score),
+        "--eval-data",
+        p(&eval),
+        "--out",
+        p(&dir.join("refused")),
+        "--export",
+        p(&exported),
+    ]);
+    assert_user_error(
+        &r,
+        "already exists (pass --force",
+        "an existing --export target",
+    );
+    assert!(!dir.join("refused").exists());
     // threshold: stops at the first point below keep × unpruned
     let (_, c) = run("threshold", &["--keep", "1.0"]);
     let pts = c["curve"]["points"].as_array().unwrap();
