@@ -121,6 +121,12 @@ pub fn read_head_mask(path: &Path, layers: usize, heads: usize) -> Result<Vec<f3
             ),
         ));
     }
+    if values.iter().all(|&v| v == 0.0) {
+        eprintln!(
+            "warning: {}: the mask prunes every head of every layer (each attention block outputs its bias alone)",
+            path.display()
+        );
+    }
     Ok(values)
 }
 

@@ -265,9 +265,6 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
 
     let empty_layers: Vec<usize> = (0..nl).filter(|&l| keep[l].is_empty()).collect();
     let heads_left: usize = keep.iter().map(Vec::len).sum();
-    if heads_left == 0 {
-        eprintln!("warning: the mask prunes every head of every layer; each attention block then outputs its bias alone");
-    }
     if !empty_layers.is_empty() {
         eprintln!(
             "warning: layers {empty_layers:?} keep no head: headroom runs them (the attention output is the bias) but transformers 4.57 fails on such a layer"
