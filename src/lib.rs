@@ -18,4 +18,5 @@ pub mod output;
 pub mod plot;
 pub mod prune;
 pub mod rng;
+pub mod stats;
 pub mod tasks;
