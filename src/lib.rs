@@ -14,6 +14,7 @@ pub mod export;
 pub mod finetune;
 pub mod importance;
 pub mod model;
+pub mod mst;
 pub mod output;
 pub mod plot;
 pub mod prune;
