@@ -38,3 +38,41 @@ fn ud_dev_sets_parse_with_every_sentence() {
     }
     assert!(seen >= 1);
 }
+
+/// Sub-token spans come from the tokenizer's word ids: a repeated word maps to its own
+/// occurrence (the reference code's `list.index` mapped both to the first), spans are
+/// contiguous, disjoint, in order, and cover every token between [CLS] and [SEP].
+#[test]
+fn word_spans_keep_repeated_words_apart() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/all-MiniLM-L6-v2");
+    let tok = headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512).unwrap();
+    let words: Vec<String> = "the cat saw the unbelievably tall cat the"
+        .split(' ')
+        .map(String::from)
+        .collect();
+    let (enc, spans, truncated) = tok.encode_word_spans(std::slice::from_ref(&words)).unwrap();
+    assert_eq!(truncated, 0);
+    let (ids, spans) = (&enc[0].ids, &spans[0]);
+    let spans: Vec<std::ops::Range<usize>> = spans.iter().map(|s| s.clone().unwrap()).collect();
+    assert_eq!(spans[0].start, 1, "after [CLS]");
+    for w in spans.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "contiguous and in order: {spans:?}");
+    }
+    assert_eq!(spans.last().unwrap().end, ids.len() - 1, "up to [SEP]");
+    assert!(
+        spans[4].len() > 1,
+        "a word of several sub-tokens: {spans:?}"
+    );
+    // the three "the" and the two "cat" are distinct positions holding the same id
+    for group in [[0usize, 3, 7].as_slice(), &[1, 6]] {
+        let pos: Vec<usize> = group.iter().map(|&w| spans[w].start).collect();
+        assert!(pos.windows(2).all(|p| p[0] < p[1]), "{pos:?}");
+        assert!(pos.iter().all(|&p| ids[p] == ids[pos[0]]));
+    }
+    // with truncation, words cut off have no span
+    let mut short = headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512).unwrap();
+    short.limit_length(5);
+    let (_, spans, truncated) = short.encode_word_spans(&[words]).unwrap();
+    assert_eq!(truncated, 1);
+    assert!(spans[0][0].is_some() && spans[0][7].is_none());
+}

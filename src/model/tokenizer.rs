@@ -10,6 +10,14 @@ use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 /// sentences were truncated.
 pub type WordEncodings = (Vec<Encoded>, Vec<Vec<Option<usize>>>, usize);
 
+/// Encodings of pre-split sentences, the token positions of each word's sub-tokens per
+/// sentence, and how many sentences were truncated.
+pub type WordSpans = (
+    Vec<Encoded>,
+    Vec<Vec<Option<std::ops::Range<usize>>>>,
+    usize,
+);
+
 pub struct BertTokenizer {
     path: PathBuf,
     inner: Tokenizer,
@@ -62,9 +70,22 @@ impl BertTokenizer {
     /// sentence the token index of each word's first sub-token (None when truncation cut the
     /// word off, or the word produced no token), and how many sentences were truncated.
     pub fn encode_words(&self, sentences: &[Vec<String>]) -> Result<WordEncodings> {
+        let (enc, spans, truncated) = self.encode_word_spans(sentences)?;
+        let firsts = spans
+            .iter()
+            .map(|s| s.iter().map(|r| r.as_ref().map(|r| r.start)).collect())
+            .collect();
+        Ok((enc, firsts, truncated))
+    }
+
+    /// Encodes pre-split words. Returns the encodings, for each sentence the token positions
+    /// of each word's sub-tokens (from the tokenizer's word ids, so a repeated word maps to its
+    /// own occurrence; None when truncation cut the word off or it produced no token), and how
+    /// many sentences were truncated.
+    pub fn encode_word_spans(&self, sentences: &[Vec<String>]) -> Result<WordSpans> {
         let truncating = self.truncating()?;
         let mut out = Vec::with_capacity(sentences.len());
-        let mut firsts = Vec::with_capacity(sentences.len());
+        let mut spans = Vec::with_capacity(sentences.len());
         let mut truncated = 0;
         for words in sentences {
             let w: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
@@ -74,12 +95,13 @@ impl BertTokenizer {
                 truncated += 1;
                 enc = truncating.encode(w.as_slice(), true).map_err(err)?;
             }
-            let mut first = vec![None; words.len()];
+            let mut span: Vec<Option<std::ops::Range<usize>>> = vec![None; words.len()];
             for (j, wid) in enc.get_word_ids().iter().enumerate() {
                 if let Some(wid) = wid {
-                    let slot = &mut first[*wid as usize];
-                    if slot.is_none() {
-                        *slot = Some(j);
+                    let slot = &mut span[*wid as usize];
+                    match slot {
+                        Some(r) => r.end = j + 1,
+                        None => *slot = Some(j..j + 1),
                     }
                 }
             }
@@ -87,9 +109,9 @@ impl BertTokenizer {
                 ids: enc.get_ids().to_vec(),
                 type_ids: enc.get_type_ids().to_vec(),
             });
-            firsts.push(first);
+            spans.push(span);
         }
-        Ok((out, firsts, truncated))
+        Ok((out, spans, truncated))
     }
 
     /// Encodes (sentence, optional second sentence) pairs. Returns the encodings and how many
