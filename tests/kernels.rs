@@ -549,3 +549,119 @@ fn bias_rows_fills_every_row_with_the_bias() {
         assert_eq!(g.read_f32(&c), want, "bias_rows m={m} n={n}");
     }
 }
+
+/// The analysis kernel's per-query sieve ratios and word masses against an f64 softmax.
+#[test]
+fn attention_analysis_matches_reference() {
+    use headroom::kernels::attention_analysis::{token_info, SIEVES};
+    let g = gpu();
+    let mut rng = Rng::new(21);
+    let (t, heads, d) = (13usize, 3usize, 8usize);
+    let lens = [13u32, 1, 7, 10];
+    let b = lens.len();
+    let hid = heads * d;
+    let qkv = rng.vec(b * t * 3 * hid, 1.5);
+    // example 3 is a pair: [CLS] a a a [SEP] b b b b [SEP]; the others single sentences
+    let mut info = vec![0u32; b * t];
+    let mut word_of = vec![None; b * t];
+    let n_words = 6usize;
+    for (e, &n) in lens.iter().enumerate() {
+        let n = n as usize;
+        let mid = if e == 3 { Some(4) } else { None };
+        let mut w = 0usize;
+        for j in 0..n {
+            let cls = j == 0;
+            let sep = j == n - 1 || Some(j) == mid;
+            let seg = mid.is_some_and(|m| j > m) as u32;
+            let word = if cls || sep {
+                None
+            } else {
+                // words of one or two sub-tokens
+                let this = w.min(n_words - 1);
+                if rng.below(2) == 0 {
+                    w += 1;
+                }
+                Some(this)
+            };
+            word_of[e * t + j] = word;
+            info[e * t + j] = token_info(word, seg, cls, sep);
+        }
+    }
+    let tq = g.upload_f32("qkv", &qkv).unwrap();
+    let tl = g.upload_u32("lens", &lens).unwrap();
+    let ti = g.upload_u32("tok", &info).unwrap();
+    let sieve = poisoned(b * heads * t * SIEVES);
+    let words = poisoned(b * heads * t * n_words);
+    let mut rec = g.recorder();
+    let args = AnalysisArgs {
+        qkv: &tq,
+        lens: &tl,
+        tokens: &ti,
+        batch: b as u32,
+        seq: t as u32,
+        heads: heads as u32,
+        head_dim: d as u32,
+        n_words: n_words as u32,
+    };
+    attention_analysis(&mut rec, &args, &sieve, &words);
+    rec.finish();
+    let (gs, gw) = (g.read_f32(&sieve), g.read_f32(&words));
+    let scale = 1.0 / (d as f64).sqrt();
+    for e in 0..b {
+        let n = lens[e] as usize;
+        for h in 0..heads {
+            for i in 0..t {
+                let row = (e * heads + h) * t + i;
+                let mut want_s = [0f64; SIEVES];
+                let mut want_w = vec![0f64; n_words];
+                if i < n {
+                    let q = |j: usize, part: usize, k: usize| {
+                        qkv[(e * t + j) * 3 * hid + part * hid + h * d + k] as f64
+                    };
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| (0..d).map(|k| q(i, 0, k) * q(j, 1, k)).sum::<f64>() * scale)
+                        .collect();
+                    let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+                    let z: f64 = s.iter().map(|v| (v - mx).exp()).sum();
+                    let seg = |j: usize| (info[e * t + j] >> 16) & 1;
+                    let special = |j: usize| info[e * t + j] >> 17 != 0;
+                    let sets: [Box<dyn Fn(usize) -> bool>; SIEVES] = [
+                        Box::new(|j: usize| i.abs_diff(j) <= 2),
+                        Box::new(|j: usize| j == 0),
+                        Box::new(|j: usize| (info[e * t + j] >> 18) & 1 == 1),
+                        Box::new(|j: usize| special(j)),
+                        Box::new(|j: usize| !special(j) && seg(j) == seg(i)),
+                    ];
+                    for (k, set) in sets.iter().enumerate() {
+                        let members: Vec<usize> = (0..n).filter(|&j| set(j)).collect();
+                        if !members.is_empty() {
+                            let mass: f64 = members.iter().map(|&j| (s[j] - mx).exp() / z).sum();
+                            want_s[k] = mass * n as f64 / members.len() as f64;
+                        }
+                    }
+                    for j in 0..n {
+                        if let Some(w) = word_of[e * t + j] {
+                            want_w[w] += (s[j] - mx).exp() / z;
+                        }
+                    }
+                }
+                for k in 0..SIEVES {
+                    let got = gs[row * SIEVES + k] as f64;
+                    assert!(
+                        (got - want_s[k]).abs() <= 1e-4 * (1.0 + want_s[k].abs()),
+                        "sieve {k} example {e} head {h} query {i}: {got} vs {}",
+                        want_s[k]
+                    );
+                }
+                for w in 0..n_words {
+                    let got = gw[row * n_words + w] as f64;
+                    assert!(
+                        (got - want_w[w]).abs() <= 1e-5,
+                        "word {w} example {e} head {h} query {i}: {got} vs {}",
+                        want_w[w]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub enum Shader {
     MatmulTexture,
     Attention,
     AttentionBackward,
+    AttentionAnalysis,
     Activation,
     Loss,
     Optimizer,
@@ -27,13 +28,14 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
         Shader::MatmulTexture,
         Shader::Attention,
         Shader::AttentionBackward,
+        Shader::AttentionAnalysis,
         Shader::Activation,
         Shader::Loss,
         Shader::Optimizer,
@@ -48,6 +50,7 @@ impl Shader {
             Shader::MatmulTexture => "matmul_texture.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::AttentionBackward => "attention_backward.wgsl",
+            Shader::AttentionAnalysis => "attention_analysis.wgsl",
             Shader::Activation => "activation.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
@@ -78,6 +81,9 @@ impl Shader {
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
             Shader::AttentionBackward => {
                 include_str!("../../shaders/attention_backward.wgsl").to_string()
+            }
+            Shader::AttentionAnalysis => {
+                include_str!("../../shaders/attention_analysis.wgsl").to_string()
             }
             Shader::Activation => {
                 format!("{ERF}\n{}", include_str!("../../shaders/activation.wgsl"))

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod attention_analysis;
 pub mod attention_backward;
 pub mod embed;
 pub mod layernorm;
@@ -12,6 +13,7 @@ pub mod segment;
 
 pub use activation::{dropout, gelu_backward, gelu_forward, tanh_backward};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
+pub use attention_analysis::{attention_analysis, token_info, AnalysisArgs};
 pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
 pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
