@@ -1,5 +1,6 @@
 //! A BERT encoder on the GPU: loading, and the forward graph as a plain sequence of kernel calls.
 
+pub mod analysis;
 pub mod backward;
 pub mod batch;
 pub mod config;
@@ -7,6 +8,7 @@ pub mod tokenizer;
 pub mod train;
 pub mod weights;
 
+pub use analysis::AttentionStats;
 pub use backward::GateGrads;
 pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
