@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use headroom::gpu::{MatmulVariant, Tensor};
 use headroom::kernels::attention;
+use headroom::kernels::attention_analysis::token_info;
 use headroom::kernels::matmul::texture_variant_available;
 use headroom::kernels::*;
 
@@ -553,7 +554,7 @@ fn bias_rows_fills_every_row_with_the_bias() {
 /// The analysis kernel's per-query sieve ratios and word masses against an f64 softmax.
 #[test]
 fn attention_analysis_matches_reference() {
-    use headroom::kernels::attention_analysis::{token_info, SIEVES};
+    use headroom::kernels::attention_analysis::SIEVES;
     let g = gpu();
     let mut rng = Rng::new(21);
     let (t, heads, d) = (13usize, 3usize, 8usize);
@@ -623,22 +624,8 @@ fn attention_analysis_matches_reference() {
                         .collect();
                     let mx = s.iter().cloned().fold(f64::MIN, f64::max);
                     let z: f64 = s.iter().map(|v| (v - mx).exp()).sum();
-                    let seg = |j: usize| (info[e * t + j] >> 16) & 1;
-                    let special = |j: usize| info[e * t + j] >> 17 != 0;
-                    let sets: [Box<dyn Fn(usize) -> bool>; SIEVES] = [
-                        Box::new(|j: usize| i.abs_diff(j) <= 2),
-                        Box::new(|j: usize| j == 0),
-                        Box::new(|j: usize| (info[e * t + j] >> 18) & 1 == 1),
-                        Box::new(|j: usize| special(j)),
-                        Box::new(|j: usize| !special(j) && seg(j) == seg(i)),
-                    ];
-                    for (k, set) in sets.iter().enumerate() {
-                        let members: Vec<usize> = (0..n).filter(|&j| set(j)).collect();
-                        if !members.is_empty() {
-                            let mass: f64 = members.iter().map(|&j| (s[j] - mx).exp() / z).sum();
-                            want_s[k] = mass * n as f64 / members.len() as f64;
-                        }
-                    }
+                    let prow: Vec<f64> = s.iter().map(|v| (v - mx).exp() / z).collect();
+                    want_s = sieve_ref(&prow, i, &info[e * t..e * t + n]);
                     for j in 0..n {
                         if let Some(w) = word_of[e * t + j] {
                             want_w[w] += (s[j] - mx).exp() / z;
@@ -663,5 +650,55 @@ fn attention_analysis_matches_reference() {
                 }
             }
         }
+    }
+}
+
+/// The sieve definitions on attention with known roles: uniform attention scores 1 on every
+/// sieve; a ±2 band scores n / |window| on local and 0 on far delimiters; attention all on
+/// [CLS] scores n on [CLS] and n / 2 on the delimiters together.
+#[test]
+fn sieves_of_synthetic_attention() {
+    let n = 12;
+    let info: Vec<u32> = (0..n)
+        .map(|j| {
+            token_info(
+                if j == 0 || j == n - 1 {
+                    None
+                } else {
+                    Some(j - 1)
+                },
+                0,
+                j == 0,
+                j == n - 1,
+            )
+        })
+        .collect();
+    for i in 0..n {
+        let uniform = vec![1.0 / n as f64; n];
+        for v in sieve_ref(&uniform, i, &info) {
+            assert!((v - 1.0).abs() < 1e-12, "uniform attention, query {i}: {v}");
+        }
+        let window: Vec<usize> = (0..n).filter(|&j| i.abs_diff(j) <= 2).collect();
+        let band: Vec<f64> = (0..n)
+            .map(|j| {
+                if window.contains(&j) {
+                    1.0 / window.len() as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let s = sieve_ref(&band, i, &info);
+        assert!((s[0] - n as f64 / window.len() as f64).abs() < 1e-12);
+        if (3..n - 3).contains(&i) {
+            assert_eq!((s[1], s[2], s[3]), (0.0, 0.0, 0.0), "query {i}");
+        }
+        let mut on_cls = vec![0.0; n];
+        on_cls[0] = 1.0;
+        let s = sieve_ref(&on_cls, i, &info);
+        assert_eq!(
+            (s[1], s[2], s[3], s[4]),
+            (n as f64, 0.0, n as f64 / 2.0, 0.0)
+        );
     }
 }

@@ -295,3 +295,31 @@ pub fn assert_user_error(out: &std::process::Output, needle: &str, what: &str) {
         errors[0]
     );
 }
+
+/// The role sieves of one query (see shaders/attention_analysis.wgsl): `p` is the query's
+/// attention over the n real tokens, `info` their token descriptions (bits 16 segment, 17
+/// [CLS], 18 [SEP]). Each value is the mass on a set over the set's share under uniform
+/// attention (0 for an empty set): local (|j − i| ≤ 2), [CLS], [SEP], both, own segment
+/// without special tokens.
+#[allow(dead_code)]
+pub fn sieve_ref(p: &[f64], i: usize, info: &[u32]) -> [f64; 5] {
+    let n = p.len();
+    let seg = |j: usize| (info[j] >> 16) & 1;
+    let special = |j: usize| info[j] >> 17 != 0;
+    let sets: [&dyn Fn(usize) -> bool; 5] = [
+        &|j| i.abs_diff(j) <= 2,
+        &|j| (info[j] >> 17) & 1 == 1,
+        &|j| (info[j] >> 18) & 1 == 1,
+        &|j| special(j),
+        &|j| !special(j) && seg(j) == seg(i),
+    ];
+    let mut out = [0f64; 5];
+    for (k, set) in sets.iter().enumerate() {
+        let members: Vec<usize> = (0..n).filter(|&j| set(j)).collect();
+        if !members.is_empty() {
+            let mass: f64 = members.iter().map(|&j| p[j]).sum();
+            out[k] = mass * n as f64 / members.len() as f64;
+        }
+    }
+    out
+}
