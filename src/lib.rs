@@ -19,5 +19,6 @@ pub mod output;
 pub mod plot;
 pub mod prune;
 pub mod rng;
+pub mod roles;
 pub mod stats;
 pub mod tasks;
