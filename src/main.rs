@@ -235,6 +235,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Head roles (local, delimiter, block, syntactic) by one-sided t-tests over sentences with
+    /// a multiple-comparison correction. Writes roles.json and heatmaps.
+    Roles {
+        #[arg(long)]
+        model: PathBuf,
+        /// CoNLL-U (every role) or a TSV of sentences / pairs (no syntactic roles).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// H0: mean score ≤ tau (uniform attention scores 1).
+        #[arg(long, default_value_t = 3.0)]
+        tau: f64,
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// bh (Benjamini–Hochberg) or bonferroni, over all heads and roles together.
+        #[arg(long, default_value = "bh")]
+        correction: String,
+        /// Roles defined in fewer sentences are not tested.
+        #[arg(long, default_value_t = 10)]
+        min_sentences: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+    },
     /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
     /// the checkpoint's own), loadable by transformers 4.x and headroom.
@@ -539,6 +564,44 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                 headroom::output::write_atomic(path, text.as_bytes())?;
             }
             println!("{text}");
+            finish_profile(cli, &gpu)?;
+        }
+        Command::Roles {
+            model,
+            data,
+            out,
+            tau,
+            alpha,
+            correction,
+            min_sentences,
+            batch_size,
+        } => {
+            let args = headroom::roles::RolesArgs {
+                model: model.clone(),
+                data: data.clone(),
+                out: out.clone(),
+                tau: *tau,
+                alpha: *alpha,
+                correction: headroom::roles::Correction::parse(correction)?,
+                batch_size: *batch_size,
+                min_sentences: *min_sentences,
+            };
+            let gpu = open_gpu(cli)?;
+            let r = headroom::roles::run(&gpu, &args)?;
+            let s = &r.summary;
+            println!(
+                "{} sentences: {} of {} heads hold a role, {} several ({:.1} %); {:.1} s -> {}",
+                r.sentences,
+                s.heads_with_a_role,
+                s.heads,
+                s.heads_with_several_roles,
+                100.0 * s.fraction_with_several_roles,
+                r.wall_seconds,
+                out.display()
+            );
+            for (role, layers) in &s.roles_by_layer {
+                println!("  {role:<16} heads per layer {layers:?}");
+            }
             finish_profile(cli, &gpu)?;
         }
         Command::Export {

@@ -347,10 +347,173 @@ mod tests {
             assert_eq!(samples[rel][0], vec![n as f64], "{rel}");
         }
         assert_eq!(samples["local"][0], vec![1.0]);
-        assert!(!samples.contains_key("block"), "single sentences have no block role");
+        assert!(
+            !samples.contains_key("block"),
+            "single sentences have no block role"
+        );
         // the t-test decides per head and role; a constant 7 against τ = 3 has the role
         let more: Samples = [("dep:det".to_string(), vec![vec![7.0, 6.5, 7.5, 8.0]])].into();
         let r = test_roles(&more, (1, 1), 3.0, 0.05, Correction::Bh, 2);
         assert!(r[0].has_role && r[0].p < 1e-3, "{r:?}");
     }
+}
+
+pub struct RolesArgs {
+    pub model: std::path::PathBuf,
+    pub data: std::path::PathBuf,
+    pub out: std::path::PathBuf,
+    pub tau: f64,
+    pub alpha: f64,
+    pub correction: Correction,
+    pub batch_size: usize,
+    /// Roles defined in fewer sentences than this are not tested.
+    pub min_sentences: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RolesSummary {
+    pub heads: usize,
+    pub heads_with_a_role: usize,
+    pub heads_with_several_roles: usize,
+    pub fraction_with_several_roles: f64,
+    /// role → heads holding it in each layer
+    pub roles_by_layer: BTreeMap<String, Vec<usize>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RolesReport {
+    pub model: String,
+    pub data: String,
+    pub sentences: usize,
+    pub truncated: usize,
+    pub tau: f64,
+    pub alpha: f64,
+    pub correction: Correction,
+    pub layers: usize,
+    pub heads_per_layer: usize,
+    pub summary: RolesSummary,
+    /// Per head "layer.head", the roles it holds.
+    pub roles_of: BTreeMap<String, Vec<String>>,
+    pub tests: Vec<HeadRole>,
+    pub adapter: String,
+    pub wall_seconds: f64,
+}
+
+/// `headroom roles`: analyse, test, write roles.json and the plots into `args.out`.
+pub fn run(gpu: &Gpu, args: &RolesArgs) -> Result<RolesReport> {
+    let start = std::time::Instant::now();
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        return Err(Error::Usage(format!(
+            "--alpha {} is outside (0, 1)",
+            args.alpha
+        )));
+    }
+    if args.batch_size == 0 {
+        return Err(Error::Usage("--batch-size must be at least 1".into()));
+    }
+    crate::commands::check_not_input(&args.out, &[&args.model, &args.data])?;
+    let model = Model::load(gpu, &args.model)?;
+    let conllu = args
+        .data
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("conllu"));
+    let prep = if conllu {
+        prepare_conllu(&model, &crate::conllu::read(&args.data)?)?
+    } else {
+        prepare_texts(&model, &crate::data::read_sentences(&args.data)?)?
+    };
+    if prep.truncated > 0 {
+        eprintln!(
+            "warning: {}: {} of {} sentences were longer than the model's {} positions and were truncated (arcs to cut-off words are skipped)",
+            args.data.display(),
+            prep.truncated,
+            prep.encoded.len(),
+            model.config.max_position_embeddings
+        );
+    }
+    let c = &model.config;
+    let shape = (c.num_hidden_layers, c.num_attention_heads);
+    let samples = collect(gpu, &model, &prep, args.batch_size)?;
+    let tests = test_roles(
+        &samples,
+        shape,
+        args.tau,
+        args.alpha,
+        args.correction,
+        args.min_sentences,
+    );
+    let (nl, nh) = shape;
+    let mut roles_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut roles_by_layer: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for r in &tests {
+        roles_by_layer
+            .entry(r.role.clone())
+            .or_insert_with(|| vec![0; nl]);
+        if r.has_role {
+            roles_of
+                .entry(format!("{}.{}", r.layer, r.head))
+                .or_default()
+                .push(r.role.clone());
+            roles_by_layer.get_mut(&r.role).expect("inserted")[r.layer] += 1;
+        }
+    }
+    let heads = model.present_mask().iter().filter(|&&v| v == 1.0).count();
+    let several = roles_of.values().filter(|r| r.len() > 1).count();
+    let summary = RolesSummary {
+        heads,
+        heads_with_a_role: roles_of.len(),
+        heads_with_several_roles: several,
+        fraction_with_several_roles: several as f64 / heads.max(1) as f64,
+        roles_by_layer,
+    };
+    let report = RolesReport {
+        model: args.model.display().to_string(),
+        data: args.data.display().to_string(),
+        sentences: prep.encoded.len(),
+        truncated: prep.truncated,
+        tau: args.tau,
+        alpha: args.alpha,
+        correction: args.correction,
+        layers: nl,
+        heads_per_layer: nh,
+        summary,
+        roles_of,
+        tests,
+        adapter: gpu.describe(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    write_outputs(&args.out, &report, shape)?;
+    Ok(report)
+}
+
+/// roles.json, one mean-score heatmap per role and the role map (roles held per head).
+fn write_outputs(out: &std::path::Path, r: &RolesReport, (nl, nh): (usize, usize)) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
+    let text = serde_json::to_string_pretty(r).expect("report serialises");
+    crate::output::write_atomic(&out.join("roles.json"), text.as_bytes())?;
+    let mut by_role: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
+    let mut count = vec![0f32; nl * nh];
+    for t in &r.tests {
+        by_role
+            .entry(&t.role)
+            .or_insert_with(|| vec![f32::NAN; nl * nh])[t.layer * nh + t.head] = t.mean as f32;
+        if t.has_role {
+            count[t.layer * nh + t.head] += 1.0;
+        }
+    }
+    for (role, values) in by_role {
+        let stem = format!("role_{}", role.replace(':', "_"));
+        let title = format!("mean {role} score (uniform attention = 1; τ = {})", r.tau);
+        crate::plot::heatmap(out, &stem, &values, (nl, nh), &title)?;
+    }
+    let title = format!(
+        "roles per head ({} < {})",
+        match r.correction {
+            Correction::Bh => "BH-corrected p",
+            Correction::Bonferroni => "Bonferroni-corrected p",
+        },
+        r.alpha
+    );
+    crate::plot::heatmap(out, "role_map", &count, (nl, nh), &title)?;
+    Ok(())
 }
