@@ -1,0 +1,163 @@
+//! `headroom roles` end to end on the default model with a small CoNLL-U file and a TSV of
+//! pairs: roles.json holds a test per head and role, the plots exist, and malformed CoNLL-U
+//! fails with one line naming the file and line.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const SENTENCES: &[&str] = &[
+    "1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\t_\t_\t3\tnsubj\t_\t_\n3\tsaw\tsee\tVERB\t_\t_\t0\troot\t_\t_\n4\tthe\tthe\tDET\t_\t_\t5\tdet\t_\t_\n5\tdog\tdog\tNOUN\t_\t_\t3\tobj\t_\t_\n6\t.\t.\tPUNCT\t_\t_\t3\tpunct\t_\t_\n",
+    "1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tdo\tdo\tAUX\t_\t_\t3\taux\t_\t_\n2\tn't\tnot\tPART\t_\t_\t3\tadvmod\t_\t_\n3\tgo\tgo\tVERB\t_\t_\t0\troot\t_\t_\n3.1\tgo\tgo\tVERB\t_\t_\t_\t_\t0:root\t_\n",
+    "1\tA\ta\tDET\t_\t_\t3\tdet\t_\t_\n2\tsmall\tsmall\tADJ\t_\t_\t3\tamod\t_\t_\n3\tdog\tdog\tNOUN\t_\t_\t4\tnsubj\t_\t_\n4\tbarked\tbark\tVERB\t_\t_\t0\troot\t_\t_\n",
+];
+
+#[test]
+fn roles_on_conllu_and_pairs() {
+    let dir = std::env::temp_dir().join(format!("headroom-roles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = default_model_dir();
+    let conllu = dir.join("s.conllu");
+    let text: String = (0..4)
+        .flat_map(|_| SENTENCES.iter().map(|s| format!("# sent_id = x\n{s}\n")))
+        .collect();
+    std::fs::write(&conllu, text).unwrap();
+    let out = dir.join("out");
+    let r = run(&[
+        "roles",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        conllu.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--min-sentences",
+        "3",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("roles.json")).unwrap()).unwrap();
+    assert_eq!(v["sentences"], 12);
+    let tests = v["tests"].as_array().unwrap();
+    let roles: std::collections::BTreeSet<&str> =
+        tests.iter().map(|t| t["role"].as_str().unwrap()).collect();
+    for role in [
+        "local",
+        "cls",
+        "sep",
+        "delimiter",
+        "dep:det",
+        "dep:all",
+        "dep:nsubj",
+    ] {
+        assert!(roles.contains(role), "{role} missing from {roles:?}");
+        let n = tests.iter().filter(|t| t["role"] == role).count();
+        assert_eq!(n, 72, "{role}: one test per head");
+    }
+    assert!(!roles.contains("block"), "no pairs, no block role");
+    // dep:det is defined in 8 of the 12 sentences
+    let det = tests.iter().find(|t| t["role"] == "dep:det").unwrap();
+    assert_eq!(det["sentences"], 8);
+    for t in tests {
+        let (p, q) = (t["p"].as_f64().unwrap(), t["p_corrected"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&p) && q >= p && q <= 1.0, "{t}");
+        assert_eq!(t["has_role"].as_bool().unwrap(), q < 0.05);
+    }
+    for f in [
+        "role_map.png",
+        "role_map.svg",
+        "role_local.svg",
+        "role_dep_det.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+
+    // a TSV of pairs has the block role
+    let tsv = dir.join("pairs.tsv");
+    let mut s = String::from("sentence\tsentence2\n");
+    for i in 0..12 {
+        s.push_str(&format!("the cat sat on mat {i}\ta dog barked at it {i}\n"));
+    }
+    std::fs::write(&tsv, s).unwrap();
+    let out2 = dir.join("out2");
+    let r = run(&[
+        "roles",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        tsv.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("roles.json")).unwrap()).unwrap();
+    let roles: std::collections::BTreeSet<&str> = v["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles.into_iter().collect::<Vec<_>>(),
+        vec!["block", "cls", "delimiter", "local", "sep"]
+    );
+
+    // bad CoNLL-U: one line naming the file and line
+    let bad = dir.join("bad.conllu");
+    std::fs::write(
+        &bad,
+        "1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "roles",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.join("out3").to_str().unwrap(),
+    ]);
+    assert_user_error(
+        &r,
+        "line 2: expected 10 tab-separated columns, found 4",
+        "a short line",
+    );
+    std::fs::write(&bad, "1\tThe\tthe\tDET\t_\t_\t9\tdet\t_\t_\n").unwrap();
+    let r = run(&[
+        "roles",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.join("out3").to_str().unwrap(),
+    ]);
+    assert_user_error(
+        &r,
+        "line 1: head 9 is outside the sentence",
+        "a head outside",
+    );
+    std::fs::write(&bad, "# nothing\n").unwrap();
+    let r = run(&[
+        "roles",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.join("out3").to_str().unwrap(),
+    ]);
+    assert_user_error(&r, "no sentences", "an empty file");
+    assert!(!dir.join("out3").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
