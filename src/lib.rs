@@ -21,4 +21,5 @@ pub mod prune;
 pub mod rng;
 pub mod roles;
 pub mod stats;
+pub mod syntax;
 pub mod tasks;

@@ -260,6 +260,21 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
     },
+    /// Dependency heads: per relation, the head whose strongest word-level attention finds the
+    /// gold head (and dependent) most often, against fixed-offset baselines; undirected UAS of
+    /// each head's maximum spanning tree. Writes syntax.json and heatmaps.
+    Syntax {
+        #[arg(long)]
+        model: PathBuf,
+        /// CoNLL-U.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+    },
     /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
     /// the checkpoint's own), loadable by transformers 4.x and headroom.
@@ -602,6 +617,46 @@ fn run(cli: &Cli) -> headroom::Result<()> {
             for (role, layers) in &s.roles_by_layer {
                 println!("  {role:<16} heads per layer {layers:?}");
             }
+            finish_profile(cli, &gpu)?;
+        }
+        Command::Syntax {
+            model,
+            data,
+            out,
+            batch_size,
+        } => {
+            let gpu = open_gpu(cli)?;
+            let r = headroom::syntax::command(&gpu, model, data, out, *batch_size)?;
+            println!(
+                "{} sentences in {:.1} s -> {}",
+                r.sentences,
+                r.wall_seconds,
+                out.display()
+            );
+            println!(
+                "relation        arcs  best head→dep  acc    best dep→head  acc    offset baseline"
+            );
+            for x in &r.relations {
+                println!(
+                    "{:<14} {:>5}  L{}H{:<10} {:.3}  L{}H{:<10} {:.3}  {:+} {:.3} (most frequent {:+} {:.3})",
+                    x.relation,
+                    x.arcs,
+                    x.best_head_to_dep.layer,
+                    x.best_head_to_dep.head,
+                    x.best_head_to_dep.accuracy,
+                    x.best_dep_to_head.layer,
+                    x.best_dep_to_head.head,
+                    x.best_dep_to_head.accuracy,
+                    x.best_offset,
+                    x.best_offset_accuracy,
+                    x.most_frequent_offset,
+                    x.most_frequent_offset_accuracy
+                );
+            }
+            println!(
+                "best MST head: L{}H{} undirected UAS {:.3}",
+                r.best_mst.layer, r.best_mst.head, r.best_mst.accuracy
+            );
             finish_profile(cli, &gpu)?;
         }
         Command::Export {

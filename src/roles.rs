@@ -31,6 +31,7 @@ pub struct Arc {
     pub head: Range<usize>,
     /// Index of the head's surface unit (the word column of the analysis output).
     pub head_unit: usize,
+    pub dep_unit: usize,
     pub relation: String,
 }
 
@@ -43,6 +44,10 @@ pub struct Prepared {
     pub pair: Vec<bool>,
     /// Words (surface units) per sentence: the analysis' word columns.
     pub units: Vec<usize>,
+    /// Per sentence, each unit's sub-token positions (None when truncated away; empty for TSV).
+    pub spans: Vec<Vec<Option<Range<usize>>>>,
+    /// Per sentence, the unit of the root word (CoNLL-U).
+    pub root_unit: Vec<Option<usize>>,
     pub truncated: usize,
 }
 
@@ -80,6 +85,7 @@ pub fn prepare_conllu(model: &Model, sentences: &[Sentence]) -> Result<Prepared>
                     dep: d,
                     head: h,
                     head_unit: hu,
+                    dep_unit: du,
                     relation: w.relation().to_string(),
                 });
             }
@@ -91,6 +97,11 @@ pub fn prepare_conllu(model: &Model, sentences: &[Sentence]) -> Result<Prepared>
         arcs,
         pair: vec![false; sentences.len()],
         units: sentences.iter().map(|s| s.units.len()).collect(),
+        root_unit: sentences
+            .iter()
+            .map(|s| s.words.iter().find(|w| w.head == 0).map(|w| w.unit))
+            .collect(),
+        spans,
         encoded,
         truncated,
     })
@@ -118,6 +129,8 @@ pub fn prepare_texts(model: &Model, texts: &[(String, Option<String>)]) -> Resul
         arcs: vec![Vec::new(); texts.len()],
         pair: texts.iter().map(|(_, b)| b.is_some()).collect(),
         units: vec![1; texts.len()],
+        spans: vec![Vec::new(); texts.len()],
+        root_unit: vec![None; texts.len()],
         encoded,
         truncated,
     })
@@ -323,6 +336,7 @@ mod tests {
             dep: span(d),
             head: span(h),
             head_unit: h,
+            dep_unit: d,
             relation: rel.into(),
         };
         let prep = Prepared {
@@ -338,6 +352,8 @@ mod tests {
             ]],
             pair: vec![false],
             units: vec![5],
+            spans: vec![(0..5).map(|u| Some(span(u))).collect()],
+            root_unit: vec![Some(2)],
             truncated: 0,
         };
         let mut samples = Samples::new();
