@@ -8,6 +8,7 @@ pub mod kernels;
 pub use error::{Error, Result};
 pub mod bench;
 pub mod commands;
+pub mod compare;
 pub mod conllu;
 pub mod data;
 pub mod export;

@@ -275,6 +275,23 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
     },
+    /// Agreement of two head maps (score's importance JSON, a role of roles.json, or an [L][H]
+    /// array): Spearman and Kendall τ-b (bootstrap 95 % intervals when both carry per-example
+    /// data), top-k Jaccard at 10/25/50 % of the heads, per-layer Spearman. JSON on stdout.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// The role to take from a roles.json.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
     /// the checkpoint's own), loadable by transformers 4.x and headroom.
@@ -658,6 +675,24 @@ fn run(cli: &Cli) -> headroom::Result<()> {
                 r.best_mst.layer, r.best_mst.head, r.best_mst.accuracy
             );
             finish_profile(cli, &gpu)?;
+        }
+        Command::Compare {
+            a,
+            b,
+            role,
+            bootstrap,
+            seed,
+            out,
+        } => {
+            let ma = headroom::compare::read_map(a, role.as_deref())?;
+            let mb = headroom::compare::read_map(b, role.as_deref())?;
+            let names = (a.display().to_string(), b.display().to_string());
+            let c = headroom::compare::compare(&ma, &mb, (&names.0, &names.1), *bootstrap, *seed)?;
+            let text = serde_json::to_string_pretty(&c).expect("comparison serialises");
+            if let Some(path) = out {
+                headroom::output::write_atomic(path, text.as_bytes())?;
+            }
+            println!("{text}");
         }
         Command::Export {
             model,
