@@ -80,6 +80,63 @@ fn roles_on_conllu_and_pairs() {
         assert!(out.join(f).is_file(), "{f}");
     }
 
+    // syntax on the same sentences: det arcs are The→cat, the→dog (+1) and A→dog (+2)
+    let sx = dir.join("syntax");
+    let r = run(&[
+        "syntax",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        conllu.to_str().unwrap(),
+        "--out",
+        sx.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sx.join("syntax.json")).unwrap()).unwrap();
+    let rel = |name: &str| {
+        v["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["relation"] == name)
+            .unwrap()
+            .clone()
+    };
+    let det = rel("det");
+    assert_eq!(det["arcs"], 12);
+    assert_eq!(det["best_offset"], 1);
+    assert!((det["best_offset_accuracy"].as_f64().unwrap() - 8.0 / 12.0).abs() < 1e-12);
+    assert_eq!(det["most_frequent_offset"], 1);
+    // arcs: 5 + 2 (the multiword token's two words to "go") + 3 per block of three sentences
+    assert_eq!(rel("all")["arcs"], 40);
+    for x in v["relations"].as_array().unwrap() {
+        for dir in ["dep_to_head", "head_to_dep"] {
+            for row in x[dir].as_array().unwrap() {
+                for a in row.as_array().unwrap() {
+                    let a = a.as_f64().unwrap();
+                    assert!((0.0..=1.0).contains(&a));
+                }
+            }
+        }
+    }
+    let uas = v["best_mst"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&uas));
+    assert!(sx.join("mst_uas.png").is_file() && sx.join("dep_to_head_all.svg").is_file());
+    // compare a role map with itself; a roles.json needs --role
+    let roles_json = out.join("roles.json");
+    let rj = roles_json.to_str().unwrap();
+    let r = run(&["compare", rj, rj, "--role", "local"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(c["spearman"]["value"], 1.0);
+    assert_eq!(c["top_k_jaccard"][0][2], 1.0);
+    assert_user_error(
+        &run(&["compare", rj, rj]),
+        "--role",
+        "a roles.json without --role",
+    );
+
     // a TSV of pairs has the block role
     let tsv = dir.join("pairs.tsv");
     let mut s = String::from("sentence\tsentence2\n");
