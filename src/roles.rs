@@ -136,6 +136,16 @@ pub fn prepare_texts(model: &Model, texts: &[(String, Option<String>)]) -> Resul
     })
 }
 
+/// The role family of a role: local, delimiter ([CLS], [SEP], both), block or syntactic.
+pub fn family(role: &str) -> &'static str {
+    match role {
+        "local" => "local",
+        "cls" | "sep" | "delimiter" => "delimiter",
+        "block" => "block",
+        _ => "syntactic",
+    }
+}
+
 /// The fixed token-level roles, in the analysis' sieve order.
 pub const SIEVE_ROLES: [&str; 5] = ["local", "cls", "sep", "delimiter", "block"];
 
@@ -390,6 +400,7 @@ pub struct RolesArgs {
 pub struct RolesSummary {
     pub heads: usize,
     pub heads_with_a_role: usize,
+    /// Heads holding roles of more than one family (local, delimiter, block, syntactic).
     pub heads_with_several_roles: usize,
     pub fraction_with_several_roles: f64,
     /// role → heads holding it in each layer
@@ -474,7 +485,17 @@ pub fn run(gpu: &Gpu, args: &RolesArgs) -> Result<RolesReport> {
         }
     }
     let heads = model.present_mask().iter().filter(|&&v| v == 1.0).count();
-    let several = roles_of.values().filter(|r| r.len() > 1).count();
+    // several roles = several of the four families (a head on [CLS] and on both delimiters
+    // holds one role, delimiter; any dep:* is the syntactic role)
+    let several = roles_of
+        .values()
+        .filter(|r| {
+            let mut f: Vec<&str> = r.iter().map(|x| family(x)).collect();
+            f.sort_unstable();
+            f.dedup();
+            f.len() > 1
+        })
+        .count();
     let summary = RolesSummary {
         heads,
         heads_with_a_role: roles_of.len(),
