@@ -315,75 +315,6 @@ pub fn test_roles(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::attention_analysis::SIEVES;
-
-    /// "[CLS] the cat saw the cat [SEP]": every word's token attends only to its head word's
-    /// token (the root to itself). The second "the" must score against the second "cat".
-    #[test]
-    fn syntactic_scores_follow_repeated_words_to_their_own_heads() {
-        let n = 7;
-        // units: 0 the, 1 cat, 2 saw, 3 the, 4 cat; unit u is token u + 1
-        let heads_of = [1usize, 2, 2, 4, 2]; // the→cat, cat→saw, saw (root, self), the→cat, cat→saw
-        let mut words = vec![0f32; n * 5];
-        for u in 0..5 {
-            words[(u + 1) * 5 + heads_of[u]] = 1.0;
-        }
-        let st = AttentionStats {
-            batch: 1,
-            seq: n,
-            n_words: 5,
-            lengths: vec![n],
-            heads: vec![vec![0]],
-            computed: vec![1],
-            sieve: vec![vec![1.0; n * SIEVES]],
-            words: vec![words],
-        };
-        let span = |u: usize| u + 1..u + 2;
-        let arc = |d: usize, h: usize, rel: &str| Arc {
-            dep: span(d),
-            head: span(h),
-            head_unit: h,
-            dep_unit: d,
-            relation: rel.into(),
-        };
-        let prep = Prepared {
-            encoded: Vec::new(),
-            tokens: vec![(0..n)
-                .map(|j| token_info(None, 0, j == 0, j == n - 1))
-                .collect()],
-            arcs: vec![vec![
-                arc(0, 1, "det"),
-                arc(1, 2, "nsubj"),
-                arc(3, 4, "det"),
-                arc(4, 2, "obj"),
-            ]],
-            pair: vec![false],
-            units: vec![5],
-            spans: vec![(0..5).map(|u| Some(span(u))).collect()],
-            root_unit: vec![Some(2)],
-            truncated: 0,
-        };
-        let mut samples = Samples::new();
-        add_sentence(&mut samples, &st, 0, &prep, 0, (1, 1));
-        // all mass on the head word of one token: ratio n / 1
-        for rel in ["dep:det", "dep:nsubj", "dep:obj", "dep:all"] {
-            assert_eq!(samples[rel][0], vec![n as f64], "{rel}");
-        }
-        assert_eq!(samples["local"][0], vec![1.0]);
-        assert!(
-            !samples.contains_key("block"),
-            "single sentences have no block role"
-        );
-        // the t-test decides per head and role; a constant 7 against τ = 3 has the role
-        let more: Samples = [("dep:det".to_string(), vec![vec![7.0, 6.5, 7.5, 8.0]])].into();
-        let r = test_roles(&more, (1, 1), 3.0, 0.05, Correction::Bh, 2);
-        assert!(r[0].has_role && r[0].p < 1e-3, "{r:?}");
-    }
-}
-
 pub struct RolesArgs {
     pub model: std::path::PathBuf,
     pub data: std::path::PathBuf,
@@ -553,4 +484,73 @@ fn write_outputs(out: &std::path::Path, r: &RolesReport, (nl, nh): (usize, usize
     );
     crate::plot::heatmap(out, "role_map", &count, (nl, nh), &title)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::attention_analysis::SIEVES;
+
+    /// "[CLS] the cat saw the cat [SEP]": every word's token attends only to its head word's
+    /// token (the root to itself). The second "the" must score against the second "cat".
+    #[test]
+    fn syntactic_scores_follow_repeated_words_to_their_own_heads() {
+        let n = 7;
+        // units: 0 the, 1 cat, 2 saw, 3 the, 4 cat; unit u is token u + 1
+        let heads_of = [1usize, 2, 2, 4, 2]; // the→cat, cat→saw, saw (root, self), the→cat, cat→saw
+        let mut words = vec![0f32; n * 5];
+        for u in 0..5 {
+            words[(u + 1) * 5 + heads_of[u]] = 1.0;
+        }
+        let st = AttentionStats {
+            batch: 1,
+            seq: n,
+            n_words: 5,
+            lengths: vec![n],
+            heads: vec![vec![0]],
+            computed: vec![1],
+            sieve: vec![vec![1.0; n * SIEVES]],
+            words: vec![words],
+        };
+        let span = |u: usize| u + 1..u + 2;
+        let arc = |d: usize, h: usize, rel: &str| Arc {
+            dep: span(d),
+            head: span(h),
+            head_unit: h,
+            dep_unit: d,
+            relation: rel.into(),
+        };
+        let prep = Prepared {
+            encoded: Vec::new(),
+            tokens: vec![(0..n)
+                .map(|j| token_info(None, 0, j == 0, j == n - 1))
+                .collect()],
+            arcs: vec![vec![
+                arc(0, 1, "det"),
+                arc(1, 2, "nsubj"),
+                arc(3, 4, "det"),
+                arc(4, 2, "obj"),
+            ]],
+            pair: vec![false],
+            units: vec![5],
+            spans: vec![(0..5).map(|u| Some(span(u))).collect()],
+            root_unit: vec![Some(2)],
+            truncated: 0,
+        };
+        let mut samples = Samples::new();
+        add_sentence(&mut samples, &st, 0, &prep, 0, (1, 1));
+        // all mass on the head word of one token: ratio n / 1
+        for rel in ["dep:det", "dep:nsubj", "dep:obj", "dep:all"] {
+            assert_eq!(samples[rel][0], vec![n as f64], "{rel}");
+        }
+        assert_eq!(samples["local"][0], vec![1.0]);
+        assert!(
+            !samples.contains_key("block"),
+            "single sentences have no block role"
+        );
+        // the t-test decides per head and role; a constant 7 against τ = 3 has the role
+        let more: Samples = [("dep:det".to_string(), vec![vec![7.0, 6.5, 7.5, 8.0]])].into();
+        let r = test_roles(&more, (1, 1), 3.0, 0.05, Correction::Bh, 2);
+        assert!(r[0].has_role && r[0].p < 1e-3, "{r:?}");
+    }
 }

@@ -241,7 +241,7 @@ pub fn run(
             head_to_dep: h2d,
         });
     }
-    relations.sort_by(|a, b| b.arcs.cmp(&a.arcs));
+    relations.sort_by_key(|r| std::cmp::Reverse(r.arcs));
     let mst_uas = grid(&mst_hit, mst_total);
     let best_mst = best(&mst_uas);
     Ok(SyntaxReport {
@@ -255,18 +255,6 @@ pub fn run(
         adapter: gpu.describe(),
         wall_seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_skips_the_word_itself() {
-        assert_eq!(argmax_except(&[0.9, 0.1, 0.3], 0), Some(2));
-        assert_eq!(argmax_except(&[0.2, 0.2, 0.1], 2), Some(0));
-        assert_eq!(argmax_except(&[1.0], 0), None);
-    }
 }
 
 /// `headroom syntax`: reads CoNLL-U, analyses, writes syntax.json and heatmaps into `out`.
@@ -318,4 +306,16 @@ pub fn command(
         )?;
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_skips_the_word_itself() {
+        assert_eq!(argmax_except(&[0.9, 0.1, 0.3], 0), Some(2));
+        assert_eq!(argmax_except(&[0.2, 0.2, 0.1], 2), Some(0));
+        assert_eq!(argmax_except(&[1.0], 0), None);
+    }
 }

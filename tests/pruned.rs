@@ -352,7 +352,7 @@ fn bench_reports_every_fraction_and_mode_with_ideal_speedups() {
             ),
         }
         let enc_ideal = row["encoder"]["ideal_speedup"].as_f64().unwrap();
-        assert!(enc_ideal >= 1.0 && enc_ideal < 2.0, "{row}");
+        assert!((1.0..2.0).contains(&enc_ideal), "{row}");
         // dense mode executes every projection; skip and compact only the kept heads'
         let gflop = row["attention"]["gflop"].as_f64().unwrap();
         if f > 0.0 && row["mode"] != "dense" {

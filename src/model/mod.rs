@@ -718,7 +718,7 @@ impl Model {
         let bt32 = (b * t) as u32;
         let active = &plan.active[li];
         if active.is_empty() {
-            kernels::bias_rows(rec, &layer.attn_out.b, bt32, h as u32, &s.attn_proj);
+            kernels::bias_rows(rec, &layer.attn_out.b, bt32, h as u32, s.attn_proj);
             return;
         }
         let gather = |side| {
@@ -739,11 +739,11 @@ impl Model {
             act: Act::None,
             gather: gather(GatherSide::Rows),
         };
-        kernels::matmul(rec, &qkv, &s.qkv);
-        let args = self.attn_args(&s.qkv, lens, gates, plan, b, t, li);
-        kernels::attention_fwd(rec, &args, &s.ctx, &s.lse);
+        kernels::matmul(rec, &qkv, s.qkv);
+        let args = self.attn_args(s.qkv, lens, gates, plan, b, t, li);
+        kernels::attention_fwd(rec, &args, s.ctx, s.lse);
         let out = MatmulArgs {
-            a: &s.ctx,
+            a: s.ctx,
             w: &layer.attn_out.w,
             bias: Some(&layer.attn_out.b),
             m: bt32,
@@ -751,7 +751,7 @@ impl Model {
             act: Act::None,
             gather: gather(GatherSide::Cols),
         };
-        kernels::matmul(rec, &out, &s.attn_proj);
+        kernels::matmul(rec, &out, s.attn_proj);
     }
 
     /// Records embeddings, every layer and the heads. With `save`, every activation the
