@@ -217,22 +217,37 @@ pub fn collect(gpu: &Gpu, model: &Model, prep: &Prepared, batch_size: usize) -> 
     }
     let c = &model.config;
     let shape = (c.num_hidden_layers, c.num_attention_heads);
+    let mut samples = Samples::new();
+    analyse(gpu, model, prep, batch_size, |st, chunk| {
+        for (e, &s) in chunk.iter().enumerate() {
+            add_sentence(&mut samples, st, e, prep, s, shape);
+        }
+    })?;
+    Ok(samples)
+}
+
+/// Runs the analysis pass over `prep` in batches of `batch_size` sentences of similar length,
+/// handing `each` every batch's stats with the sentence index of each of its examples.
+pub fn analyse(
+    gpu: &Gpu,
+    model: &Model,
+    prep: &Prepared,
+    batch_size: usize,
+    mut each: impl FnMut(&AttentionStats, &[usize]),
+) -> Result<()> {
     let mut order: Vec<usize> = (0..prep.encoded.len()).collect();
     order.sort_by_key(|&i| prep.encoded[i].ids.len());
-    let mut samples = Samples::new();
     let bar = crate::model::progress_bar(order.len());
     for chunk in order.chunks(batch_size.max(1)) {
         let refs: Vec<&Encoded> = chunk.iter().map(|&i| &prep.encoded[i]).collect();
         let tokens: Vec<Vec<u32>> = chunk.iter().map(|&i| prep.tokens[i].clone()).collect();
         let n_words = chunk.iter().map(|&i| prep.units[i]).max().unwrap_or(1);
         let st = model.attention_stats(gpu, &refs, &tokens, n_words)?;
-        for (e, &s) in chunk.iter().enumerate() {
-            add_sentence(&mut samples, &st, e, prep, s, shape);
-        }
+        each(&st, chunk);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(samples)
+    Ok(())
 }
 
 /// Multiple-comparison correction.

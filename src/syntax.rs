@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{AttentionStats, Encoded, Model};
+use crate::model::{AttentionStats, Model};
 use crate::roles::Prepared;
 use std::collections::BTreeMap;
 
@@ -116,14 +116,7 @@ pub fn run(
     let lh = nl * nh;
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let (mut mst_hit, mut mst_total) = (vec![0usize; lh], 0usize);
-    let mut order: Vec<usize> = (0..prep.encoded.len()).collect();
-    order.sort_by_key(|&i| prep.encoded[i].ids.len());
-    let bar = crate::model::progress_bar(order.len());
-    for chunk in order.chunks(batch_size.max(1)) {
-        let refs: Vec<&Encoded> = chunk.iter().map(|&i| &prep.encoded[i]).collect();
-        let tokens: Vec<Vec<u32>> = chunk.iter().map(|&i| prep.tokens[i].clone()).collect();
-        let n_words = chunk.iter().map(|&i| prep.units[i]).max().unwrap_or(1);
-        let st = model.attention_stats(gpu, &refs, &tokens, n_words)?;
+    crate::roles::analyse(gpu, model, prep, batch_size, |st, chunk| {
         for (e, &s) in chunk.iter().enumerate() {
             let arcs = &prep.arcs[s];
             // baselines
@@ -151,7 +144,7 @@ pub fn run(
             for l in 0..nl {
                 for (j, &h) in st.heads[l].iter().enumerate() {
                     let k = l * nh + h;
-                    let m = word_matrix(&st, e, l, j, prep, s);
+                    let m = word_matrix(st, e, l, j, prep, s);
                     for a in arcs {
                         let d2h = argmax_except(&m[a.dep_unit], a.dep_unit) == Some(a.head_unit);
                         let h2d = argmax_except(&m[a.head_unit], a.head_unit) == Some(a.dep_unit);
@@ -173,9 +166,7 @@ pub fn run(
                 }
             }
         }
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
+    })?;
     let present = model.present_mask();
     let grid = |v: &[usize], n: usize| -> Vec<Vec<f64>> {
         (0..nl)

@@ -170,50 +170,32 @@ fn roles_on_conllu_and_pairs() {
 
     // bad CoNLL-U: one line naming the file and line
     let bad = dir.join("bad.conllu");
-    std::fs::write(
-        &bad,
-        "1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n",
-    )
-    .unwrap();
-    let r = run(&[
-        "roles",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        bad.to_str().unwrap(),
-        "--out",
-        dir.join("out3").to_str().unwrap(),
-    ]);
+    let out3 = dir.join("out3");
+    let roles_on = |text: &str| {
+        std::fs::write(&bad, text).unwrap();
+        run(&[
+            "roles",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            bad.to_str().unwrap(),
+            "--out",
+            out3.to_str().unwrap(),
+        ])
+    };
+    let r = roles_on("1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n");
     assert_user_error(
         &r,
         "line 2: expected 10 tab-separated columns, found 4",
         "a short line",
     );
-    std::fs::write(&bad, "1\tThe\tthe\tDET\t_\t_\t9\tdet\t_\t_\n").unwrap();
-    let r = run(&[
-        "roles",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        bad.to_str().unwrap(),
-        "--out",
-        dir.join("out3").to_str().unwrap(),
-    ]);
+    let r = roles_on("1\tThe\tthe\tDET\t_\t_\t9\tdet\t_\t_\n");
     assert_user_error(
         &r,
         "line 1: head 9 is outside the sentence",
         "a head outside",
     );
-    std::fs::write(&bad, "# nothing\n").unwrap();
-    let r = run(&[
-        "roles",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        bad.to_str().unwrap(),
-        "--out",
-        dir.join("out3").to_str().unwrap(),
-    ]);
+    let r = roles_on("# nothing\n");
     assert_user_error(&r, "no sentences", "an empty file");
     assert!(!dir.join("out3").exists());
     std::fs::remove_dir_all(&dir).unwrap();
