@@ -41,7 +41,9 @@ pub struct RelationReport {
     pub best_dep_to_head: BestHead,
     /// The head whose argmax from the gold head finds the dependent most often.
     pub best_head_to_dep: BestHead,
-    /// The best fixed relative offset (head − dependent, −3…3) and its accuracy.
+    /// Accuracy of each fixed relative offset (head − dependent) −3…3 as the prediction.
+    pub offset_accuracy: BTreeMap<i64, f64>,
+    /// The best fixed relative offset and its accuracy.
     pub best_offset: i64,
     pub best_offset_accuracy: f64,
     /// The relation's most frequent offset in this data and its accuracy.
@@ -222,6 +224,13 @@ pub fn run(
         relations.push(RelationReport {
             relation: rel.clone(),
             arcs: cn.arcs,
+            offset_accuracy: [-3i64, -2, -1, 1, 2, 3]
+                .iter()
+                .map(|&o| {
+                    let hits = cn.offsets.get(&o).copied().unwrap_or(0);
+                    (o, hits as f64 / cn.arcs as f64)
+                })
+                .collect(),
             best_dep_to_head: best(&d2h),
             best_head_to_dep: best(&h2d),
             best_offset,

@@ -108,6 +108,8 @@ fn roles_on_conllu_and_pairs() {
     assert_eq!(det["best_offset"], 1);
     assert!((det["best_offset_accuracy"].as_f64().unwrap() - 8.0 / 12.0).abs() < 1e-12);
     assert_eq!(det["most_frequent_offset"], 1);
+    assert!((det["offset_accuracy"]["2"].as_f64().unwrap() - 4.0 / 12.0).abs() < 1e-12);
+    assert_eq!(det["offset_accuracy"]["-1"], 0.0);
     // arcs: 5 + 2 (the multiword token's two words to "go") + 3 per block of three sentences
     assert_eq!(rel("all")["arcs"], 40);
     for x in v["relations"].as_array().unwrap() {
