@@ -302,7 +302,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
             "bench needs an unpruned checkpoint (it prunes it itself)",
         ));
     }
-    let c = model.config.clone();
+    let c = &model.config;
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
     if args.seq > c.max_position_embeddings {
         return Err(Error::Usage(format!(
@@ -313,9 +313,9 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let (b, t) = (args.batch, args.seq);
     let examples = random_examples(b, t, c.vocab_size, args.seed);
     let refs: Vec<&Encoded> = examples.iter().collect();
-    let (full_attn, ffn) = flops(&c, b, t, nl * nh, nl * nh);
+    let (full_attn, ffn) = flops(c, b, t, nl * nh, nl * nh);
     // One configuration per (fraction, mode), plus the unpruned dense reference first.
-    struct Config<'m> {
+    struct Setup<'m> {
         fraction: f64,
         kept: usize,
         mode: Mode,
@@ -347,7 +347,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         }
         plans.push((f, k, mask));
     }
-    let mut configs = vec![Config {
+    let mut configs = vec![Setup {
         fraction: 0.0,
         kept: nl * nh,
         mode: Mode::Dense,
@@ -369,7 +369,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
                     HeadSkip::Skip,
                 ),
             };
-            configs.push(Config {
+            configs.push(Setup {
                 fraction: *f,
                 kept: nl * (nh - k),
                 mode,
@@ -420,14 +420,14 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let mut rows = Vec::new();
     for cf in &configs[1..] {
         let kept = cf.kept;
-        let (kept_attn, _) = flops(&c, b, t, kept, kept);
+        let (kept_attn, _) = flops(c, b, t, kept, kept);
         let ideal = (full_attn / kept_attn, (full_attn + ffn) / (kept_attn + ffn));
         let proj = if cf.mode == Mode::Dense {
             nl * nh
         } else {
             kept
         };
-        let (exec_attn, _) = flops(&c, b, t, proj, kept);
+        let (exec_attn, _) = flops(c, b, t, proj, kept);
         let timing = |(med, min): (f64, f64), gflop: f64, ideal: f64, refm: f64| Timing {
             median_ms: med,
             min_ms: min,

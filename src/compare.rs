@@ -6,8 +6,7 @@
 //! the heads, and Spearman within each layer.
 
 use crate::error::{Error, Result};
-use crate::importance::spearman;
-use crate::stats::kendall_tau_b;
+use crate::stats::{ci95, kendall_tau_b, spearman};
 use std::path::Path;
 
 /// One head map: [L·H] values, and per-example rows when the file has them.
@@ -141,16 +140,6 @@ fn jaccard(a: &[usize], b: &[usize]) -> f64 {
     inter as f64 / union.max(1) as f64
 }
 
-fn percentile_ci(mut v: Vec<f64>) -> Option<(f64, f64)> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-    Some((at(0.025), at(0.975)))
-}
-
 pub fn compare(
     a: &HeadMap,
     b: &HeadMap,
@@ -192,7 +181,7 @@ pub fn compare(
                 sp.push(spearman(&x, &y));
                 kt.push(kendall_tau_b(&x, &y));
             }
-            Some((percentile_ci(sp), percentile_ci(kt)))
+            Some((ci95(&mut sp), ci95(&mut kt)))
         }
         _ => None,
     };

@@ -260,20 +260,19 @@ pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Boot
             rnks[k].push(r);
         }
     }
-    let pct = |v: &mut Vec<f32>, q: f64| -> f32 {
+    use crate::stats::quantile;
+    for v in scores.iter_mut() {
         v.sort_by(|a, b| a.total_cmp(b));
-        v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
-    };
-    let pct_u = |v: &mut Vec<usize>, q: f64| -> usize {
+    }
+    for v in rnks.iter_mut() {
         v.sort();
-        v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
-    };
+    }
     Some(Bootstrap {
         resamples: n,
-        score_lo: scores.iter_mut().map(|v| pct(v, 0.025)).collect(),
-        score_hi: scores.iter_mut().map(|v| pct(v, 0.975)).collect(),
-        rank_lo: rnks.iter_mut().map(|v| pct_u(v, 0.025)).collect(),
-        rank_hi: rnks.iter_mut().map(|v| pct_u(v, 0.975)).collect(),
+        score_lo: scores.iter().map(|v| quantile(v, 0.025)).collect(),
+        score_hi: scores.iter().map(|v| quantile(v, 0.975)).collect(),
+        rank_lo: rnks.iter().map(|v| quantile(v, 0.025)).collect(),
+        rank_hi: rnks.iter().map(|v| quantile(v, 0.975)).collect(),
     })
 }
 
@@ -359,41 +358,6 @@ pub fn ablation(
     })
 }
 
-/// Average ranks (1-based; ties share their mean rank).
-fn average_ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-            j += 1;
-        }
-        let mean = (i + j) as f64 / 2.0 + 1.0;
-        for &o in &order[i..=j] {
-            r[o] = mean;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Spearman's rank correlation (Pearson on average ranks); 0 when either side is constant.
-pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let (ra, rb) = (average_ranks(a), average_ranks(b));
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        cov / (va * vb).sqrt()
-    }
-}
-
 /// Agreement of one gradient granularity with ablation.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Agreement {
@@ -430,35 +394,16 @@ pub fn agreement(s: &Scores, a: &Ablation, resamples: usize, seed: u64) -> Vec<A
                                 ab[k] += a.per_example[i * lh + k] as f64;
                             }
                         }
-                        spearman(&gi, &ab)
+                        crate::stats::spearman(&gi, &ab)
                     })
                     .collect();
-                rho.sort_by(|x, y| x.total_cmp(y));
-                let at = |q: f64| {
-                    rho[((q * (rho.len() - 1) as f64).round() as usize).min(rho.len() - 1)]
-                };
-                (at(0.025), at(0.975))
+                crate::stats::ci95(&mut rho).expect("at least one resample")
             });
             Agreement {
                 granularity: g.name().into(),
-                spearman: spearman(&imp, &abl),
+                spearman: crate::stats::spearman(&imp, &abl),
                 ci95,
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spearman_with_ties_matches_hand_values() {
-        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
-        // ties: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4): r = 4.5 / sqrt(4.5 * 5)
-        let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]);
-        assert!((r - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12, "{r}");
-        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
-    }
 }

@@ -152,6 +152,9 @@ struct Ctx<'a> {
     /// The unpruned mask: 1 for every head the checkpoint stores (a pruned checkpoint's
     /// removed heads start at 0).
     start: Vec<f32>,
+    /// The ablation under `start`, once computed: the first ranking of every strategy and the
+    /// agreement report share it (it costs one pass over the score data per head).
+    start_ablation: std::cell::OnceCell<importance::Ablation>,
 }
 
 impl Ctx<'_> {
@@ -177,23 +180,36 @@ impl Ctx<'_> {
         })
     }
 
+    fn ablation(&self, mask: &[f32], progress: bool) -> Result<importance::Ablation> {
+        importance::ablation(
+            self.gpu,
+            self.model,
+            &self.score,
+            Some(mask),
+            self.args.batch_size,
+            progress,
+        )
+    }
+
+    /// The ablation under the unpruned mask, computed once.
+    fn ablation_at_start(&self, progress: bool) -> Result<&importance::Ablation> {
+        if self.start_ablation.get().is_none() {
+            let a = self.ablation(&self.start, progress)?;
+            let _ = self.start_ablation.set(a);
+        }
+        Ok(self.start_ablation.get().expect("set above"))
+    }
+
     /// Scores under `mask`, higher = more important.
     fn scores(&self, imp: Importance, mask: &[f32], round: u64) -> Result<Vec<f32>> {
         let (nl, nh) = self.shape;
         match imp {
             Importance::Random => Ok(random_scores(nl * nh, self.args.seed ^ round)),
-            Importance::Ablation => {
-                let a = importance::ablation(
-                    self.gpu,
-                    self.model,
-                    &self.score,
-                    Some(mask),
-                    self.args.batch_size,
-                    true,
-                )?;
-                // heads already pruned rank last among the candidates anyway (they are skipped)
-                Ok(a.increase)
+            // heads already pruned rank last among the candidates anyway (they are skipped)
+            Importance::Ablation if mask == self.start.as_slice() => {
+                Ok(self.ablation_at_start(true)?.increase.clone())
             }
+            Importance::Ablation => Ok(self.ablation(mask, true)?.increase),
             _ => {
                 let s = importance::score(
                     self.gpu,
@@ -353,6 +369,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         args,
         shape,
         start: model.present_mask(),
+        start_ablation: std::cell::OnceCell::new(),
     };
     let base = ctx.evaluate(&ctx.start)?;
     let threshold = args.keep * base.metric;
@@ -421,15 +438,8 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             args.batch_size,
             false,
         )?;
-        let a = importance::ablation(
-            gpu,
-            &model,
-            &ctx.score,
-            Some(&ctx.start),
-            args.batch_size,
-            false,
-        )?;
-        Some(importance::agreement(&s, &a, 1000, args.seed))
+        let a = ctx.ablation_at_start(false)?;
+        Some(importance::agreement(&s, a, 1000, args.seed))
     } else {
         None
     };

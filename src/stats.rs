@@ -80,6 +80,58 @@ pub fn bonferroni(p: &[f64]) -> Vec<f64> {
     p.iter().map(|&x| (x * m).min(1.0)).collect()
 }
 
+/// Average ranks (1-based; ties share their mean rank).
+fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        for &o in &order[i..=j] {
+            r[o] = mean;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson on average ranks); 0 when either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (average_ranks(a), average_ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        cov / (va * vb).sqrt()
+    }
+}
+
+/// The `q` quantile of sorted values, at the nearest rank (bootstrap percentile intervals).
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> T {
+    let n = sorted.len();
+    sorted[((q * (n - 1) as f64).round() as usize).min(n - 1)]
+}
+
+/// The 95 % percentile interval of bootstrap estimates (non-finite ones dropped; None when none
+/// is left). Sorts `v`.
+pub fn ci95(v: &mut Vec<f64>) -> Option<(f64, f64)> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some((quantile(v, 0.025), quantile(v, 0.975)))
+}
+
 /// Kendall's τ-b (ties in either variable accounted for); NaN when either side is constant.
 pub fn kendall_tau_b(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
@@ -180,6 +232,25 @@ mod tests {
         }
         assert_eq!(bonferroni(&p), vec![0.05, 0.2, 0.15, 1.0, 0.01]);
         assert!(benjamini_hochberg(&[]).is_empty());
+    }
+
+    #[test]
+    fn spearman_with_ties_matches_hand_values() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // ties: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4): r = 4.5 / sqrt(4.5 * 5)
+        let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]);
+        assert!((r - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12, "{r}");
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
+    }
+
+    #[test]
+    fn quantiles_and_intervals() {
+        let v: Vec<usize> = (0..=100).collect();
+        assert_eq!((quantile(&v, 0.025), quantile(&v, 0.975)), (3, 98));
+        let mut x = vec![f64::NAN, 2.0, 1.0];
+        assert_eq!(ci95(&mut x), Some((1.0, 2.0)));
+        assert_eq!(ci95(&mut vec![f64::NAN]), None);
     }
 
     #[test]

@@ -49,10 +49,6 @@ fn headroom(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 fn forward_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     vec!["forward", "--model", model, "--data", data, "--out", out]
 }

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 struct Tmp(PathBuf);
 impl Tmp {
@@ -28,17 +28,6 @@ impl Drop for Tmp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn headroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -65,8 +54,7 @@ fn base_model(tmp: &Tmp) -> PathBuf {
         safetensors::serialize(kept, None).unwrap(),
     )
     .unwrap();
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value = read_json(&src.join("config.json"));
     let obj = cfg.as_object_mut().unwrap();
     obj.insert("architectures".into(), serde_json::json!(["BertModel"]));
     obj.remove("id2label");
@@ -105,10 +93,6 @@ fn marker_task(n: usize, seed: u64, marker: &str, filler: &[String]) -> String {
         s.push_str(&format!("{}\t{label}\n", w.join(" ")));
     }
     s
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -4,22 +4,6 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn headroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// A labelled TSV of the golden sentences (labels of the tiny 3-class model).
 fn data(dir: &Path, name: &str, labels: &[usize]) -> std::path::PathBuf {
@@ -68,7 +52,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
             String::from_utf8_lossy(&r.stderr)
         );
         assert!(!String::from_utf8_lossy(&r.stderr).contains("same file"));
-        (out.clone(), json(&out.join("curve.json")))
+        (out.clone(), read_json(&out.join("curve.json")))
     };
     // one-shot: 4 heads, one per step, down to none
     let (out, c) = run("oneshot", &["--baselines", "--keep", "0.5"]);
@@ -113,7 +97,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
         }
     }
     // mask.json is the chosen mask, and `eval --head-mask` reproduces its metric
-    let mask: Vec<Vec<f32>> = serde_json::from_value(json(&out.join("mask.json"))).unwrap();
+    let mask: Vec<Vec<f32>> = serde_json::from_value(read_json(&out.join("mask.json"))).unwrap();
     let want: Vec<Vec<f32>> = serde_json::from_value(pts[chosen]["mask"].clone()).unwrap();
     assert_eq!(mask, want);
     let r = headroom(&[
@@ -159,7 +143,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     );
     let chosen = &c["curve"]["points"][c["chosen"].as_u64().unwrap() as usize];
     assert_eq!(chosen["heads_kept"].as_u64(), Some(2));
-    let cfg = json(&exported.join("config.json"));
+    let cfg = read_json(&exported.join("config.json"));
     let removed: usize = cfg["pruned_heads"]
         .as_object()
         .unwrap()
@@ -185,7 +169,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
         p(&again),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let c2 = json(&again.join("curve.json"));
+    let c2 = read_json(&again.join("curve.json"));
     let kept: Vec<u64> = c2["curve"]["points"]
         .as_array()
         .unwrap()
@@ -290,7 +274,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     ]);
     assert!(r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("same file"));
-    assert!(!json(&same.join("curve.json"))["notes"]
+    assert!(!read_json(&same.join("curve.json"))["notes"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -377,7 +361,7 @@ fn ablation_is_the_loss_increase_of_each_head_alone() {
         p(&out),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let c = json(&out.join("curve.json"));
+    let c = read_json(&out.join("curve.json"));
     let ag = c["agreement"].as_array().unwrap();
     assert_eq!(ag.len(), 4);
     for x in ag {

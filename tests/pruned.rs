@@ -7,7 +7,6 @@ use common::*;
 use headroom::export::{export, ExportArgs};
 use headroom::model::{Encoded, HeadSkip, Model};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("headroom-{name}-{}", std::process::id()));
@@ -157,8 +156,7 @@ fn exported_checkpoints_match_the_masked_run_and_prune_again() {
     .unwrap();
     assert_eq!(r.newly_pruned, nl - 1);
     let both: Vec<f32> = m1.iter().zip(&m2).map(|(a, b)| a * b).collect();
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out2.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value = read_json(&out2.join("config.json"));
     for l in 0..nl {
         let want: Vec<u64> = (0..nh as u64)
             .filter(|&h| both[l * nh + h as usize] == 0.0)
@@ -263,12 +261,6 @@ fn gate_gradients_of_a_pruned_checkpoint_match_the_masked_original() {
 fn export_refuses_bad_masks_and_existing_targets() {
     let tmp = temp_dir("export-cli");
     let model = fixture("tiny-bert");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_headroom"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let (m, o) = (tmp.join("m.json"), tmp.join("out"));
     let (ms, os, md) = (
         m.to_str().unwrap(),
@@ -278,7 +270,7 @@ fn export_refuses_bad_masks_and_existing_targets() {
     let export = |extra: &[&str]| {
         let mut a = vec!["export", "--model", md, "--mask", ms, "--out", os];
         a.extend_from_slice(extra);
-        run(&a)
+        headroom(&a)
     };
     write_mask(&m, &[1.0, 1.0, 1.0], 3);
     assert_user_error(&export(&[]), "has shape 1×3", "a mask of the wrong shape");
@@ -304,7 +296,7 @@ fn export_refuses_bad_masks_and_existing_targets() {
     let cfg = std::fs::read_to_string(o.join("config.json")).unwrap();
     assert!(cfg.contains("\"pruned_heads\""), "{cfg}");
     // the input directory is never the output, even with --force
-    let r = run(&[
+    let r = headroom(&[
         "export", "--model", md, "--mask", ms, "--out", md, "--force",
     ]);
     assert_user_error(&r, "refusing to overwrite", "exporting onto the input");
@@ -322,13 +314,10 @@ fn export_refuses_bad_masks_and_existing_targets() {
 
 #[test]
 fn bench_reports_every_fraction_and_mode_with_ideal_speedups() {
-    let r = Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args([
-            "bench", "--shape", "minilm", "--batch", "2", "--seq", "9", "--pruned", "0,0.5,1",
-            "--iters", "1",
-        ])
-        .output()
-        .unwrap();
+    let r = headroom(&[
+        "bench", "--shape", "minilm", "--batch", "2", "--seq", "9", "--pruned", "0,0.5,1",
+        "--iters", "1",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();
@@ -363,15 +352,9 @@ fn bench_reports_every_fraction_and_mode_with_ideal_speedups() {
             assert!(gflop < dense["attention"]["gflop"].as_f64().unwrap());
         }
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(["bench", "--shape", "minilm", "--pruned", "1.5"])
-        .output()
-        .unwrap();
+    let bad = headroom(&["bench", "--shape", "minilm", "--pruned", "1.5"]);
     assert_user_error(&bad, "outside [0, 1]", "a fraction over 1");
-    let bad = Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(["bench", "--shape", "tiny"])
-        .output()
-        .unwrap();
+    let bad = headroom(&["bench", "--shape", "tiny"]);
     assert_user_error(&bad, "unknown --shape", "an unknown shape");
 }
 
@@ -426,8 +409,7 @@ fn a_pruned_checkpoint_trains_and_saves_with_its_head_counts() {
     std::fs::create_dir_all(&saved).unwrap();
     let names: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
     model.save_pretrained(gpu(), &saved, &names).unwrap();
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(saved.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value = read_json(&saved.join("config.json"));
     assert_eq!(
         cfg["pruned_heads"],
         serde_json::json!({"0": [0], "1": [0, 1]})

@@ -4,14 +4,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 const SENTENCES: &[&str] = &[
     "1\tThe\tthe\tDET\t_\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\t_\t_\t3\tnsubj\t_\t_\n3\tsaw\tsee\tVERB\t_\t_\t0\troot\t_\t_\n4\tthe\tthe\tDET\t_\t_\t5\tdet\t_\t_\n5\tdog\tdog\tNOUN\t_\t_\t3\tobj\t_\t_\n6\t.\t.\tPUNCT\t_\t_\t3\tpunct\t_\t_\n",
@@ -31,7 +23,7 @@ fn roles_on_conllu_and_pairs() {
         .collect();
     std::fs::write(&conllu, text).unwrap();
     let out = dir.join("out");
-    let r = run(&[
+    let r = headroom(&[
         "roles",
         "--model",
         model.to_str().unwrap(),
@@ -43,8 +35,7 @@ fn roles_on_conllu_and_pairs() {
         "3",
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("roles.json")).unwrap()).unwrap();
+    let v: serde_json::Value = read_json(&out.join("roles.json"));
     assert_eq!(v["sentences"], 12);
     let tests = v["tests"].as_array().unwrap();
     let roles: std::collections::BTreeSet<&str> =
@@ -82,7 +73,7 @@ fn roles_on_conllu_and_pairs() {
 
     // syntax on the same sentences: det arcs are The→cat, the→dog (+1) and A→dog (+2)
     let sx = dir.join("syntax");
-    let r = run(&[
+    let r = headroom(&[
         "syntax",
         "--model",
         model.to_str().unwrap(),
@@ -92,8 +83,7 @@ fn roles_on_conllu_and_pairs() {
         sx.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sx.join("syntax.json")).unwrap()).unwrap();
+    let v: serde_json::Value = read_json(&sx.join("syntax.json"));
     let rel = |name: &str| {
         v["relations"]
             .as_array()
@@ -128,13 +118,13 @@ fn roles_on_conllu_and_pairs() {
     // compare a role map with itself; a roles.json needs --role
     let roles_json = out.join("roles.json");
     let rj = roles_json.to_str().unwrap();
-    let r = run(&["compare", rj, rj, "--role", "local"]);
+    let r = headroom(&["compare", rj, rj, "--role", "local"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let c: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(c["spearman"]["value"], 1.0);
     assert_eq!(c["top_k_jaccard"][0][2], 1.0);
     assert_user_error(
-        &run(&["compare", rj, rj]),
+        &headroom(&["compare", rj, rj]),
         "--role",
         "a roles.json without --role",
     );
@@ -147,7 +137,7 @@ fn roles_on_conllu_and_pairs() {
     }
     std::fs::write(&tsv, s).unwrap();
     let out2 = dir.join("out2");
-    let r = run(&[
+    let r = headroom(&[
         "roles",
         "--model",
         model.to_str().unwrap(),
@@ -157,8 +147,7 @@ fn roles_on_conllu_and_pairs() {
         out2.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out2.join("roles.json")).unwrap()).unwrap();
+    let v: serde_json::Value = read_json(&out2.join("roles.json"));
     let roles: std::collections::BTreeSet<&str> = v["tests"]
         .as_array()
         .unwrap()
@@ -175,7 +164,7 @@ fn roles_on_conllu_and_pairs() {
     let out3 = dir.join("out3");
     let roles_on = |text: &str| {
         std::fs::write(&bad, text).unwrap();
-        run(&[
+        headroom(&[
             "roles",
             "--model",
             model.to_str().unwrap(),

@@ -74,14 +74,19 @@ struct Layer {
     /// `pruned_heads` removed the others). Empty when every head was pruned: the weights then
     /// hold one zero head whose gate is always 0, so the attention output is the bias alone.
     heads: Vec<u32>,
-    /// Heads in the weights: `heads.len()`, or 1 (the zero head).
-    stored: usize,
     qkv: Linear,
     attn_out: Linear,
     ln1: (Tensor, Tensor),
     inter: Linear,
     out: Linear,
     ln2: (Tensor, Tensor),
+}
+
+impl Layer {
+    /// Heads in the weights: `heads.len()`, or 1 (the zero head).
+    fn stored(&self) -> usize {
+        self.heads.len().max(1)
+    }
 }
 
 struct Embeddings {
@@ -384,7 +389,6 @@ impl Model {
             let attn_out = Linear::new(gpu, &format!("{oname}.weight"), &wo, bo, h, sw, backward)?;
             layers.push(Layer {
                 heads,
-                stored,
                 qkv,
                 attn_out,
                 ln1: ln(&format!("{pre}.attention.output.LayerNorm"))?,
@@ -575,7 +579,7 @@ impl Model {
         let mut offsets = Vec::with_capacity(nl);
         let mut stride = 0;
         for (l, layer) in self.layers.iter().enumerate() {
-            let a: Vec<u32> = (0..layer.stored as u32)
+            let a: Vec<u32> = (0..layer.stored() as u32)
                 .filter(|&j| {
                     skip == HeadSkip::Dense
                         || layer
@@ -605,7 +609,7 @@ impl Model {
             .iter()
             .zip(&active)
             .map(|(layer, a)| {
-                (!a.is_empty() && a.len() < layer.stored)
+                (!a.is_empty() && a.len() < layer.stored())
                     .then(|| gpu.upload_u32("active_heads", a))
                     .transpose()
             })
@@ -670,7 +674,7 @@ impl Model {
         let gates = gpu.upload_f32("gates", &kernel_gates)?;
         let lens = gpu.upload_u32("lengths", &lens)?;
         let x = gpu.empty("hidden", bt * h)?;
-        let width = self.layers.iter().map(|l| l.stored).max().unwrap_or(1) * c.head_dim();
+        let width = self.layers.iter().map(Layer::stored).max().unwrap_or(1) * c.head_dim();
         let qkv = gpu.empty("qkv", bt * 3 * width)?;
         let ctx = gpu.empty("context", bt * width)?;
         let lse = gpu.empty("lse", b * c.num_attention_heads * t)?;
@@ -726,7 +730,7 @@ impl Model {
                 heads,
                 side,
                 active: active.len() as u32,
-                stored: layer.stored as u32,
+                stored: layer.stored() as u32,
                 head_dim: d as u32,
             })
         };

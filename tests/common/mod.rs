@@ -323,3 +323,21 @@ pub fn sieve_ref(p: &[f64], i: usize, info: &[u32]) -> [f64; 5] {
     }
     out
 }
+
+/// Runs the headroom binary.
+pub fn headroom(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A JSON file's contents.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
