@@ -2,7 +2,9 @@
 //! (set WGPU_ADAPTER_NAME to choose). Throughput is reported in FLOP/s ("elem/s" = FLOP/s).
 //! Each iteration submits the dispatch and waits for the queue, so times are end to end.
 //! `HEADROOM_BENCH_ALL=1` also runs the variants the adapter was not tuned for;
-//! `HEADROOM_BENCH_PROFILE=1` prints GPU time per kernel (timestamp queries) at the end.
+//! `HEADROOM_BENCH_PROFILE=1` prints GPU time per kernel (timestamp queries) at the end;
+//! `HEADROOM_BENCH_SECS=S` sets every group's measurement time (a quick run on a fast GPU);
+//! `HEADROOM_BENCH_RANDOM=minilm,base` adds the model group on random classifiers of those shapes.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use headroom::gpu::{AdapterChoice, Gpu, MatmulVariant};
@@ -24,11 +26,21 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A group's measurement time: `default_secs`, or `HEADROOM_BENCH_SECS` when set (a short run on
+/// a fast GPU, as scripts/gpu-bench.sh does).
+fn measurement(default_secs: u64) -> Duration {
+    let secs = std::env::var("HEADROOM_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(default_secs as f64);
+    Duration::from_secs_f64(secs)
+}
+
 fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("matmul");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(8))
+        .measurement_time(measurement(8))
         .warm_up_time(Duration::from_secs(2));
     let all = std::env::var_os("HEADROOM_BENCH_ALL").is_some();
     let m = 4096usize;
@@ -70,7 +82,7 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(8))
+        .measurement_time(measurement(8))
         .warm_up_time(Duration::from_secs(2));
     let (b, t, heads, d) = (32usize, 128usize, 12usize, 64usize);
     let hid = heads * d;
@@ -124,7 +136,7 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention_backward");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(8))
+        .measurement_time(measurement(8))
         .warm_up_time(Duration::from_secs(2));
     let (b, t, heads, d) = (32usize, 128usize, 12usize, 64usize);
     let hid = heads * d;
@@ -191,16 +203,11 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
-/// Forward, and forward + gate backward, of the default model with a classification head
-/// (weights/minilm-cls from benches/make_minilm_classifier.py) on 32 examples of exactly 128
-/// random tokens. Throughput in examples/s. Skipped when the directory is missing.
+/// Forward, forward + gate backward, and one fine-tuning step of a classifier on 32 examples of
+/// exactly 128 random tokens; throughput in examples/s. The default model with a classification
+/// head (weights/minilm-cls from benches/make_minilm_classifier.py; skipped when missing) and,
+/// random classifiers of the shapes in `HEADROOM_BENCH_RANDOM` (below).
 fn bench_model(c: &mut Criterion, gpu: &Gpu) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/minilm-cls");
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!("skipping model benches: run `python3 benches/make_minilm_classifier.py` first");
-        return;
-    }
-    let model = headroom::model::Model::load_for_gradients(gpu, &dir).expect("weights/minilm-cls");
     let (b, t) = (32usize, 128usize);
     let ids = rand_vec(b * t, 7);
     let examples: Vec<headroom::model::Encoded> = (0..b)
@@ -217,21 +224,53 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
         })
         .collect();
     let refs: Vec<&headroom::model::Encoded> = examples.iter().collect();
-    let lh = model.config.total_heads();
-    let gates = vec![1.0f32; b * lh];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/minilm-cls");
+    if dir.join("model.safetensors").is_file() {
+        let model =
+            headroom::model::Model::load_for_gradients(gpu, &dir).expect("weights/minilm-cls");
+        bench_model_steps(c, gpu, "minilm", &model, &refs, 20);
+    } else {
+        eprintln!("skipping the minilm model benches: run `python3 benches/make_minilm_classifier.py` first");
+    }
+    // random checkpoints of `headroom bench`'s shapes: HEADROOM_BENCH_RANDOM=minilm,base (slow
+    // on CPU adapters)
+    let shapes = std::env::var("HEADROOM_BENCH_RANDOM").unwrap_or_default();
+    for name in shapes.split(',').filter(|s| !s.is_empty()) {
+        let shape = headroom::heads::bench::Shape::parse(name)
+            .expect("HEADROOM_BENCH_RANDOM: minilm, base");
+        let dir = std::env::temp_dir().join(format!("headroom-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        headroom::heads::bench::random_checkpoint(&dir, &shape, 100).unwrap();
+        let model =
+            headroom::model::Model::load_for_gradients(gpu, &dir).expect("random checkpoint");
+        bench_model_steps(c, gpu, &format!("random_{name}"), &model, &refs, 30);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn bench_model_steps(
+    c: &mut Criterion,
+    gpu: &Gpu,
+    name: &str,
+    model: &headroom::model::Model,
+    refs: &[&headroom::model::Encoded],
+    secs: u64,
+) {
+    let (b, t) = (refs.len(), refs[0].ids.len());
+    let gates = vec![1.0f32; b * model.config.total_heads()];
     let labels: Vec<i32> = (0..b as i32).map(|i| i % 2).collect();
     let mut group = c.benchmark_group("model");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20))
+        .measurement_time(measurement(secs))
         .warm_up_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(b as u64));
-    group.bench_function(format!("minilm_forward_B{b}_T{t}"), |bencher| {
-        bencher.iter(|| model.forward_batch(gpu, &refs, &gates, false).unwrap())
+    group.bench_function(format!("{name}_forward_B{b}_T{t}"), |bencher| {
+        bencher.iter(|| model.forward_batch(gpu, refs, &gates, false).unwrap())
     });
     group.bench_function(
-        format!("minilm_forward_gate_backward_B{b}_T{t}"),
-        |bencher| bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap()),
+        format!("{name}_forward_gate_backward_B{b}_T{t}"),
+        |bencher| bencher.iter(|| model.gate_gradients(gpu, refs, &labels, &gates).unwrap()),
     );
     // one fine-tuning step: forward with dropout, full backward, clipping, AdamW
     let cfg = headroom::model::TrainConfig {
@@ -246,40 +285,10 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
         freeze_embeddings: false,
     };
     let mut tr = model.trainer(gpu, cfg).unwrap();
-    group.bench_function(format!("minilm_train_step_B{b}_T{t}"), |bencher| {
-        bencher.iter(|| {
-            model
-                .train_step(gpu, &mut tr, &refs, &labels, 1e-5)
-                .unwrap()
-        })
+    group.bench_function(format!("{name}_train_step_B{b}_T{t}"), |bencher| {
+        bencher.iter(|| model.train_step(gpu, &mut tr, refs, &labels, 1e-5).unwrap())
     });
     group.finish();
-    // HEADROOM_BENCH_BASE=1: a random BERT-base-shaped classifier (slow on CPU adapters)
-    if std::env::var_os("HEADROOM_BENCH_BASE").is_some() {
-        let dir = std::env::temp_dir().join(format!("headroom-bert-base-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let shape = headroom::bench::Shape::parse("base").unwrap();
-        headroom::bench::random_checkpoint(&dir, &shape, 100).unwrap();
-        let model =
-            headroom::model::Model::load_for_gradients(gpu, &dir).expect("random BERT-base");
-        let lh = model.config.total_heads();
-        let gates = vec![1.0f32; b * lh];
-        let mut group = c.benchmark_group("model");
-        group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(30))
-            .warm_up_time(Duration::from_secs(3));
-        group.throughput(Throughput::Elements(b as u64));
-        group.bench_function(format!("bert_base_forward_B{b}_T{t}"), |bencher| {
-            bencher.iter(|| model.forward_batch(gpu, &refs, &gates, false).unwrap())
-        });
-        group.bench_function(
-            format!("bert_base_forward_gate_backward_B{b}_T{t}"),
-            |bencher| bencher.iter(|| model.gate_gradients(gpu, &refs, &labels, &gates).unwrap()),
-        );
-        group.finish();
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
 
 /// The head-pruning grid of `headroom bench` under criterion: the default model's shape with
@@ -287,7 +296,7 @@ fn bench_model(c: &mut Criterion, gpu: &Gpu) {
 /// compact modes: the whole encoder and the attention blocks alone.
 /// HEADROOM_BENCH_PRUNE_SHAPE=base for BERT-base's shape.
 fn bench_pruning(c: &mut Criterion, gpu: &Gpu) {
-    use headroom::bench::{random_checkpoint, random_examples, random_mask, Shape};
+    use headroom::heads::bench::{random_checkpoint, random_examples, random_mask, Shape};
     use headroom::model::{HeadSkip, Model};
     let name = std::env::var("HEADROOM_BENCH_PRUNE_SHAPE").unwrap_or_else(|_| "minilm".into());
     let shape = Shape::parse(&name).expect("minilm or base");
@@ -304,7 +313,7 @@ fn bench_pruning(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group(format!("pruning_{name}_B{b}_T{t}"));
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(10))
+        .measurement_time(measurement(10))
         .warm_up_time(Duration::from_secs(2));
     for frac in [0.0, 0.25, 0.5, 0.75, 0.9] {
         let k = (frac * nh as f64).round() as usize;
@@ -328,7 +337,7 @@ fn bench_pruning(c: &mut Criterion, gpu: &Gpu) {
             });
         }
         let out = dir.join(format!("compact-{k}"));
-        headroom::export::export(&headroom::export::ExportArgs {
+        headroom::heads::export::export(&headroom::heads::export::ExportArgs {
             model: src.clone(),
             mask: mask.clone(),
             mask_path: "(bench mask)".into(),

@@ -1,7 +1,7 @@
 //! The UD dev sets of ../shared/data/ud parse whole (multiword tokens, empty nodes), with the
 //! sentence counts their files declare. Skipped, saying so, where the data is not there.
 
-use headroom::conllu;
+use headroom::io::conllu;
 use std::path::Path;
 
 #[test]

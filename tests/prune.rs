@@ -283,7 +283,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
 
 #[test]
 fn ablation_is_the_loss_increase_of_each_head_alone() {
-    use headroom::importance;
+    use headroom::heads::importance;
     use headroom::model::{Gates, Model};
     use headroom::tasks;
     let g = gpu();

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use headroom::export::{export, ExportArgs};
+use headroom::heads::export::{export, ExportArgs};
 use headroom::model::{Encoded, HeadSkip, Model};
 use std::path::{Path, PathBuf};
 

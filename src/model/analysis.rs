@@ -4,7 +4,10 @@
 use super::{Encoded, HeadSkip, Model};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{self, attention_analysis::SIEVES, AnalysisArgs};
+/// The sieve count and the per-token description the analysis kernel reads, for the methods
+/// that prepare its inputs (they never call the kernels themselves).
+pub use crate::kernels::attention_analysis::{token_info, SIEVES};
+use crate::kernels::{self, AnalysisArgs};
 
 /// One batch's analysis. Per layer (heads: the layer's stored heads, in order):
 /// `sieve[l]` [B, heads, T, SIEVES] and `words[l]` [B, heads, T, n_words].

@@ -8,6 +8,8 @@ pub mod tokenizer;
 pub mod train;
 pub mod weights;
 
+/// The optimiser's settings, part of [`TrainConfig`].
+pub use crate::kernels::AdamW;
 pub use analysis::AttentionStats;
 pub use backward::GateGrads;
 pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};

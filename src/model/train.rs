@@ -6,8 +6,8 @@ use super::backward::{copy, GateBuffers};
 use super::{Activations, Dropout, Encoded, Model, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::io::output::OutTensor;
 use crate::kernels::{self, AdamW, LinearWeight};
-use crate::output::OutTensor;
 use std::path::Path;
 
 /// Gradient buffers of one Linear (or a LayerNorm's γ, β as `w`, `b`).
@@ -608,18 +608,18 @@ impl Model {
             obj.insert("label2id".into(), label2id.into());
         }
         let text = serde_json::to_string_pretty(&cfg).expect("JSON value serialises");
-        crate::output::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+        crate::io::output::write_atomic(&dir.join("config.json"), text.as_bytes())?;
         let tensors = self.hf_tensors(gpu);
         let meta = [("format", "pt".to_string())];
-        crate::output::write_safetensors(&dir.join("model.safetensors"), &tensors, &meta)?;
-        crate::output::copy_files(&self.dir, dir, crate::output::TOKENIZER_FILES)
+        crate::io::output::write_safetensors(&dir.join("model.safetensors"), &tensors, &meta)?;
+        crate::io::output::copy_files(&self.dir, dir, crate::io::output::TOKENIZER_FILES)
     }
 }
 
 /// Normal(0, std) values from a seeded splitmix64 stream through Box–Muller (a new head's
 /// initial weights; host math on a few thousand values).
 pub(crate) fn normal_init(n: usize, std: f32, seed: u64) -> Vec<f32> {
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x853C_49E6_748F_EA9B);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x853C_49E6_748F_EA9B);
     (0..n)
         .map(|_| {
             let (u1, u2) = (rng.uniform(), rng.uniform());

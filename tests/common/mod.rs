@@ -269,7 +269,7 @@ pub fn default_model_dir() -> std::path::PathBuf {
 
 /// Reads the `sentence` (and `sentence2`) columns of a golden TSV.
 pub fn golden_texts(name: &str) -> Vec<(String, Option<String>)> {
-    headroom::data::read_sentences(&golden_path(name)).unwrap()
+    headroom::io::input::read_sentences(&golden_path(name)).unwrap()
 }
 pub mod minilm;
 

@@ -243,7 +243,7 @@ pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Boot
     let rows: Vec<Vec<f32>> = (0..m)
         .map(|i| s.per_example_values(g, i))
         .collect::<Option<_>>()?;
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xB007_57A9);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0xB007_57A9);
     let mut scores = vec![Vec::with_capacity(n); lh];
     let mut rnks = vec![Vec::with_capacity(n); lh];
     for _ in 0..n {
@@ -260,7 +260,7 @@ pub fn bootstrap(s: &Scores, g: Granularity, n: usize, seed: u64) -> Option<Boot
             rnks[k].push(r);
         }
     }
-    use crate::stats::quantile;
+    use crate::maths::stats::quantile;
     for v in scores.iter_mut() {
         v.sort_by(|a, b| a.total_cmp(b));
     }
@@ -373,7 +373,7 @@ pub fn agreement(s: &Scores, a: &Ablation, resamples: usize, seed: u64) -> Vec<A
     let lh = s.layers * s.heads;
     let n = s.examples;
     let abl: Vec<f64> = a.increase.iter().map(|&v| v as f64).collect();
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xA61E);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0xA61E);
     let draws: Vec<Vec<usize>> = (0..resamples)
         .map(|_| (0..n).map(|_| rng.below(n)).collect())
         .collect();
@@ -394,14 +394,14 @@ pub fn agreement(s: &Scores, a: &Ablation, resamples: usize, seed: u64) -> Vec<A
                                 ab[k] += a.per_example[i * lh + k] as f64;
                             }
                         }
-                        crate::stats::spearman(&gi, &ab)
+                        crate::maths::stats::spearman(&gi, &ab)
                     })
                     .collect();
-                crate::stats::ci95(&mut rho).expect("at least one resample")
+                crate::maths::stats::ci95(&mut rho).expect("at least one resample")
             });
             Agreement {
                 granularity: g.name().into(),
-                spearman: crate::stats::spearman(&imp, &abl),
+                spearman: crate::maths::stats::spearman(&imp, &abl),
                 ci95,
             }
         })

@@ -16,10 +16,10 @@
 //!   sub-tokens — over the head word's share |head| / n; averaged over the sentence's arcs of
 //!   REL. `dep:all` averages over all arcs. Arcs inside one multiword token are skipped.
 
-use crate::conllu::Sentence;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::attention_analysis::token_info;
+use crate::io::conllu::Sentence;
+use crate::model::analysis::token_info;
 use crate::model::{AttentionStats, Encoded, Model};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -302,7 +302,7 @@ pub fn test_roles(
             if xs.is_empty() {
                 continue; // a head the checkpoint does not store
             }
-            let t = crate::stats::t_test_greater(xs, tau);
+            let t = crate::maths::stats::t_test_greater(xs, tau);
             out.push(HeadRole {
                 layer: k / nh,
                 head: k % nh,
@@ -319,8 +319,8 @@ pub fn test_roles(
     }
     let p: Vec<f64> = out.iter().map(|r| r.p).collect();
     let adj = match correction {
-        Correction::Bh => crate::stats::benjamini_hochberg(&p),
-        Correction::Bonferroni => crate::stats::bonferroni(&p),
+        Correction::Bh => crate::maths::stats::benjamini_hochberg(&p),
+        Correction::Bonferroni => crate::maths::stats::bonferroni(&p),
     };
     for (r, q) in out.iter_mut().zip(adj) {
         r.p_corrected = q;
@@ -384,16 +384,16 @@ pub fn run(gpu: &Gpu, args: &RolesArgs) -> Result<RolesReport> {
     if args.batch_size == 0 {
         return Err(Error::Usage("--batch-size must be at least 1".into()));
     }
-    crate::commands::check_not_input(&args.out, &[&args.model, &args.data])?;
+    crate::io::output::check_not_input(&args.out, &[&args.model, &args.data])?;
     let model = Model::load(gpu, &args.model)?;
     let conllu = args
         .data
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("conllu"));
     let prep = if conllu {
-        prepare_conllu(&model, &crate::conllu::read(&args.data)?)?
+        prepare_conllu(&model, &crate::io::conllu::read(&args.data)?)?
     } else {
-        prepare_texts(&model, &crate::data::read_sentences(&args.data)?)?
+        prepare_texts(&model, &crate::io::input::read_sentences(&args.data)?)?
     };
     if prep.truncated > 0 {
         eprintln!(
@@ -473,7 +473,7 @@ pub fn run(gpu: &Gpu, args: &RolesArgs) -> Result<RolesReport> {
 fn write_outputs(out: &std::path::Path, r: &RolesReport, (nl, nh): (usize, usize)) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
     let text = serde_json::to_string_pretty(r).expect("report serialises");
-    crate::output::write_atomic(&out.join("roles.json"), text.as_bytes())?;
+    crate::io::output::write_atomic(&out.join("roles.json"), text.as_bytes())?;
     let mut by_role: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
     let mut count = vec![0f32; nl * nh];
     for t in &r.tests {
@@ -487,7 +487,7 @@ fn write_outputs(out: &std::path::Path, r: &RolesReport, (nl, nh): (usize, usize
     for (role, values) in by_role {
         let stem = format!("role_{}", role.replace(':', "_"));
         let title = format!("mean {role} score (uniform attention = 1; τ = {})", r.tau);
-        crate::plot::heatmap(out, &stem, &values, (nl, nh), &title)?;
+        crate::io::plot::heatmap(out, &stem, &values, (nl, nh), &title)?;
     }
     let title = format!(
         "roles per head ({} < {})",
@@ -497,14 +497,14 @@ fn write_outputs(out: &std::path::Path, r: &RolesReport, (nl, nh): (usize, usize
         },
         r.alpha
     );
-    crate::plot::heatmap(out, "role_map", &count, (nl, nh), &title)?;
+    crate::io::plot::heatmap(out, "role_map", &count, (nl, nh), &title)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::attention_analysis::SIEVES;
+    use crate::model::analysis::SIEVES;
 
     /// "[CLS] the cat saw the cat [SEP]": every word's token attends only to its head word's
     /// token (the root to itself). The second "the" must score against the second "cat".

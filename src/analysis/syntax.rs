@@ -8,10 +8,10 @@
 //! is one word for all its syntactic words; arcs inside one are skipped). The argmax excludes
 //! the word itself; [CLS] and [SEP] are not words, so they never win.
 
+use crate::analysis::roles::Prepared;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{AttentionStats, Model};
-use crate::roles::Prepared;
 use std::collections::BTreeMap;
 
 /// Per relation (and "all"): arcs, and per head (L·H, original indices) correct predictions in
@@ -118,7 +118,7 @@ pub fn run(
     let lh = nl * nh;
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let (mut mst_hit, mut mst_total) = (vec![0usize; lh], 0usize);
-    crate::roles::analyse(gpu, model, prep, batch_size, |st, chunk| {
+    crate::analysis::roles::analyse(gpu, model, prep, batch_size, |st, chunk| {
         for (e, &s) in chunk.iter().enumerate() {
             let arcs = &prep.arcs[s];
             // baselines
@@ -159,7 +159,8 @@ pub fn run(
                     if let (Some(r), false) = (root, gold.is_empty()) {
                         let nu = m.len();
                         // undirected: an edge's weight is the attention both ways
-                        let tree = crate::mst::max_arborescence(nu, r, |d, hh| m[d][hh] + m[hh][d]);
+                        let tree =
+                            crate::maths::mst::max_arborescence(nu, r, |d, hh| m[d][hh] + m[hh][d]);
                         mst_hit[k] += gold
                             .iter()
                             .filter(|&&(d, hh)| tree[d] == hh || tree[hh] == d)
@@ -268,10 +269,10 @@ pub fn command(
     if batch_size == 0 {
         return Err(Error::Usage("--batch-size must be at least 1".into()));
     }
-    crate::commands::check_not_input(out, &[model_dir, data])?;
+    crate::io::output::check_not_input(out, &[model_dir, data])?;
     let model = Model::load(gpu, model_dir)?;
-    let sentences = crate::conllu::read(data)?;
-    let prep = crate::roles::prepare_conllu(&model, &sentences)?;
+    let sentences = crate::io::conllu::read(data)?;
+    let prep = crate::analysis::roles::prepare_conllu(&model, &sentences)?;
     if prep.truncated > 0 {
         eprintln!(
             "warning: {}: {} of {} sentences were longer than the model's {} positions and were truncated (arcs to cut-off words are skipped)",
@@ -285,11 +286,11 @@ pub fn command(
     let r = run(gpu, &model, &prep, batch_size, (&names.0, &names.1))?;
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
     let text = serde_json::to_string_pretty(&r).expect("report serialises");
-    crate::output::write_atomic(&out.join("syntax.json"), text.as_bytes())?;
+    crate::io::output::write_atomic(&out.join("syntax.json"), text.as_bytes())?;
     let c = &model.config;
     let shape = (c.num_hidden_layers, c.num_attention_heads);
     let flat = |g: &[Vec<f64>]| -> Vec<f32> { g.iter().flatten().map(|&v| v as f32).collect() };
-    crate::plot::heatmap(
+    crate::io::plot::heatmap(
         out,
         "mst_uas",
         &flat(&r.mst_uas),
@@ -297,7 +298,7 @@ pub fn command(
         "undirected UAS of each head's maximum spanning tree",
     )?;
     if let Some(all) = r.relations.iter().find(|x| x.relation == "all") {
-        crate::plot::heatmap(
+        crate::io::plot::heatmap(
             out,
             "dep_to_head_all",
             &flat(&all.dep_to_head),

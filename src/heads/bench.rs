@@ -10,8 +10,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::io::output::OutTensor;
 use crate::model::{Config, Encoded, HeadSkip, Model};
-use crate::output::OutTensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -124,7 +124,7 @@ pub struct BenchReport {
 
 /// A 0/1 mask [L·H] pruning `k` heads of every layer, chosen at random with `seed`.
 pub fn random_mask(layers: usize, heads: usize, k: usize, seed: u64) -> Vec<f32> {
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0xBE9C_4A11);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0xBE9C_4A11);
     let mut m = vec![1f32; layers * heads];
     for l in 0..layers {
         let mut order: Vec<usize> = (0..heads).collect();
@@ -140,7 +140,7 @@ pub fn random_mask(layers: usize, heads: usize, k: usize, seed: u64) -> Vec<f32>
 
 /// `b` examples of exactly `t` random word-piece ids ([CLS] … [SEP]).
 pub fn random_examples(b: usize, t: usize, vocab: usize, seed: u64) -> Vec<Encoded> {
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x70_4E45);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x70_4E45);
     let lo = 1000.min(vocab - 1);
     (0..b)
         .map(|_| {
@@ -176,7 +176,7 @@ fn flops(c: &Config, b: usize, t: usize, proj: usize, attn: usize) -> (f64, f64)
 /// LayerNorm γ 1 β 0) with a word-piece tokenizer.json of the special tokens, in `dir`.
 pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     let (h, i, l, v, p) = (shape.hidden, shape.intermediate, shape.layers, 30522, 512);
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5EED_BE2C);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x5EED_BE2C);
     let mut rnd = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|_| (rng.uniform() as f32 - 0.5) * 0.07)
@@ -225,7 +225,7 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     }
     t.extend(lin("bert.pooler.dense".into(), h, h));
     t.extend(lin("classifier".into(), 2, h));
-    crate::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
+    crate::io::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
     let cfg = serde_json::json!({
         "architectures": ["BertForSequenceClassification"], "model_type": "bert",
         "vocab_size": v, "hidden_size": h, "num_hidden_layers": l,
@@ -233,7 +233,7 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
         "max_position_embeddings": p, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
         "hidden_act": "gelu",
     });
-    crate::output::write_atomic(&dir.join("config.json"), cfg.to_string().as_bytes())?;
+    crate::io::output::write_atomic(&dir.join("config.json"), cfg.to_string().as_bytes())?;
     let tok = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
         "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
@@ -242,7 +242,7 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
                   "max_input_chars_per_word": 100,
                   "vocab": {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102}},
     });
-    crate::output::write_atomic(&dir.join("tokenizer.json"), tok.to_string().as_bytes())
+    crate::io::output::write_atomic(&dir.join("tokenizer.json"), tok.to_string().as_bytes())
 }
 
 /// A scratch directory removed on drop.
@@ -334,7 +334,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         let mask = random_mask(nl, nh, k, args.seed);
         if args.modes.contains(&Mode::Compact) {
             let out = scratch.0.join(format!("compact-{k}"));
-            crate::export::export(&crate::export::ExportArgs {
+            crate::heads::export::export(&crate::heads::export::ExportArgs {
                 model: dir.clone(),
                 mask: mask.clone(),
                 mask_path: PathBuf::from("(bench mask)"),

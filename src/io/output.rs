@@ -54,10 +54,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether two paths name the same existing file (false when either cannot be resolved).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Refuses to write over an input.
+pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    for i in inputs {
+        if same_file(out, i) {
+            return Err(Error::output(
+                out,
+                format!("is an input ({}); refusing to overwrite it", i.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an output directory that is the input model directory, or that exists unless
 /// `force`.
 pub fn check_out_dir(out: &Path, model: &Path, force: bool) -> Result<()> {
-    crate::commands::check_not_input(out, &[model])?;
+    check_not_input(out, &[model])?;
     if let (Ok(a), Ok(b)) = (out.canonicalize(), model.canonicalize()) {
         if a == b {
             return Err(Error::output(

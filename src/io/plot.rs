@@ -262,7 +262,7 @@ fn render(
     let mut svg = String::new();
     svg_fig(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area())
         .map_err(|e| Error::output(&svg_path, format!("cannot draw: {e}")))?;
-    crate::output::write_atomic(&svg_path, svg.as_bytes())?;
+    crate::io::output::write_atomic(&svg_path, svg.as_bytes())?;
     let png_path = dir.join(format!("{stem}.png"));
     let tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
     if let Err(e) = png_fig(BitMapBackend::new(&tmp, (w, h)).into_drawing_area()) {

@@ -6,7 +6,7 @@
 //! the heads, and Spearman within each layer.
 
 use crate::error::{Error, Result};
-use crate::stats::{ci95, kendall_tau_b, spearman};
+use crate::maths::stats::{ci95, kendall_tau_b, spearman};
 use std::path::Path;
 
 /// One head map: [L·H] values, and per-example rows when the file has them.
@@ -166,7 +166,7 @@ pub fn compare(
     let (va, vb) = (pick(&a.values), pick(&b.values));
     let boot = match (&a.per_example, &b.per_example) {
         (Some(ra), Some(rb)) if resamples > 0 && !ra.is_empty() && !rb.is_empty() => {
-            let mut rng = crate::rng::SplitMix64::new(seed ^ 0xC0FA);
+            let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0xC0FA);
             let mean_of = |rows: &[Vec<f64>], draw: &[usize]| -> Vec<f64> {
                 keep.iter()
                     .map(|&k| draw.iter().map(|&i| rows[i][k]).sum::<f64>() / draw.len() as f64)

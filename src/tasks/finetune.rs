@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::AdamW;
+use crate::model::AdamW;
 use crate::model::{progress_bar, Gates, HeadSpec, Model, TaskHead, TrainConfig};
 use crate::tasks::{self, Metrics, TaskData};
 use std::path::{Path, PathBuf};
@@ -73,7 +73,7 @@ pub fn linear_schedule(lr: f32, step: usize, warmup: usize, total: usize) -> f32
 
 /// A seeded Fisher–Yates shuffle (splitmix64).
 fn shuffle(v: &mut [usize], seed: u64) {
-    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed);
     for i in (1..v.len()).rev() {
         let j = rng.below(i + 1);
         v.swap(i, j);
@@ -82,11 +82,11 @@ fn shuffle(v: &mut [usize], seed: u64) {
 
 /// Refuses an output directory that exists (unless `force`) or is an input.
 fn check_out(args: &FinetuneArgs) -> Result<()> {
-    crate::commands::check_not_input(&args.out, &[&args.train, &args.dev])?;
-    crate::output::check_out_dir(&args.out, &args.model, args.force)
+    crate::io::output::check_not_input(&args.out, &[&args.train, &args.dev])?;
+    crate::io::output::check_out_dir(&args.out, &args.model, args.force)
 }
 
-/// Writes the model into `out` atomically (see [`crate::output::write_dir_atomic`]).
+/// Writes the model into `out` atomically (see [`crate::io::output::write_dir_atomic`]).
 fn save(
     gpu: &Gpu,
     model: &Model,
@@ -94,10 +94,10 @@ fn save(
     labels: &[String],
     report: &FinetuneReport,
 ) -> Result<()> {
-    crate::output::write_dir_atomic(out, |tmp| {
+    crate::io::output::write_dir_atomic(out, |tmp| {
         model.save_pretrained(gpu, tmp, labels)?;
         let log = serde_json::to_string_pretty(report).expect("report serialises");
-        crate::output::write_atomic(&tmp.join("finetune.json"), log.as_bytes())
+        crate::io::output::write_atomic(&tmp.join("finetune.json"), log.as_bytes())
     })
 }
 
@@ -268,7 +268,7 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
     report.wall_seconds = start.elapsed().as_secs_f64();
     // the log of every epoch beside the best checkpoint
     let log = serde_json::to_string_pretty(&report).expect("report serialises");
-    crate::output::write_atomic(&args.out.join("finetune.json"), log.as_bytes())?;
+    crate::io::output::write_atomic(&args.out.join("finetune.json"), log.as_bytes())?;
     Ok(report)
 }
 

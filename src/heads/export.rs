@@ -5,8 +5,8 @@
 //! tensor is copied through unchanged, in its own dtype.
 
 use crate::error::{Error, Result};
+use crate::io::output::OutTensor;
 use crate::model::{Config, Weights};
-use crate::output::OutTensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -169,8 +169,27 @@ fn select(
     out
 }
 
+/// The `export` command's job: reads the mask file against the checkpoint's config and writes
+/// the pruned copy.
+pub fn export_with_mask_file(
+    model: &Path,
+    mask: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<ExportReport> {
+    let cfg = crate::model::Config::load(&model.join("config.json"))?;
+    let m = crate::io::input::read_head_mask(mask, cfg.num_hidden_layers, cfg.num_attention_heads)?;
+    export(&ExportArgs {
+        model: model.to_path_buf(),
+        mask: m,
+        mask_path: mask.to_path_buf(),
+        out: out.to_path_buf(),
+        force,
+    })
+}
+
 pub fn export(args: &ExportArgs) -> Result<ExportReport> {
-    crate::output::check_out_dir(&args.out, &args.model, args.force)?;
+    crate::io::output::check_out_dir(&args.out, &args.model, args.force)?;
     let cfg_path = args.model.join("config.json");
     let st_path = args.model.join("model.safetensors");
     for p in [&cfg_path, &st_path] {
@@ -271,12 +290,12 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
         );
     }
     let already: usize = (0..nl).map(|l| nh - c.kept_heads(l).len()).sum();
-    crate::output::write_dir_atomic(&args.out, |tmp| {
-        crate::output::write_atomic(&tmp.join("config.json"), text.as_bytes())?;
+    crate::io::output::write_dir_atomic(&args.out, |tmp| {
+        crate::io::output::write_atomic(&tmp.join("config.json"), text.as_bytes())?;
         let meta = [("format", "pt".to_string())];
-        crate::output::write_safetensors(&tmp.join("model.safetensors"), &tensors, &meta)?;
-        crate::output::copy_files(&args.model, tmp, crate::output::TOKENIZER_FILES)?;
-        crate::output::copy_files(&args.model, tmp, &["finetune.json"])
+        crate::io::output::write_safetensors(&tmp.join("model.safetensors"), &tensors, &meta)?;
+        crate::io::output::copy_files(&args.model, tmp, crate::io::output::TOKENIZER_FILES)?;
+        crate::io::output::copy_files(&args.model, tmp, &["finetune.json"])
     })?;
     Ok(ExportReport {
         newly_pruned: nl * nh - heads_left - already,

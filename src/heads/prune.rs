@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::importance::{self, Granularity};
+use crate::heads::importance::{self, Granularity};
 use crate::model::{Gates, Model};
 use crate::tasks::{self, TaskData};
 use std::path::{Path, PathBuf};
@@ -232,7 +232,7 @@ impl Ctx<'_> {
 }
 
 fn random_scores(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = crate::rng::SplitMix64::new(seed ^ 0x0DD_BA11);
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x0DD_BA11);
     (0..n).map(|_| (rng.next_u64() >> 40) as f32).collect()
 }
 
@@ -335,15 +335,18 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             "--strategy trials needs --trials k1,k2,...".into(),
         ));
     }
-    crate::commands::check_not_input(&args.out, &[&args.model, &args.score_data, &args.eval_data])?;
+    crate::io::output::check_not_input(
+        &args.out,
+        &[&args.model, &args.score_data, &args.eval_data],
+    )?;
     if args.out.exists() && !args.out.is_dir() {
         return Err(Error::output(&args.out, "exists and is not a directory"));
     }
     if let Some(e) = &args.export {
-        crate::output::check_out_dir(e, &args.model, args.force)?;
+        crate::io::output::check_out_dir(e, &args.model, args.force)?;
     }
     let mut notes = Vec::new();
-    if same_file(&args.score_data, &args.eval_data) {
+    if crate::io::output::same_file(&args.score_data, &args.eval_data) {
         let w = "--score-data and --eval-data are the same file: heads are chosen on the data they are judged on (a known flaw of the reference scripts); the curve is optimistic".to_string();
         eprintln!("warning: {w}");
         notes.push(w);
@@ -467,7 +470,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     write_outputs(&args.out, &report, shape, metric)?;
     if let Some(dir) = &args.export {
         let p = &report.curve.points[report.chosen];
-        let e = crate::export::export(&crate::export::ExportArgs {
+        let e = crate::heads::export::export(&crate::heads::export::ExportArgs {
             model: args.model.clone(),
             mask: p.mask.concat(),
             mask_path: args.out.join("mask.json"),
@@ -486,13 +489,6 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     Ok(report)
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
-}
-
 fn write_outputs(
     out: &Path,
     r: &PruneReport,
@@ -501,12 +497,12 @@ fn write_outputs(
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
     let json = serde_json::to_vec_pretty(r).expect("report serialises");
-    crate::output::write_atomic(&out.join("curve.json"), &json)?;
+    crate::io::output::write_atomic(&out.join("curve.json"), &json)?;
     let mask = &r.curve.points[r.chosen].mask;
     debug_assert_eq!(mask.len(), nl);
     debug_assert!(mask.iter().all(|row| row.len() == nh));
     let mask_json = serde_json::to_vec(mask).expect("mask serialises");
-    crate::output::write_atomic(&out.join("mask.json"), &mask_json)?;
+    crate::io::output::write_atomic(&out.join("mask.json"), &mask_json)?;
     let series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
         .chain(&r.baselines)
         .map(|c| {
@@ -519,7 +515,7 @@ fn write_outputs(
             )
         })
         .collect();
-    crate::plot::curve(
+    crate::io::plot::curve(
         out,
         "curve",
         &series,

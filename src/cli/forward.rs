@@ -1,0 +1,69 @@
+//! `headroom forward`: Run the encoder over a TSV of sentences and write logits / pooled / hidden states.
+
+use super::{check_batch_size, finish_profile, open_gpu, Cli};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HF model directory: config.json, model.safetensors, tokenizer.json.
+    #[arg(long)]
+    model: PathBuf,
+    /// TSV whose header names a `sentence` column (and optionally `sentence2`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Head mask: JSON array of L arrays of H numbers in [0,1], or a .npy [L,H] array.
+    #[arg(long, value_name = "FILE")]
+    head_mask: Option<PathBuf>,
+    /// Also write last_hidden_state [N,T,H], attention_mask and input_ids [N,T].
+    #[arg(long)]
+    hidden: bool,
+    /// Examples per batch (batches also stay within the adapter's binding limit).
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Output safetensors file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
+    let Args {
+        model,
+        data,
+        head_mask,
+        hidden,
+        batch_size,
+        out,
+    } = args;
+    check_batch_size(*batch_size)?;
+    let gpu = open_gpu(cli)?;
+    let args = headroom::tasks::forward::ForwardArgs {
+        model: model.clone(),
+        data: data.clone(),
+        head_mask: head_mask.clone(),
+        hidden: *hidden,
+        batch_size: *batch_size,
+        out: out.clone(),
+    };
+    let s = headroom::tasks::forward::forward(&gpu, &args)?;
+    println!(
+        "{} examples, {} tokens in {:.2} s ({:.0} tokens/s) -> {}",
+        s.examples,
+        s.tokens,
+        s.seconds,
+        s.tokens as f64 / s.seconds.max(1e-9),
+        out.display()
+    );
+    for t in &s.tensors {
+        println!("  {t}");
+    }
+    if !s.predictions.is_empty() {
+        let p: Vec<String> = s
+            .predictions
+            .iter()
+            .map(|(l, k)| format!("{l}: {k}"))
+            .collect();
+        println!("predicted labels: {}", p.join(", "));
+    }
+    finish_profile(cli, &gpu)?;
+    Ok(())
+}

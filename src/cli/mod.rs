@@ -1,0 +1,133 @@
+//! The command line: one file per subcommand, each holding its clap `Args`, its `run` (which
+//! calls one library job) and its printing. Every user-caused failure comes back as an error
+//! that `main` prints as one line, with exit code 2.
+
+mod bench;
+mod compare;
+mod eval;
+mod export;
+mod finetune;
+mod forward;
+mod info;
+mod prune;
+mod roles;
+mod score;
+mod syntax;
+
+use clap::{Parser, Subcommand};
+use headroom::gpu::{AdapterChoice, Gpu};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "headroom",
+    version,
+    about = "Score, prune and analyse the attention heads of BERT-family encoders on any GPU"
+)]
+pub struct Cli {
+    /// Use the adapter whose name contains this (case-insensitive); default: WGPU_ADAPTER_NAME,
+    /// else a real GPU before a CPU one. WGPU_BACKEND limits the backends searched.
+    #[arg(long, global = true)]
+    pub adapter: Option<String>,
+    /// Print GPU time per kernel (timestamp queries), sorted by total time.
+    #[arg(long, global = true)]
+    pub profile: bool,
+    /// With --profile: also write a Chrome trace (chrome://tracing, Perfetto) to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List adapters and show the chosen one with its limits and features.
+    Info,
+    /// Run the encoder over a TSV of sentences and write logits / pooled / hidden states.
+    Forward(forward::Args),
+    /// Evaluate a classifier as JSON: accuracy (sequence classification, labelled TSV) or
+    /// entity precision / recall / F1 and token accuracy (token classification, CoNLL).
+    Eval(eval::Args),
+    /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, attention entropy and
+    /// confidence, with a layer×head heatmap.
+    Score(score::Args),
+    /// Fine-tune a classifier on the GPU (AdamW, linear warm-up and decay, clipping, dropout);
+    /// evaluates on dev after each epoch and writes the best epoch as an HF directory.
+    Finetune(finetune::Args),
+    /// Prune heads by importance and trace heads kept against the eval metric (mask-driven:
+    /// masked heads are gated to 0). Writes curve.json, mask.json and curve.svg/png.
+    Prune(prune::Args),
+    /// Time what head pruning buys: for each pruned fraction (random heads per layer, seeded)
+    /// and mode, the median ms of the whole encoder and of the attention blocks, GFLOP/s, and
+    /// the speedup against the unpruned dense run next to the ideal one from FLOPs. JSON on
+    /// stdout.
+    Bench(bench::Args),
+    /// Head roles (local, delimiter, block, syntactic) by one-sided t-tests over sentences with
+    /// a multiple-comparison correction. Writes roles.json and heatmaps.
+    Roles(roles::Args),
+    /// Dependency heads: per relation, the head whose strongest word-level attention finds the
+    /// gold head (and dependent) most often, against fixed-offset baselines; undirected UAS of
+    /// each head's maximum spanning tree. Writes syntax.json and heatmaps.
+    Syntax(syntax::Args),
+    /// Agreement of two head maps (score's importance JSON, a role of roles.json, or an [L][H]
+    /// array): Spearman and Kendall τ-b (bootstrap 95 % intervals when both carry per-example
+    /// data), top-k Jaccard at 10/25/50 % of the heads, per-layer Spearman. JSON on stdout.
+    Compare(compare::Args),
+    /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
+    /// projection columns only, `pruned_heads` in config.json (original indices, merged with
+    /// the checkpoint's own), loadable by transformers 4.x and headroom.
+    Export(export::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: &Cli) -> headroom::Result<()> {
+    if cli.trace.is_some() && !cli.profile {
+        return Err(headroom::Error::Usage("--trace needs --profile".into()));
+    }
+    match &cli.command {
+        Command::Info => info::run(cli),
+        Command::Forward(args) => forward::run(cli, args),
+        Command::Eval(args) => eval::run(cli, args),
+        Command::Score(args) => score::run(cli, args),
+        Command::Finetune(args) => finetune::run(cli, args),
+        Command::Prune(args) => prune::run(cli, args),
+        Command::Bench(args) => bench::run(cli, args),
+        Command::Roles(args) => roles::run(cli, args),
+        Command::Syntax(args) => syntax::run(cli, args),
+        Command::Compare(args) => compare::run(args),
+        Command::Export(args) => export::run(args),
+    }
+}
+
+/// Refuses `--batch-size 0`.
+pub fn check_batch_size(n: usize) -> headroom::Result<()> {
+    if n == 0 {
+        return Err(headroom::Error::Usage(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the adapter the global flags choose, names it on stderr, and starts the profiler for
+/// `--profile`.
+pub fn open_gpu(cli: &Cli) -> headroom::Result<Gpu> {
+    let gpu = Gpu::new(&AdapterChoice::from_flag(cli.adapter.clone()))?;
+    eprintln!("adapter: {}", gpu.describe());
+    if cli.profile {
+        gpu.enable_profiling()?;
+    }
+    Ok(gpu)
+}
+
+/// With `--profile`: prints the per-kernel table and writes the `--trace` file.
+pub fn finish_profile(cli: &Cli, gpu: &Gpu) -> headroom::Result<()> {
+    if let Some(report) = gpu.profile_report() {
+        println!("{}", report.table());
+        if let Some(path) = &cli.trace {
+            headroom::io::output::write_atomic(path, report.chrome_trace().as_bytes())?;
+            println!("trace written to {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `headroom roles`: Head roles (local, delimiter, block, syntactic) by one-sided t-tests over sentences with
+//! a multiple-comparison correction. Writes roles.json and heatmaps.
+
+use super::{finish_profile, open_gpu, Cli};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: PathBuf,
+    /// CoNLL-U (every role) or a TSV of sentences / pairs (no syntactic roles).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// H0: mean score ≤ tau (uniform attention scores 1).
+    #[arg(long, default_value_t = 3.0)]
+    tau: f64,
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// bh (Benjamini–Hochberg) or bonferroni, over all heads and roles together.
+    #[arg(long, default_value = "bh")]
+    correction: String,
+    /// Roles defined in fewer sentences are not tested.
+    #[arg(long, default_value_t = 10)]
+    min_sentences: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
+    let Args {
+        model,
+        data,
+        out,
+        tau,
+        alpha,
+        correction,
+        min_sentences,
+        batch_size,
+    } = args;
+    let args = headroom::analysis::roles::RolesArgs {
+        model: model.clone(),
+        data: data.clone(),
+        out: out.clone(),
+        tau: *tau,
+        alpha: *alpha,
+        correction: headroom::analysis::roles::Correction::parse(correction)?,
+        batch_size: *batch_size,
+        min_sentences: *min_sentences,
+    };
+    let gpu = open_gpu(cli)?;
+    let r = headroom::analysis::roles::run(&gpu, &args)?;
+    let s = &r.summary;
+    println!(
+        "{} sentences: {} of {} heads hold a role, {} several ({:.1} %); {:.1} s -> {}",
+        r.sentences,
+        s.heads_with_a_role,
+        s.heads,
+        s.heads_with_several_roles,
+        100.0 * s.fraction_with_several_roles,
+        r.wall_seconds,
+        out.display()
+    );
+    for (role, layers) in &s.roles_by_layer {
+        println!("  {role:<16} heads per layer {layers:?}");
+    }
+    finish_profile(cli, &gpu)?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `headroom score`: Head importance (Michel et al.): mean |∂loss/∂gate| per head, attention entropy and
+//! confidence, with a layer×head heatmap.
+
+use super::{check_batch_size, finish_profile, open_gpu, Cli};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HF model directory of a sequence or token classifier.
+    #[arg(long)]
+    model: PathBuf,
+    /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
+    /// name), or CoNLL (`token<TAB>tag`) for a token classifier.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output directory: head_importance.npy, attn_entropy.npy, attn_confidence.npy,
+    /// report.json, head_importance.svg/.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// example (mean |g| over examples), batch (|Σ over a batch|, mean over batches),
+    /// token (mean over examples of Σ_t |⟨O_t,dO_t⟩|) or fisher (mean g²); report.json
+    /// holds all four.
+    #[arg(long, default_value = "example")]
+    granularity: String,
+    /// seq-cls or token-cls: checked against the checkpoint (default: the checkpoint's).
+    #[arg(long)]
+    task: Option<String>,
+    /// Bootstrap resamples for 95% intervals of each head's score and rank.
+    #[arg(long, default_value_t = 0)]
+    bootstrap: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
+    let Args {
+        model,
+        data,
+        out,
+        granularity,
+        task,
+        bootstrap,
+        batch_size,
+    } = args;
+    check_batch_size(*batch_size)?;
+    let task = task
+        .as_deref()
+        .map(headroom::tasks::parse_task)
+        .transpose()?;
+    let gpu = open_gpu(cli)?;
+    let args = headroom::heads::score::ScoreArgs {
+        model: model.clone(),
+        data: data.clone(),
+        out: out.clone(),
+        granularity: granularity.clone(),
+        batch_size: *batch_size,
+        bootstrap: *bootstrap,
+        task,
+    };
+    let s = headroom::heads::score::score(&gpu, &args)?;
+    println!(
+        "{} examples scored in {:.2} s ({:.1} examples/s)",
+        s.examples,
+        s.seconds,
+        s.examples as f64 / s.seconds.max(1e-9)
+    );
+    for (l, h, v) in &s.top {
+        println!("  layer {l} head {h}: {v:.6}");
+    }
+    for f in &s.files {
+        println!("  wrote {}", f.display());
+    }
+    finish_profile(cli, &gpu)?;
+    Ok(())
+}

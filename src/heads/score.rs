@@ -1,0 +1,144 @@
+//! The `score` job: head importance of a classifier on a labelled file, written as npy arrays,
+//! a JSON report with every granularity and normalisation, and a heatmap.
+
+use super::importance::{self, Granularity};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::output::{check_not_input, npy_f32, write_atomic};
+use crate::io::plot;
+use crate::model::{Model, TaskHead};
+use crate::tasks;
+use std::path::PathBuf;
+
+pub struct ScoreArgs {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub granularity: String,
+    pub batch_size: usize,
+    /// Resamples for 95% bootstrap intervals (0: none).
+    pub bootstrap: usize,
+    /// Expected task (None: the checkpoint's).
+    pub task: Option<TaskHead>,
+}
+
+pub struct ScoreSummary {
+    pub examples: usize,
+    pub seconds: f64,
+    pub files: Vec<PathBuf>,
+    /// (layer, head, score) of the five most important heads.
+    pub top: Vec<(usize, usize, f32)>,
+}
+
+/// `headroom score`: head importance from gate gradients, attention entropy and confidence,
+/// for sequence (TSV) and token (CoNLL) classifiers.
+pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
+    let gran = Granularity::parse(&args.granularity)?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::output(&args.out, "exists and is not a directory"));
+    }
+    check_not_input(&args.out, &[&args.model, &args.data])?;
+    let model = Model::load_for_gradients(gpu, &args.model)?;
+    if let Some(t) = args.task {
+        if t != model.task {
+            return Err(Error::input(
+                &args.model,
+                format!(
+                    "the checkpoint is a {} model, not {}",
+                    model.task.name(),
+                    t.name()
+                ),
+            ));
+        }
+    }
+    let labels = tasks::model_labels(&model);
+    let split = tasks::load(&model, &args.data, &labels)?;
+    tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
+    let start = std::time::Instant::now();
+    let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
+    let (nl, nh) = (s.layers, s.heads);
+    let chosen = s.get(gran).to_vec();
+    let boot_seed = 0x5EED;
+    let variant = |g: Granularity| {
+        let raw = s.get(g);
+        let mut v = serde_json::json!({
+            "raw": raw,
+            "per_layer_l2": importance::normalize_per_layer(raw, nh),
+            "min_max": importance::normalize_min_max(raw),
+            "rank": importance::ranks(raw),
+        });
+        if let Some(b) = importance::bootstrap(&s, g, args.bootstrap, boot_seed) {
+            v["bootstrap_95"] = serde_json::json!({
+                "resamples": b.resamples,
+                "score_lo": b.score_lo, "score_hi": b.score_hi,
+                "rank_lo": b.rank_lo, "rank_hi": b.rank_hi,
+            });
+        }
+        v
+    };
+    let variants: serde_json::Map<String, serde_json::Value> = Granularity::ALL
+        .iter()
+        .map(|&g| (g.name().to_string(), variant(g)))
+        .collect();
+    let seconds = start.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "task": model.task.name(),
+        "granularity": gran.name(),
+        "shape": [nl, nh],
+        "importance": chosen,
+        "variants": variants,
+        "bootstrap_note": if args.bootstrap > 0 {
+            "95% percentile intervals over resampled examples; none for `batch`, which is not a mean over examples"
+        } else { "not requested (--bootstrap N)" },
+        "attn_entropy": s.entropy,
+        "attn_confidence": s.confidence,
+        "per_example_gate_grad": s.per_example,
+        "examples": s.examples,
+        "truncated": split.truncated,
+        "batches": s.batches,
+        "batch_size": args.batch_size,
+        "mean_loss": s.mean_loss,
+        "model": args.model.display().to_string(),
+        "data": args.data.display().to_string(),
+        "adapter": gpu.describe(),
+        "wall_seconds": seconds,
+        "headroom": env!("CARGO_PKG_VERSION"),
+    });
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Error::output(&args.out, format!("cannot create: {e}")))?;
+    let files = [
+        ("head_importance.npy", npy_f32(&[nl, nh], &chosen)),
+        ("attn_entropy.npy", npy_f32(&[nl, nh], &s.entropy)),
+        ("attn_confidence.npy", npy_f32(&[nl, nh], &s.confidence)),
+        (
+            "report.json",
+            serde_json::to_vec_pretty(&report).unwrap_or_default(),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (name, bytes) in files {
+        let p = args.out.join(name);
+        write_atomic(&p, &bytes)?;
+        written.push(p);
+    }
+    let title = format!("head importance ({}), {} examples", gran.name(), s.examples);
+    written.extend(plot::heatmap(
+        &args.out,
+        "head_importance",
+        &chosen,
+        (nl, nh),
+        &title,
+    )?);
+    let ranks = importance::ranks(&chosen);
+    let mut top: Vec<(usize, usize, f32)> = (0..nl * nh)
+        .filter(|&k| ranks[k] <= 5)
+        .map(|k| (k / nh, k % nh, chosen[k]))
+        .collect();
+    top.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(ScoreSummary {
+        examples: s.examples,
+        seconds,
+        files: written,
+        top,
+    })
+}
