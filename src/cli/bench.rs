@@ -1,7 +1,6 @@
-//! `headroom bench`: Time what head pruning buys: for each pruned fraction (random heads per layer, seeded)
-//! and mode, the median ms of the whole encoder and of the attention blocks, GFLOP/s, and
-//! the speedup against the unpruned dense run next to the ideal one from FLOPs. JSON on
-//! stdout.
+//! `headroom bench`: time what head pruning buys: for each pruned fraction (random heads per layer,
+//! seeded) and mode, the median ms of the whole encoder and of the attention blocks, GFLOP/s, and
+//! the speedup against the unpruned dense run next to the ideal one from FLOPs. JSON on stdout.
 
 use super::{finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

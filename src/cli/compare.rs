@@ -1,6 +1,6 @@
-//! `headroom compare`: Agreement of two head maps (score's importance JSON, a role of roles.json, or an [L][H]
-//! array): Spearman and Kendall τ-b (bootstrap 95 % intervals when both carry per-example
-//! data), top-k Jaccard at 10/25/50 % of the heads, per-layer Spearman. JSON on stdout.
+//! `headroom compare`: agreement of two head maps (score's importance JSON, a role of roles.json,
+//! or an [L][H] array): Spearman and Kendall τ-b (bootstrap 95 % intervals when both carry
+//! per-example data), top-k Jaccard at 10/25/50 % of the heads, per-layer Spearman. JSON on stdout.
 
 use std::path::PathBuf;
 

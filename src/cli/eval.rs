@@ -1,5 +1,5 @@
-//! `headroom eval`: Evaluate a classifier as JSON: accuracy (sequence classification, labelled TSV) or
-//! entity precision / recall / F1 and token accuracy (token classification, CoNLL).
+//! `headroom eval`: evaluate a classifier as JSON: accuracy (sequence classification, labelled TSV)
+//! or entity precision / recall / F1 and token accuracy (token classification, CoNLL).
 
 use super::{check_batch_size, finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

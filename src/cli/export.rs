@@ -1,6 +1,6 @@
-//! `headroom export`: Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
-//! projection columns only, `pruned_heads` in config.json (original indices, merged with
-//! the checkpoint's own), loadable by transformers 4.x and headroom.
+//! `headroom export`: physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and
+//! output projection columns only, `pruned_heads` in config.json (original indices, merged with the
+//! checkpoint's own), loadable by transformers 4.x and headroom.
 
 use std::path::PathBuf;
 

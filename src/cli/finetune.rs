@@ -1,5 +1,6 @@
-//! `headroom finetune`: Fine-tune a classifier on the GPU (AdamW, linear warm-up and decay, clipping, dropout);
-//! evaluates on dev after each epoch and writes the best epoch as an HF directory.
+//! `headroom finetune`: fine-tune a classifier on the GPU (AdamW, linear warm-up and decay,
+//! clipping, dropout); evaluates on dev after each epoch and writes the best epoch as an HF
+//! directory.
 
 use super::{finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

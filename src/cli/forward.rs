@@ -1,4 +1,5 @@
-//! `headroom forward`: Run the encoder over a TSV of sentences and write logits / pooled / hidden states.
+//! `headroom forward`: run the encoder over a TSV of sentences and write logits / pooled / hidden
+//! states.
 
 use super::{check_batch_size, finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `headroom info`: List adapters and show the chosen one with its limits and features.
+//! `headroom info`: list adapters and show the chosen one with its limits and features.
 
 use super::Cli;
 use headroom::gpu::{self, AdapterChoice, Gpu};

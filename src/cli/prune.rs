@@ -1,5 +1,5 @@
-//! `headroom prune`: Prune heads by importance and trace heads kept against the eval metric (mask-driven:
-//! masked heads are gated to 0). Writes curve.json, mask.json and curve.svg/png.
+//! `headroom prune`: prune heads by importance and trace heads kept against the eval metric
+//! (mask-driven: masked heads are gated to 0). Writes curve.json, mask.json and curve.svg/png.
 
 use super::{check_batch_size, finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! `headroom roles`: Head roles (local, delimiter, block, syntactic) by one-sided t-tests over sentences with
-//! a multiple-comparison correction. Writes roles.json and heatmaps.
+//! `headroom roles`: head roles (local, delimiter, block, syntactic) by one-sided t-tests over
+//! sentences with a multiple-comparison correction. Writes roles.json and heatmaps.
 
 use super::{finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

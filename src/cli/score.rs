@@ -1,5 +1,5 @@
-//! `headroom score`: Head importance (Michel et al.): mean |∂loss/∂gate| per head, attention entropy and
-//! confidence, with a layer×head heatmap.
+//! `headroom score`: head importance (Michel et al.): mean |∂loss/∂gate| per head, attention
+//! entropy and confidence, with a layer×head heatmap.
 
 use super::{check_batch_size, finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

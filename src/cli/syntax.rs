@@ -1,6 +1,6 @@
-//! `headroom syntax`: Dependency heads: per relation, the head whose strongest word-level attention finds the
-//! gold head (and dependent) most often, against fixed-offset baselines; undirected UAS of
-//! each head's maximum spanning tree. Writes syntax.json and heatmaps.
+//! `headroom syntax`: dependency heads: per relation, the head whose strongest word-level attention
+//! finds the gold head (and dependent) most often, against fixed-offset baselines; undirected UAS
+//! of each head's maximum spanning tree. Writes syntax.json and heatmaps.
 
 use super::{finish_profile, open_gpu, Cli};
 use std::path::PathBuf;

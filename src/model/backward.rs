@@ -183,9 +183,7 @@ impl Model {
                 let (n, k) = g.shape;
                 kernels::weight_grad(rec, dy, x, ldx, m, n, k, false, &g.w);
                 let ones = ones.as_ref().expect("allocated with grads");
-                if std::env::var("HR_NOBIAS").is_err() {
-                    kernels::bias_grad(rec, dy, ones, m, n, false, &g.b);
-                }
+                kernels::bias_grad(rec, dy, ones, m, n, false, &g.b);
             };
         let drop = |rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor| {
             let d = acts

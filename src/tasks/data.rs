@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::io::input::{self, TaggedSentence, Texts};
 
-use crate::model::{Encoded, Model, TaskHead};
+use crate::model::{Encoded, Gates, Model, TaskHead};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -93,6 +93,20 @@ pub fn label_names(task: TaskHead, path: &Path) -> Result<Vec<String>> {
             }
         }
     }
+}
+
+/// The gates of a `--head-mask` file ([L, H], read against the model's shape), or every head
+/// open without one.
+pub fn head_mask_gates(model: &Model, path: Option<&Path>) -> Result<Gates> {
+    let c = &model.config;
+    Ok(match path {
+        Some(p) => Gates::Broadcast(input::read_head_mask(
+            p,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+        )?),
+        None => Gates::Ones,
+    })
 }
 
 /// The label names of a task model (its `id2label`, else `LABEL_i`).

@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::input;
 use crate::model::{Gates, Model, TaskHead};
 use std::path::PathBuf;
 
@@ -26,14 +25,7 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     }
     let c = &model.config;
     let labels = super::model_labels(&model);
-    let gates = match &args.head_mask {
-        Some(p) => Gates::Broadcast(input::read_head_mask(
-            p,
-            c.num_hidden_layers,
-            c.num_attention_heads,
-        )?),
-        None => Gates::Ones,
-    };
+    let gates = super::data::head_mask_gates(&model, args.head_mask.as_deref())?;
     let split = super::load(&model, &args.data, &labels)?;
     super::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::input;
 use crate::io::output::{check_not_input, write_safetensors, OutTensor};
-use crate::model::{run_forward, ForwardOptions, Gates, Model, TaskHead};
+use crate::model::{run_forward, ForwardOptions, Model, TaskHead};
 use std::path::{Path, PathBuf};
 
 pub struct ForwardArgs {
@@ -43,14 +43,7 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     check_not_input(&args.out, &inputs)?;
     let c = &model.config;
     let texts = input::read_sentences(&args.data)?;
-    let gates = match &args.head_mask {
-        Some(p) => Gates::Broadcast(input::read_head_mask(
-            p,
-            c.num_hidden_layers,
-            c.num_attention_heads,
-        )?),
-        None => Gates::Ones,
-    };
+    let gates = super::data::head_mask_gates(&model, args.head_mask.as_deref())?;
     let (enc, truncated) = super::data::encode(&model, &texts, &args.data)?;
     if truncated > 0 {
         eprintln!(
