@@ -1,42 +1,69 @@
-//! The UD dev sets of ../shared/data/ud parse whole (multiword tokens, empty nodes), with the
-//! sentence counts their files declare. Skipped, saying so, where the data is not there.
+//! The UD dev sets parse whole (multiword tokens, empty nodes), with the sentence counts their
+//! files declare: the six of ../shared/data/ud when it is there, else the samples shipped in
+//! data/ud (English-EWT).
 
+mod common;
 use headroom::io::conllu;
 use std::path::Path;
 
 #[test]
 fn ud_dev_sets_parse_with_every_sentence() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ud");
-    if !root.is_dir() {
-        eprintln!("skipping: {} is missing", root.display());
-        return;
-    }
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        for f in std::fs::read_dir(&dir).unwrap() {
-            let f = f.unwrap().path();
-            if f.extension().is_some_and(|e| e == "conllu") {
-                let text = std::fs::read_to_string(&f).unwrap();
-                let declared = text.lines().filter(|l| l.starts_with("# sent_id")).count();
-                let s = conllu::parse(&f, &text).unwrap();
-                assert_eq!(s.len(), declared, "{}", f.display());
-                let roots: usize = s
-                    .iter()
-                    .map(|x| x.words.iter().filter(|w| w.head == 0).count())
-                    .sum();
-                assert_eq!(roots, s.len(), "one root per sentence in {}", f.display());
-                let multi = s.iter().filter(|x| x.units.len() < x.words.len()).count();
-                eprintln!(
-                    "{}: {} sentences, {multi} with multiword tokens",
-                    f.display(),
-                    s.len()
-                );
-                seen += 1;
-            }
+    let root = common::data_file("ud");
+    let shared = common::is_shared_data(&root);
+    eprintln!(
+        "UD dev sets from {} ({})",
+        root.display(),
+        if shared {
+            "the full data"
+        } else {
+            "the samples shipped in the repository: ../shared/data/ud is missing"
+        }
+    );
+    let (mut seen, mut with_multi) = (Vec::new(), 0);
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in &dirs {
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .filter(|f| f.extension().is_some_and(|e| e == "conllu"))
+            .collect();
+        assert!(!files.is_empty(), "no .conllu in {}", dir.display());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let declared = text.lines().filter(|l| l.starts_with("# sent_id")).count();
+            assert!(declared > 0, "no `# sent_id` in {}", f.display());
+            let s = conllu::parse(&f, &text).unwrap();
+            assert_eq!(s.len(), declared, "{}", f.display());
+            let roots: usize = s
+                .iter()
+                .map(|x| x.words.iter().filter(|w| w.head == 0).count())
+                .sum();
+            assert_eq!(roots, s.len(), "one root per sentence in {}", f.display());
+            let multi = s.iter().filter(|x| x.units.len() < x.words.len()).count();
+            with_multi += multi;
+            eprintln!(
+                "{}: {} sentences, {multi} with multiword tokens",
+                f.display(),
+                s.len()
+            );
+            seen.push(dir.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
-    assert!(seen >= 1);
+    eprintln!("parsed {} UD dev set(s): {}", seen.len(), seen.join(", "));
+    assert!(with_multi > 0, "multiword tokens exercised");
+    if shared {
+        assert_eq!(seen.len(), 6, "the six UD dev sets of {}", root.display());
+    } else {
+        assert!(
+            seen.iter().any(|s| s == "UD_English-EWT"),
+            "the shipped EWT sample: {seen:?}"
+        );
+    }
 }
 
 /// Sub-token spans come from the tokenizer's word ids: a repeated word maps to its own

@@ -256,6 +256,31 @@ pub fn golden_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// A data file or folder by its path under the data folder (`"ud"`, `"sst2/dev.tsv"`):
+/// `../shared/data/<rel>` beside the checkout when it exists (the full data), else the small
+/// sample shipped in the repository's `data/<rel>`. Panics naming both when neither exists.
+/// `is_shared_data` tells which one a returned path is.
+pub fn data_file(rel: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/data").join(rel);
+    if shared.exists() {
+        return shared;
+    }
+    let shipped = root.join("data").join(rel);
+    assert!(
+        shipped.exists(),
+        "neither {} nor {} exists",
+        shared.display(),
+        shipped.display()
+    );
+    shipped
+}
+
+/// Whether a path from `data_file` is the full data in ../shared/data (else a shipped sample).
+pub fn is_shared_data(path: &std::path::Path) -> bool {
+    !path.starts_with(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
 /// The default model, fetched by weights/fetch.sh.
 pub fn default_model_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/all-MiniLM-L6-v2");
