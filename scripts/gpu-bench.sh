@@ -126,6 +126,10 @@ run() {
     if [ "$built" != "$root" ] && [ ! -e "$built" ]; then
       mkdir -p "$(dirname "$built")" && ln -s "$root" "$built"
     fi
+    # tests that run the CLI look for it where cargo built it
+    if [ ! -e "$built/target/release/headroom" ]; then
+      mkdir -p "$built/target/release" && cp "$bin/headroom" "$built/target/release/headroom"
+    fi
   else
     collect "$pack/local" "ln -sf" || exit 2
     bin=$pack/local
