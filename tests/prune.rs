@@ -372,3 +372,124 @@ fn ablation_is_the_loss_increase_of_each_head_alone() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
+    let dir = std::env::temp_dir().join(format!("headroom-prune-learned-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = fixture("tiny-bert");
+    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let args = |strategy: &str, out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "prune",
+            "--model",
+            p(&model),
+            "--score-data",
+            p(&score),
+            "--eval-data",
+            p(&eval),
+            "--strategy",
+            strategy,
+            "--batch-size",
+            "2",
+            "--epochs",
+            "2",
+            "--out",
+            p(out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: &[String]| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        headroom(&refs)
+    };
+    // two budgets × two seeds: every run's mask holds exactly K heads; mask.json is one of them
+    let out = dir.join("dsp");
+    let r = run(&args("dsp", &out, &["--heads", "1,3", "--seeds", "0,1"]));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&out.join("curve.json"));
+    let runs = c["learned"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for (run, k) in runs.iter().zip([1, 1, 3, 3]) {
+        assert_eq!(run["heads"].as_u64(), Some(k));
+        assert_eq!(run["heads_kept"].as_u64(), Some(k));
+        let steps = run["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2 * 3, "2 epochs of 3 batches");
+        assert!(steps.iter().all(|s| s["tau"].as_f64().unwrap() > 0.0));
+    }
+    let budgets = c["budgets"].as_array().unwrap();
+    assert_eq!(budgets.len(), 2);
+    assert!(budgets.iter().all(|b| b["seeds"].as_u64() == Some(2)));
+    let mask: Vec<Vec<f32>> = serde_json::from_value(read_json(&out.join("mask.json"))).unwrap();
+    let kept = mask.iter().flatten().filter(|&&v| v == 1.0).count() as u64;
+    let chosen = &runs[c["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(Some(kept), chosen["heads_kept"].as_u64());
+    let npy = std::fs::read(out.join("learned_importance.npy")).unwrap();
+    assert_eq!(npy.len(), 128 + 4 * 4, "an [2, 2] f32 npy");
+    for f in ["curve.svg", "curve.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // the same seed gives the same mask
+    let again = dir.join("dsp-again");
+    let r = run(&args("dsp-ste", &again, &["--heads", "2", "--seeds", "5"]));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = run(&args(
+        "dsp-ste",
+        &dir.join("dsp-again-2"),
+        &["--heads", "2", "--seeds", "5"],
+    ));
+    assert!(r.status.success());
+    assert_eq!(
+        read_json(&again.join("mask.json")),
+        read_json(&dir.join("dsp-again-2").join("mask.json"))
+    );
+    // hard-concrete: one run per λ; the report gives the count each reached
+    let hc = dir.join("hc");
+    let r = run(&args(
+        "hard-concrete",
+        &hc,
+        &["--l0-lambda", "0,50", "--samples", "per-batch"],
+    ));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&hc.join("curve.json"));
+    assert_eq!(c["learned"][0]["heads_kept"].as_u64(), Some(4));
+    assert!(c["learned"][1]["heads_kept"].as_u64().is_some());
+    // bad input: one line, exit 2, nothing written
+    let bad = dir.join("bad");
+    for (extra, what) in [
+        (vec!["--strategy", "dsp", "--heads", "0"], "--heads 0"),
+        (vec!["--strategy", "dsp", "--heads", "5"], "--heads 5"),
+        (vec!["--strategy", "dsp"], "--heads K1,K2"),
+        (
+            vec!["--strategy", "dsp", "--heads", "2", "--tau0", "0"],
+            "--tau0",
+        ),
+        (
+            vec!["--strategy", "dsp", "--heads", "2", "--tau-final", "5000"],
+            "--tau-final",
+        ),
+        (
+            vec!["--strategy", "hard-concrete", "--l0-lambda", "-1"],
+            "--l0-lambda",
+        ),
+        (
+            vec!["--strategy", "dsp", "--heads", "2", "--samples", "each"],
+            "--samples",
+        ),
+    ] {
+        let mut a = args("oneshot", &bad, &[]);
+        // the strategy given here replaces the default one above
+        let at = a.iter().position(|s| s == "--strategy").unwrap();
+        a.drain(at..at + 2);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        assert_user_error(&run(&a), what, what);
+        assert!(!bad.exists(), "{what}: nothing written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

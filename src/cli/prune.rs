@@ -16,7 +16,9 @@ pub struct Args {
     #[arg(long)]
     eval_data: PathBuf,
     /// oneshot, iterative (re-score after each step), threshold (iterative, stop below
-    /// --keep × the unpruned metric) or trials (--trials k1,k2,...; the best on eval data).
+    /// --keep × the unpruned metric), trials (--trials k1,k2,...; the best on eval data), or
+    /// learned gates on the frozen model, trained on --score-data: dsp and dsp-ste (--heads
+    /// K1,K2,...: exactly K heads) or hard-concrete (--l0-lambda λ1,λ2,...).
     #[arg(long, default_value = "oneshot")]
     strategy: String,
     /// example, batch, token, fisher (gradient importance), ablation (loss increase with
@@ -54,6 +56,36 @@ pub struct Args {
     /// Replace the --export directory if it exists.
     #[arg(long)]
     force: bool,
+    /// dsp, dsp-ste: heads to keep, one run per value (and seed).
+    #[arg(long, value_delimiter = ',')]
+    heads: Vec<usize>,
+    /// Learned strategies: one run per seed (default: --seed).
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
+    /// Learned strategies: passes over --score-data.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Learned strategies: Adam's step size for the gate logits.
+    #[arg(long, default_value_t = 0.5)]
+    lr: f64,
+    /// dsp, dsp-ste: the soft top-K's starting temperature.
+    #[arg(long, default_value_t = 1000.0)]
+    tau0: f64,
+    /// dsp, dsp-ste: the temperature at the end of the annealing.
+    #[arg(long, default_value_t = 1e-8)]
+    tau_final: f64,
+    /// dsp, dsp-ste: steps over which the temperature anneals geometrically (default: the
+    /// whole run).
+    #[arg(long)]
+    anneal_steps: Option<usize>,
+    /// Learned strategies: per-example (each example its own noise) or per-batch (one draw
+    /// per batch, as the reference code).
+    #[arg(long, default_value = "per-example")]
+    samples: String,
+    /// hard-concrete: L0 penalty weights λ, one run per value (the heads kept follow λ only
+    /// indirectly; the report gives the count each reached).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    l0_lambda: Vec<f64>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
@@ -74,7 +106,17 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         out,
         export,
         force,
+        heads,
+        seeds,
+        epochs,
+        lr,
+        tau0,
+        tau_final,
+        anneal_steps,
+        samples,
+        l0_lambda,
     } = args;
+    let strategy = headroom::heads::prune::Strategy::parse(strategy)?;
     check_batch_size(*batch_size)?;
     let args = headroom::heads::prune::PruneArgs {
         export: export.clone(),
@@ -83,7 +125,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         score_data: score_data.clone(),
         eval_data: eval_data.clone(),
         out: out.clone(),
-        strategy: headroom::heads::prune::Strategy::parse(strategy)?,
+        strategy,
         importance: headroom::heads::prune::Importance::parse(importance)?,
         normalize_layers: !*no_normalize,
         step: *step,
@@ -93,6 +135,21 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         baselines: *baselines,
         seed: *seed,
         batch_size: *batch_size,
+        schedule: headroom::heads::learned::Schedule {
+            epochs: *epochs,
+            lr: *lr,
+            tau0: *tau0,
+            tau_final: *tau_final,
+            anneal_steps: *anneal_steps,
+            samples: headroom::heads::learned::Samples::parse(samples)?,
+        },
+        budgets: heads.clone(),
+        seeds: if seeds.is_empty() {
+            vec![*seed]
+        } else {
+            seeds.clone()
+        },
+        l0_lambdas: l0_lambda.clone(),
     };
     let gpu = open_gpu(cli)?;
     let r = headroom::heads::prune::prune(&gpu, &args)?;

@@ -45,11 +45,9 @@ impl Samples {
     }
 }
 
+/// How the logits are trained, shared by every run of a `prune` call.
 #[derive(Clone, Debug)]
-pub struct LearnArgs {
-    pub method: Method,
-    /// K, the heads DSP keeps (among the stored heads); unused by hard-concrete.
-    pub heads: usize,
+pub struct Schedule {
     pub epochs: usize,
     /// Adam's step size for the logits.
     pub lr: f64,
@@ -58,9 +56,19 @@ pub struct LearnArgs {
     /// Steps over which τ anneals from τ₀ to τ_f; None: the whole run.
     pub anneal_steps: Option<usize>,
     pub samples: Samples,
+}
+
+/// One run.
+#[derive(Clone, Debug)]
+pub struct LearnArgs {
+    pub method: Method,
+    /// K, the heads DSP keeps (among the stored heads); unused by hard-concrete.
+    pub heads: usize,
+    /// λ of hard-concrete's L0 penalty; unused by DSP.
     pub l0_lambda: f64,
     pub seed: u64,
     pub batch_size: usize,
+    pub schedule: Schedule,
 }
 
 impl LearnArgs {
@@ -73,22 +81,23 @@ impl LearnArgs {
                 self.heads
             ));
         }
-        if !(self.tau0 > 0.0 && self.tau_final > 0.0) {
+        let sc = &self.schedule;
+        if !(sc.tau0 > 0.0 && sc.tau_final > 0.0) {
             return bad(format!(
                 "--tau0 {} and --tau-final {} must be above 0",
-                self.tau0, self.tau_final
+                sc.tau0, sc.tau_final
             ));
         }
-        if self.tau_final > self.tau0 {
+        if sc.tau_final > sc.tau0 {
             return bad(format!(
                 "--tau-final {} is above --tau0 {}: the temperature anneals downwards",
-                self.tau_final, self.tau0
+                sc.tau_final, sc.tau0
             ));
         }
         if self.l0_lambda.is_nan() || self.l0_lambda < 0.0 {
             return bad(format!("--l0-lambda {} must be 0 or more", self.l0_lambda));
         }
-        if self.lr.is_nan() || self.lr <= 0.0 || self.epochs == 0 || self.batch_size == 0 {
+        if sc.lr.is_nan() || sc.lr <= 0.0 || sc.epochs == 0 || self.batch_size == 0 {
             return bad("--lr, --epochs and --batch-size must be above 0".into());
         }
         Ok(())
@@ -154,7 +163,7 @@ fn current_kept(args: &LearnArgs, w: &[f64], hc: &HardConcrete) -> Vec<usize> {
     }
 }
 
-/// Learns the gate logits of `model` (frozen) on `data`, `args.epochs` passes in batches of
+/// Learns the gate logits of `model` (frozen) on `data`, `sc.epochs` passes in batches of
 /// examples of similar length, shuffled per epoch with `args.seed`.
 pub fn learn(
     gpu: &Gpu,
@@ -177,13 +186,14 @@ pub fn learn(
         .map(|(i, _)| i)
         .collect();
     args.check(present.len())?;
+    let sc = &args.schedule;
     let lh = model.config.total_heads();
     let n_heads = present.len();
     let enc: &[Encoded] = &data.examples;
     let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
     let batches = plan_for(gpu, model, &lengths, args.batch_size)?;
-    let total_steps = args.epochs * batches.len();
-    let anneal_steps = args.anneal_steps.unwrap_or(total_steps);
+    let total_steps = sc.epochs * batches.len();
+    let anneal_steps = sc.anneal_steps.unwrap_or(total_steps);
     let hc = HardConcrete::default();
     let mut rng = SplitMix64::new(args.seed);
     // w over the stored heads: DSP starts uniform (every subset equally likely); hard-concrete
@@ -204,7 +214,7 @@ pub fn learn(
     let mut steps = Vec::with_capacity(total_steps);
     let mut order: Vec<usize> = (0..batches.len()).collect();
     let mut prev_kept = current_kept(args, &w, &hc);
-    for epoch in 0..args.epochs {
+    for epoch in 0..sc.epochs {
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i + 1));
         }
@@ -214,9 +224,9 @@ pub fn learn(
             let b = idx.len();
             let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
             let ys = data.batch_labels(idx);
-            let tau = anneal(args.tau0, args.tau_final, step, anneal_steps);
+            let tau = anneal(sc.tau0, sc.tau_final, step, anneal_steps);
             // one relaxation per sample: the gates it sets, and how to take ∂/∂w back
-            let draws = if args.samples == Samples::PerExample {
+            let draws = if sc.samples == Samples::PerExample {
                 b
             } else {
                 1
@@ -284,7 +294,7 @@ pub fn learn(
                      try a lower --lr or a higher --tau-final"
                 )));
             }
-            adam.step(&mut w, &grad, args.lr);
+            adam.step(&mut w, &grad, sc.lr);
             let kept = current_kept(args, &w, &hc);
             let overlap = if prev_kept.is_empty() {
                 1.0

@@ -1,11 +1,13 @@
 //! `headroom prune`: the papers' head-pruning strategies over head masks — one-shot and
 //! iterative (Michel et al.; bertology's `mask_heads`), a metric threshold (bertology's
-//! `masking_threshold`) and a few trials (Ma et al.) — giving a curve of heads kept against
-//! the eval metric. Calls the model through `importance` and `tasks`, never kernels.
+//! `masking_threshold`), a few trials (Ma et al.), and learned gates (DSP, DSP-STE,
+//! hard-concrete; `learned`) — giving a curve of heads kept against the eval metric. Calls the
+//! model through `importance`, `learned` and `tasks`, never kernels.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::heads::importance::{self, Granularity};
+use crate::heads::learned::{self, LearnArgs, Method, Schedule};
 use crate::model::{Gates, Model};
 use crate::tasks::{self, TaskData};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ pub enum Strategy {
     Iterative,
     Threshold,
     Trials,
+    /// Learned gates: DSP, DSP-STE or hard-concrete (`--heads`, `--seeds`, `--l0-lambda`).
+    Learned(Method),
 }
 
 impl Strategy {
@@ -25,8 +29,11 @@ impl Strategy {
             "iterative" => Ok(Strategy::Iterative),
             "threshold" => Ok(Strategy::Threshold),
             "trials" => Ok(Strategy::Trials),
+            "dsp" => Ok(Strategy::Learned(Method::Dsp)),
+            "dsp-ste" => Ok(Strategy::Learned(Method::DspSte)),
+            "hard-concrete" => Ok(Strategy::Learned(Method::HardConcrete)),
             _ => Err(Error::Usage(format!(
-                "unknown --strategy {s:?} (oneshot, iterative, threshold, trials)"
+                "unknown --strategy {s:?} (oneshot, iterative, threshold, trials, dsp, dsp-ste, hard-concrete)"
             ))),
         }
     }
@@ -36,6 +43,9 @@ impl Strategy {
             Strategy::Iterative => "iterative",
             Strategy::Threshold => "threshold",
             Strategy::Trials => "trials",
+            Strategy::Learned(Method::Dsp) => "dsp",
+            Strategy::Learned(Method::DspSte) => "dsp-ste",
+            Strategy::Learned(Method::HardConcrete) => "hard-concrete",
         }
     }
 }
@@ -99,6 +109,13 @@ pub struct PruneArgs {
     pub export: Option<PathBuf>,
     /// Replace an existing `export` directory.
     pub force: bool,
+    /// How the learned strategies train their logits.
+    pub schedule: Schedule,
+    /// K for dsp and dsp-ste: one run per budget and seed.
+    pub budgets: Vec<usize>,
+    pub seeds: Vec<u64>,
+    /// λ for hard-concrete: one run per λ and seed.
+    pub l0_lambdas: Vec<f64>,
 }
 
 /// One evaluated mask.
@@ -133,6 +150,12 @@ pub struct PruneReport {
     /// With `--importance ablation`: Spearman of each gradient granularity against the
     /// ablation loss increase (all heads on), with 95% bootstrap intervals.
     pub agreement: Option<Vec<importance::Agreement>>,
+    /// Learned strategies: every run (budget or λ, seed) with its training log, and the mean
+    /// and spread of the metric per budget.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<LearnedRun>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
     pub notes: Vec<String>,
     pub model: String,
     pub score_data: String,
@@ -316,6 +339,120 @@ fn choose(points: &[Point], threshold: f64) -> usize {
         .unwrap_or(0)
 }
 
+/// One learned-gate run and what its mask scored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LearnedRun {
+    /// K (dsp, dsp-ste); None for hard-concrete.
+    pub heads: Option<usize>,
+    pub l0_lambda: Option<f64>,
+    pub seed: u64,
+    pub heads_kept: usize,
+    pub metric: f64,
+    pub loss: f64,
+    /// The learned logits w (or log α) over [L][H]; null where the checkpoint stores no head.
+    pub logits: Vec<Vec<Option<f64>>>,
+    pub steps: Vec<learned::Step>,
+    pub wall_seconds: f64,
+}
+
+/// The metric of one budget (K, or λ) over its seeds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Budget {
+    pub heads: Option<usize>,
+    pub l0_lambda: Option<f64>,
+    /// Heads kept, mean over seeds (hard-concrete's count varies with the seed).
+    pub heads_kept: f64,
+    pub mean: f64,
+    /// Sample standard deviation over seeds (0 for one seed).
+    pub sd: f64,
+    pub seeds: usize,
+}
+
+/// Every (budget, seed) run of a learned strategy, its curve point, and the per-budget spread.
+fn learned_runs(ctx: &Ctx, method: Method) -> Result<(Curve, Vec<LearnedRun>, Vec<Budget>)> {
+    let a = ctx.args;
+    let (_, nh) = ctx.shape;
+    let settings: Vec<(Option<usize>, Option<f64>)> = match method {
+        Method::HardConcrete => a.l0_lambdas.iter().map(|&l| (None, Some(l))).collect(),
+        _ => a.budgets.iter().map(|&k| (Some(k), None)).collect(),
+    };
+    let mut runs = Vec::new();
+    let mut points = Vec::new();
+    let mut budgets = Vec::new();
+    for (heads, lambda) in settings {
+        let mut metrics = Vec::new();
+        let mut kept = Vec::new();
+        for &seed in &a.seeds {
+            let t0 = std::time::Instant::now();
+            let la = LearnArgs {
+                method,
+                heads: heads.unwrap_or(0),
+                l0_lambda: lambda.unwrap_or(0.0),
+                seed,
+                batch_size: a.batch_size,
+                schedule: a.schedule.clone(),
+            };
+            let r = learned::learn(ctx.gpu, ctx.model, &ctx.score, &la, true)?;
+            let p = ctx.evaluate(&r.mask)?;
+            metrics.push(p.metric);
+            kept.push(p.heads_kept as f64);
+            runs.push(LearnedRun {
+                heads,
+                l0_lambda: lambda,
+                seed,
+                heads_kept: p.heads_kept,
+                metric: p.metric,
+                loss: p.loss,
+                logits: r
+                    .logits
+                    .chunks(nh)
+                    .map(|row| row.iter().map(|&v| v.is_finite().then_some(v)).collect())
+                    .collect(),
+                steps: r.steps,
+                wall_seconds: t0.elapsed().as_secs_f64(),
+            });
+            points.push(p);
+        }
+        let n = metrics.len() as f64;
+        let mean = metrics.iter().sum::<f64>() / n;
+        let sd = if metrics.len() > 1 {
+            (metrics.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        budgets.push(Budget {
+            heads,
+            l0_lambda: lambda,
+            heads_kept: kept.iter().sum::<f64>() / n,
+            mean,
+            sd,
+            seeds: metrics.len(),
+        });
+    }
+    let curve = Curve {
+        importance: "learned".into(),
+        strategy: a.strategy.name().into(),
+        points,
+    };
+    Ok((curve, runs, budgets))
+}
+
+/// The learned run to keep: the largest pruning whose metric stays ≥ `threshold`, else the
+/// best metric (a learned strategy's mask is never the unpruned one).
+fn choose_learned(points: &[Point], threshold: f64) -> usize {
+    if points.iter().any(|p| p.metric >= threshold) {
+        return choose(points, threshold);
+    }
+    (0..points.len())
+        .max_by(|&a, &b| {
+            points[a]
+                .metric
+                .total_cmp(&points[b].metric)
+                .then(b.cmp(&a))
+        })
+        .unwrap_or(0)
+}
+
 pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     let start = std::time::Instant::now();
     if !(args.keep > 0.0 && args.keep <= 1.0) {
@@ -334,6 +471,18 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         return Err(Error::Usage(
             "--strategy trials needs --trials k1,k2,...".into(),
         ));
+    }
+    if let Strategy::Learned(method) = args.strategy {
+        let (what, empty) = match method {
+            Method::HardConcrete => ("--l0-lambda λ1,λ2,...", args.l0_lambdas.is_empty()),
+            _ => ("--heads K1,K2,...", args.budgets.is_empty()),
+        };
+        if empty || args.seeds.is_empty() {
+            return Err(Error::Usage(format!(
+                "--strategy {} needs {what} and --seeds",
+                args.strategy.name()
+            )));
+        }
     }
     crate::io::output::check_not_input(
         &args.out,
@@ -360,6 +509,24 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             "--trials {k} is more than the model's {total} heads"
         )));
     }
+    if let Strategy::Learned(method) = args.strategy {
+        // every setting checked before any data is read or any run starts
+        let stored = model.present_mask().iter().filter(|&&v| v != 0.0).count();
+        let run = |heads: usize, l0_lambda: f64| LearnArgs {
+            method,
+            heads,
+            l0_lambda,
+            seed: args.seed,
+            batch_size: args.batch_size,
+            schedule: args.schedule.clone(),
+        };
+        for &heads in &args.budgets {
+            run(heads, 0.0).check(stored)?;
+        }
+        for &l0_lambda in &args.l0_lambdas {
+            run(0, l0_lambda).check(stored)?;
+        }
+    }
     let labels = tasks::model_labels(&model);
     let score = tasks::load(&model, &args.score_data, &labels)?;
     let eval = tasks::load(&model, &args.eval_data, &labels)?;
@@ -376,7 +543,14 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     };
     let base = ctx.evaluate(&ctx.start)?;
     let threshold = args.keep * base.metric;
+    let (mut runs, mut budgets) = (Vec::new(), Vec::new());
     let curve = match args.strategy {
+        Strategy::Learned(method) => {
+            let (c, r, b) = learned_runs(&ctx, method)?;
+            runs = r;
+            budgets = b;
+            c
+        }
         Strategy::OneShot => curve_of(&ctx, args.importance, false, None)?,
         Strategy::Iterative => curve_of(&ctx, args.importance, true, None)?,
         Strategy::Threshold => {
@@ -410,6 +584,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
                     .then(pa.pruned.cmp(&pb.pruned))
             })
             .unwrap_or(0),
+        Strategy::Learned(_) => choose_learned(&curve.points, threshold),
         _ => choose(&curve.points, threshold),
     };
     let best = &curve.points[chosen];
@@ -452,12 +627,14 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     };
     let report = PruneReport {
         strategy: args.strategy.name().into(),
-        importance: args.importance.name(),
+        importance: curve.importance.clone(),
         metric: metric.into(),
         unpruned_metric: base.metric,
         keep: args.keep,
         chosen,
         agreement,
+        learned: runs,
+        budgets,
         curve,
         baselines,
         notes,
@@ -503,7 +680,7 @@ fn write_outputs(
     debug_assert!(mask.iter().all(|row| row.len() == nh));
     let mask_json = serde_json::to_vec(mask).expect("mask serialises");
     crate::io::output::write_atomic(&out.join("mask.json"), &mask_json)?;
-    let series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
         .chain(&r.baselines)
         .map(|c| {
             (
@@ -515,6 +692,29 @@ fn write_outputs(
             )
         })
         .collect();
+    if !r.budgets.is_empty() {
+        // learned runs: the mean over seeds per budget, and the unpruned model for reference
+        let mut means: Vec<(f64, f64)> = r.budgets.iter().map(|b| (b.heads_kept, b.mean)).collect();
+        means.sort_by(|a, b| b.0.total_cmp(&a.0));
+        series = vec![
+            (format!("{} (mean over seeds)", r.strategy), means),
+            (
+                "unpruned".into(),
+                vec![((nl * nh) as f64, r.unpruned_metric)],
+            ),
+        ];
+        let chosen = &r.learned[r.chosen];
+        let logits: Vec<f32> = chosen
+            .logits
+            .concat()
+            .iter()
+            .map(|v| v.map_or(f32::NAN, |x| x as f32))
+            .collect();
+        crate::io::output::write_atomic(
+            &out.join("learned_importance.npy"),
+            &crate::io::output::npy_f32(&[nl, nh], &logits),
+        )?;
+    }
     crate::io::plot::curve(
         out,
         "curve",
