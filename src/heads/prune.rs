@@ -644,7 +644,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         adapter: gpu.describe(),
         wall_seconds: start.elapsed().as_secs_f64(),
     };
-    write_outputs(&args.out, &report, shape, metric)?;
+    write_outputs(&args.out, &report, shape)?;
     if let Some(dir) = &args.export {
         let p = &report.curve.points[report.chosen];
         let e = crate::heads::export::export(&crate::heads::export::ExportArgs {
@@ -666,12 +666,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     Ok(report)
 }
 
-fn write_outputs(
-    out: &Path,
-    r: &PruneReport,
-    (nl, nh): (usize, usize),
-    metric: &str,
-) -> Result<()> {
+fn write_outputs(out: &Path, r: &PruneReport, (nl, nh): (usize, usize)) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
     let json = serde_json::to_vec_pretty(r).expect("report serialises");
     crate::io::output::write_atomic(&out.join("curve.json"), &json)?;
@@ -680,30 +675,7 @@ fn write_outputs(
     debug_assert!(mask.iter().all(|row| row.len() == nh));
     let mask_json = serde_json::to_vec(mask).expect("mask serialises");
     crate::io::output::write_atomic(&out.join("mask.json"), &mask_json)?;
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
-        .chain(&r.baselines)
-        .map(|c| {
-            (
-                format!("{} ({})", c.importance, c.strategy),
-                c.points
-                    .iter()
-                    .map(|p| (p.heads_kept as f64, p.metric))
-                    .collect(),
-            )
-        })
-        .collect();
-    if !r.budgets.is_empty() {
-        // learned runs: the mean over seeds per budget, and the unpruned model for reference
-        let mut means: Vec<(f64, f64)> = r.budgets.iter().map(|b| (b.heads_kept, b.mean)).collect();
-        means.sort_by(|a, b| b.0.total_cmp(&a.0));
-        series = vec![
-            (format!("{} (mean over seeds)", r.strategy), means),
-            (
-                "unpruned".into(),
-                vec![((nl * nh) as f64, r.unpruned_metric)],
-            ),
-        ];
-        let chosen = &r.learned[r.chosen];
+    if let Some(chosen) = r.learned.get(r.chosen) {
         let logits: Vec<f32> = chosen
             .logits
             .concat()
@@ -715,14 +687,87 @@ fn write_outputs(
             &crate::io::output::npy_f32(&[nl, nh], &logits),
         )?;
     }
+    plot_curve(out)?;
+    Ok(())
+}
+
+/// What the plot reads back from curve.json.
+#[derive(serde::Deserialize)]
+struct SavedReport {
+    strategy: String,
+    importance: String,
+    metric: String,
+    unpruned_metric: f64,
+    curve: SavedCurve,
+    baselines: Vec<SavedCurve>,
+    #[serde(default)]
+    budgets: Vec<SavedBudget>,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedCurve {
+    importance: String,
+    strategy: String,
+    points: Vec<SavedPoint>,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedPoint {
+    heads_kept: usize,
+    metric: f64,
+    mask: Vec<Vec<f32>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedBudget {
+    heads_kept: f64,
+    mean: f64,
+}
+
+/// Draws `out/curve.svg` and `out/curve.png` from `out/curve.json`: the curve and its
+/// baselines as (heads kept, metric), or for a learned strategy the mean over seeds per budget
+/// beside the unpruned model. `prune` calls it after writing curve.json, and
+/// `examples/replot.rs` redraws saved results with it.
+pub fn plot_curve(out: &Path) -> Result<Vec<PathBuf>> {
+    let file = out.join("curve.json");
+    let bytes =
+        std::fs::read(&file).map_err(|e| Error::input(&file, format!("cannot read: {e}")))?;
+    let r: SavedReport = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(&file, format!("not a prune curve.json: {e}")))?;
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = std::iter::once(&r.curve)
+        .chain(&r.baselines)
+        .map(|c| {
+            let points = c
+                .points
+                .iter()
+                .map(|p| (p.heads_kept as f64, p.metric))
+                .collect();
+            (format!("{} ({})", c.importance, c.strategy), points)
+        })
+        .collect();
+    if !r.budgets.is_empty() {
+        let mut means: Vec<(f64, f64)> = r.budgets.iter().map(|b| (b.heads_kept, b.mean)).collect();
+        means.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let all_heads = r
+            .curve
+            .points
+            .first()
+            .map_or(0, |p| p.mask.iter().map(Vec::len).sum());
+        series = vec![
+            (format!("{} (mean over seeds)", r.strategy), means),
+            (
+                "unpruned".into(),
+                vec![(all_heads as f64, r.unpruned_metric)],
+            ),
+        ];
+    }
     crate::io::plot::curve(
         out,
         "curve",
         &series,
-        ("heads kept", &format!("eval {metric}")),
+        ("heads kept", &format!("eval {}", r.metric)),
         &format!("{} pruning, {} importance", r.strategy, r.importance),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]
