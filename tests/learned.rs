@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use headroom::heads::learned::{learn, LearnArgs, Method, Samples};
+use headroom::heads::learned::{learn, LearnArgs, Method, Samples, Schedule};
 use headroom::model::{run_forward, ForwardOptions, Gates, Model};
 
 fn setup() -> (
@@ -35,15 +35,17 @@ fn args(method: Method, heads: usize, seed: u64) -> LearnArgs {
     LearnArgs {
         method,
         heads,
-        epochs: 3,
-        lr: 0.5,
-        tau0: 1000.0,
-        tau_final: 1e-8,
-        anneal_steps: None,
-        samples: Samples::PerExample,
         l0_lambda: 0.0,
         seed,
         batch_size: 2,
+        schedule: Schedule {
+            epochs: 3,
+            lr: 0.5,
+            tau0: 1000.0,
+            tau_final: 1e-8,
+            anneal_steps: None,
+            samples: Samples::PerExample,
+        },
     }
 }
 
@@ -63,10 +65,8 @@ fn dsp_keeps_exactly_k_heads_reproducibly_and_changes_no_weight() {
     for method in [Method::Dsp, Method::DspSte] {
         for samples in [Samples::PerExample, Samples::PerBatch] {
             for k in [1, 3] {
-                let a = LearnArgs {
-                    samples,
-                    ..args(method, k, 7)
-                };
+                let mut a = args(method, k, 7);
+                a.schedule.samples = samples;
                 let r = learn(g, &model, &data, &a, false).unwrap();
                 assert_eq!(
                     r.mask.iter().filter(|&&v| v == 1.0).count(),
@@ -121,11 +121,9 @@ fn dsp_keeps_exactly_k_heads_reproducibly_and_changes_no_weight() {
 fn hard_concrete_l0_penalty_closes_heads() {
     let (g, model, data) = setup();
     let open = learn(g, &model, &data, &args(Method::HardConcrete, 0, 3), false).unwrap();
-    let strong = LearnArgs {
-        l0_lambda: 50.0,
-        epochs: 20,
-        ..args(Method::HardConcrete, 0, 3)
-    };
+    let mut strong = args(Method::HardConcrete, 0, 3);
+    strong.l0_lambda = 50.0;
+    strong.schedule.epochs = 20;
     let closed = learn(g, &model, &data, &strong, false).unwrap();
     let kept = |m: &[f32]| m.iter().filter(|&&v| v == 1.0).count();
     assert_eq!(
@@ -144,28 +142,23 @@ fn hard_concrete_l0_penalty_closes_heads() {
 #[test]
 fn bad_settings_are_refused_with_the_flag_named() {
     let (g, model, data) = setup();
+    let with = |mut a: LearnArgs, f: &dyn Fn(&mut LearnArgs)| {
+        f(&mut a);
+        a
+    };
     let cases: Vec<(LearnArgs, &str)> = vec![
         (args(Method::Dsp, 0, 0), "--heads 0"),
         (args(Method::Dsp, 5, 0), "--heads 5"),
         (
-            LearnArgs {
-                tau0: 0.0,
-                ..args(Method::Dsp, 2, 0)
-            },
+            with(args(Method::Dsp, 2, 0), &|a| a.schedule.tau0 = 0.0),
             "--tau0",
         ),
         (
-            LearnArgs {
-                tau_final: 2000.0,
-                ..args(Method::Dsp, 2, 0)
-            },
+            with(args(Method::Dsp, 2, 0), &|a| a.schedule.tau_final = 2000.0),
             "--tau-final 2000",
         ),
         (
-            LearnArgs {
-                l0_lambda: -1.0,
-                ..args(Method::HardConcrete, 0, 0)
-            },
+            with(args(Method::HardConcrete, 0, 0), &|a| a.l0_lambda = -1.0),
             "--l0-lambda",
         ),
     ];
