@@ -43,6 +43,37 @@ def median_time(f, dev, iters):
     return statistics.median(run(f) for _ in range(iters))
 
 
+def steps(model, ids, labels):
+    """The three timed steps of a BertForSequenceClassification on a batch: forward (no grad),
+    forward + per-example head-mask gradient ([L, B, H, 1, 1], eager attention only), and one
+    fine-tuning step (train mode, backward, clipping, AdamW). benches/transformers_t128.py
+    times the same steps on the CPU."""
+    cfg = model.config
+    L, H, B = cfg.num_hidden_layers, cfg.num_attention_heads, ids.shape[0]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+
+    def forward():
+        with torch.no_grad():
+            model(input_ids=ids)
+
+    def forward_gate_backward():
+        mask = torch.ones(L, B, H, 1, 1, device=ids.device, requires_grad=True)
+        logits = model(input_ids=ids, head_mask=mask).logits
+        torch.nn.functional.cross_entropy(logits, labels, reduction="sum").backward()
+        model.zero_grad(set_to_none=True)
+
+    def train_step():
+        model.train()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        model.eval()
+
+    return {"forward": forward, "forward_gate_backward": forward_gate_backward, "train_step": train_step}
+
+
 def kernels(report, dev, iters):
     """The criterion benches' matmul and attention shapes, for a same-device reference."""
     g = torch.Generator(device=dev).manual_seed(0)
@@ -97,7 +128,6 @@ def main():
         ids = torch.randint(1000, 21000, (B, T), device=dev)
         ids[:, 0], ids[:, -1] = 101, 102
         labels = torch.arange(B, device=dev) % 2
-        L, H = SHAPES[shape]["num_hidden_layers"], SHAPES[shape]["num_attention_heads"]
         models = {}
         for impl in ("eager", "sdpa"):
             torch.manual_seed(1)
@@ -109,38 +139,18 @@ def main():
             diff = (models["eager"](input_ids=ids).logits - models["sdpa"](input_ids=ids).logits).abs().max().item()
         eager = models["eager"]
 
-        def fwd(m):
-            def f():
-                with torch.no_grad():
-                    m(input_ids=ids)
-            return f
-
-        def fwd_gate_bwd():
-            mask = torch.ones(L, B, H, 1, 1, device=dev, requires_grad=True)
-            logits = eager(input_ids=ids, head_mask=mask).logits
-            torch.nn.functional.cross_entropy(logits, labels, reduction="sum").backward()
-            eager.zero_grad(set_to_none=True)
-
-        opt = torch.optim.AdamW(eager.parameters(), lr=1e-5, weight_decay=0.0)
-
-        def train_step():
-            eager.train()
-            loss = eager(input_ids=ids, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(eager.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad()
-            eager.eval()
-
-        cases = [("forward", "eager", fwd(eager)), ("forward", "sdpa", fwd(models["sdpa"])),
-                 ("forward_gate_backward", "eager", fwd_gate_bwd), ("train_step", "eager", train_step)]
+        eager_steps = steps(eager, ids, labels)
+        cases = [("forward", "eager", eager_steps["forward"]),
+                 ("forward", "sdpa", steps(models["sdpa"], ids, labels)["forward"]),
+                 ("forward_gate_backward", "eager", eager_steps["forward_gate_backward"]),
+                 ("train_step", "eager", eager_steps["train_step"])]
         for name, impl, f in cases:
             s = median_time(f, dev, a.iters)
             row = {"shape": shape, "case": name, "attention": impl, "median_ms": s * 1e3,
                    "examples_per_s": B / s, "eager_sdpa_max_logit_diff": diff}
             report["results"].append(row)
             print(f"torch {shape:6} {name:22} {impl:5}  {s * 1e3:9.2f} ms  {B / s:9.1f} ex/s", flush=True)
-        del models, eager, opt
+        del models, eager, eager_steps
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     text = json.dumps(report, indent=1)

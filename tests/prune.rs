@@ -19,6 +19,21 @@ fn data(dir: &Path, name: &str, labels: &[usize]) -> std::path::PathBuf {
     path
 }
 
+/// `headroom prune --model M --score-data S --eval-data E --out O` followed by `extra`.
+fn prune_args(model: &Path, score: &Path, eval: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["prune", "--model", p(model), "--score-data", p(score)]
+        .iter()
+        .chain(&["--eval-data", p(eval), "--out", p(out)])
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn run_args(a: &[String]) -> std::process::Output {
+    headroom(&a.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 #[test]
 fn prune_strategies_trace_curves_and_choose_masks() {
     let dir = std::env::temp_dir().join(format!("headroom-prune-{}", std::process::id()));
@@ -29,23 +44,9 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
     let run = |strategy: &str, extra: &[&str]| {
         let out = dir.join(strategy);
-        let mut a = vec![
-            "prune",
-            "--model",
-            p(&model),
-            "--score-data",
-            p(&score),
-            "--eval-data",
-            p(&eval),
-            "--strategy",
-            strategy,
-            "--step",
-            "0.25",
-            "--out",
-            p(&out),
-        ];
+        let mut a = vec!["--strategy", strategy, "--step", "0.25"];
         a.extend_from_slice(extra);
-        let r = headroom(&a);
+        let r = run_args(&prune_args(&model, &score, &eval, &out, &a));
         assert!(
             r.status.success(),
             "{strategy}: {}",
@@ -229,49 +230,19 @@ fn prune_strategies_trace_curves_and_choose_masks() {
 
     // bad input and the same-file warning
     let out = dir.join("bad");
-    let a = [
-        "prune",
-        "--model",
-        p(&model),
-        "--score-data",
-        p(&score),
-        "--eval-data",
-        p(&eval),
-        "--keep",
-        "1.5",
-        "--out",
-        p(&out),
-    ];
-    assert_user_error(&headroom(&a), "--keep 1.5", "keep outside (0, 1]");
-    let a = [
-        "prune",
-        "--model",
-        p(&model),
-        "--score-data",
-        p(&score),
-        "--eval-data",
-        p(&eval),
-        "--strategy",
-        "trials",
-        "--out",
-        p(&out),
-    ];
-    assert_user_error(&headroom(&a), "--trials", "trials without k");
+    let a = prune_args(&model, &score, &eval, &out, &["--keep", "1.5"]);
+    assert_user_error(&run_args(&a), "--keep 1.5", "keep outside (0, 1]");
+    let a = prune_args(&model, &score, &eval, &out, &["--strategy", "trials"]);
+    assert_user_error(&run_args(&a), "--trials", "trials without k");
     assert!(!out.exists());
     let same = dir.join("same");
-    let r = headroom(&[
-        "prune",
-        "--model",
-        p(&model),
-        "--score-data",
-        p(&score),
-        "--eval-data",
-        p(&score),
-        "--step",
-        "0.5",
-        "--out",
-        p(&same),
-    ]);
+    let r = run_args(&prune_args(
+        &model,
+        &score,
+        &score,
+        &same,
+        &["--step", "0.5"],
+    ));
     assert!(r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("same file"));
     assert!(!read_json(&same.join("curve.json"))["notes"]
@@ -382,36 +353,13 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
     let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
     let args = |strategy: &str, out: &Path, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "prune",
-            "--model",
-            p(&model),
-            "--score-data",
-            p(&score),
-            "--eval-data",
-            p(&eval),
-            "--strategy",
-            strategy,
-            "--batch-size",
-            "2",
-            "--epochs",
-            "2",
-            "--out",
-            p(out),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let run = |a: &[String]| {
-        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        headroom(&refs)
+        let mut a = vec!["--strategy", strategy, "--batch-size", "2", "--epochs", "2"];
+        a.extend_from_slice(extra);
+        prune_args(&model, &score, &eval, out, &a)
     };
     // two budgets × two seeds: every run's mask holds exactly K heads; mask.json is one of them
     let out = dir.join("dsp");
-    let r = run(&args("dsp", &out, &["--heads", "1,3", "--seeds", "0,1"]));
+    let r = run_args(&args("dsp", &out, &["--heads", "1,3", "--seeds", "0,1"]));
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let c = read_json(&out.join("curve.json"));
     let runs = c["learned"].as_array().unwrap();
@@ -437,9 +385,9 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     }
     // the same seed gives the same mask
     let again = dir.join("dsp-again");
-    let r = run(&args("dsp-ste", &again, &["--heads", "2", "--seeds", "5"]));
+    let r = run_args(&args("dsp-ste", &again, &["--heads", "2", "--seeds", "5"]));
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let r = run(&args(
+    let r = run_args(&args(
         "dsp-ste",
         &dir.join("dsp-again-2"),
         &["--heads", "2", "--seeds", "5"],
@@ -451,7 +399,7 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     );
     // hard-concrete: one run per λ; the report gives the count each reached
     let hc = dir.join("hc");
-    let r = run(&args(
+    let r = run_args(&args(
         "hard-concrete",
         &hc,
         &["--l0-lambda", "0,50", "--samples", "per-batch"],
@@ -488,7 +436,7 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
         let at = a.iter().position(|s| s == "--strategy").unwrap();
         a.drain(at..at + 2);
         a.extend(extra.iter().map(|s| s.to_string()));
-        assert_user_error(&run(&a), what, what);
+        assert_user_error(&run_args(&a), what, what);
         assert!(!bad.exists(), "{what}: nothing written");
     }
     let _ = std::fs::remove_dir_all(&dir);
