@@ -7,9 +7,10 @@
 //! `HEADROOM_BENCH_RANDOM=minilm,base` adds the model group on random classifiers of those shapes.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use headroom::gpu::{AdapterChoice, Gpu, MatmulVariant};
+use headroom::gpu::{AdapterChoice, AttnBwdVariant, Gpu, MatmulVariant};
+use headroom::kernels::attention_backward::{attention_bwd_tiled, effective_variant, TiledShape};
 use headroom::kernels::{
-    attention::texture_possible, attention_bwd, attention_fwd_variant, matmul_variant, Act,
+    attention::texture_possible, attention_bwd_variant, attention_fwd_variant, matmul_variant, Act,
     AttnArgs, AttnBackwardArgs, GateOutputs, LinearWeight, MatmulArgs,
 };
 use std::time::Duration;
@@ -132,6 +133,10 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// The fused attention backward at BERT-base's shape, id `attention_backward/<variant>/<shape>`:
+/// the tuned variant, or under `HEADROOM_BENCH_ALL=1` every variant the adapter can run;
+/// `HEADROOM_BENCH_ATTN_BWD_SHAPES=1` adds the tiled variant at other shapes
+/// (`Tiled_l<lanes>_wg<workgroup>`).
 fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention_backward");
     group
@@ -175,31 +180,90 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     rec.finish();
     // QK^T twice (q and kv passes), dP = dO V^T twice, dQ, dK, dV: 7 matmul-shaped products
     group.throughput(Throughput::Elements((7 * 2 * b * heads * t * t * d) as u64));
-    group.bench_function(format!("B{b}_T{t}_H{heads}_d{d}"), |bencher| {
-        bencher.iter(|| {
-            let mut rec = gpu.recorder();
-            let a = AttnBackwardArgs {
-                fwd: args(),
-                out: &out,
-                lse: &lse,
-                dout: &dout,
-            };
-            attention_bwd(
-                &mut rec,
-                &a,
-                &dqkv,
-                &stats,
-                &GateOutputs {
-                    dgates: &dgates,
-                    entropy_sum: &ent,
-                    token_abs: &tokabs,
-                    confidence_sum: &conf,
-                },
-            );
-            rec.finish();
-            gpu.wait();
-        })
-    });
+    // the tuned variant, or every variant this adapter can run (none that would fall back)
+    let tuned = effective_variant(gpu, &args(), gpu.tuning.attn_bwd);
+    let variants: Vec<AttnBwdVariant> = if std::env::var_os("HEADROOM_BENCH_ALL").is_some() {
+        [
+            AttnBwdVariant::Storage,
+            AttnBwdVariant::Texture,
+            AttnBwdVariant::Tiled,
+        ]
+        .into_iter()
+        .filter(|&v| effective_variant(gpu, &args(), v) == v)
+        .collect()
+    } else {
+        vec![tuned]
+    };
+    for variant in variants {
+        // the shape stays the last path component (gpu_bench_report.py pairs ids by it)
+        group.bench_function(format!("{variant:?}/B{b}_T{t}_H{heads}_d{d}"), |bencher| {
+            bencher.iter(|| {
+                let mut rec = gpu.recorder();
+                let a = AttnBackwardArgs {
+                    fwd: args(),
+                    out: &out,
+                    lse: &lse,
+                    dout: &dout,
+                };
+                attention_bwd_variant(
+                    &mut rec,
+                    &a,
+                    &dqkv,
+                    &stats,
+                    &GateOutputs {
+                        dgates: &dgates,
+                        entropy_sum: &ent,
+                        token_abs: &tokabs,
+                        confidence_sum: &conf,
+                    },
+                    variant,
+                );
+                rec.finish();
+                gpu.wait();
+            })
+        });
+    }
+    // HEADROOM_BENCH_ATTN_BWD_SHAPES=1: the tiled variant at other lanes per row and
+    // workgroup sizes than the default (to tune it on a GPU)
+    if std::env::var_os("HEADROOM_BENCH_ATTN_BWD_SHAPES").is_some()
+        && effective_variant(gpu, &args(), AttnBwdVariant::Tiled) == AttnBwdVariant::Tiled
+    {
+        for (lanes, workgroup) in [(4, 64), (4, 128), (4, 256), (8, 64), (8, 128), (8, 256)] {
+            if lanes > gpu.tuning.subgroup_size
+                || workgroup > gpu.limits.max_compute_invocations_per_workgroup
+            {
+                continue;
+            }
+            let shape = TiledShape { lanes, workgroup };
+            let id = format!("Tiled_l{lanes}_wg{workgroup}/B{b}_T{t}_H{heads}_d{d}");
+            group.bench_function(id, |bencher| {
+                bencher.iter(|| {
+                    let mut rec = gpu.recorder();
+                    let a = AttnBackwardArgs {
+                        fwd: args(),
+                        out: &out,
+                        lse: &lse,
+                        dout: &dout,
+                    };
+                    attention_bwd_tiled(
+                        &mut rec,
+                        &a,
+                        &dqkv,
+                        &stats,
+                        &GateOutputs {
+                            dgates: &dgates,
+                            entropy_sum: &ent,
+                            token_abs: &tokabs,
+                            confidence_sum: &conf,
+                        },
+                        shape,
+                    );
+                    rec.finish();
+                    gpu.wait();
+                })
+            });
+        }
+    }
     group.finish();
 }
 

@@ -425,3 +425,341 @@ fn attn_bwd_kv_tex(
         dqkv[vbase + 4u * i + 3u] = c.w;
     }
 }
+
+// ---- Tiled variants for GPUs (FlashAttention-2 style), same math and outputs as attn_bwd_q and
+// attn_bwd_kv. TD lanes (adjacent invocations of one subgroup) share a query (attn_bwd_q_tiled)
+// or a key (attn_bwd_kv_tiled): lane c owns the vec4 chunks c, c + TD, c + 2 TD, ... of the
+// head dimension (EV chunks at most, so each thread keeps 4 small vec4 arrays instead of four
+// [MAX_D] arrays), and partial dot products are summed across the TD lanes with
+// subgroupShuffleXor, which leaves the same bits in every lane of the group. The rows the
+// other side needs (K and V for dQ; Q, gate * dO, lse and D for dK and dV) are staged in
+// workgroup memory, TILE rows at a time, loaded cooperatively (consecutive invocations read
+// consecutive chunks of a row). Reads of a tile row: the TD lanes of a group read TD adjacent
+// vec4s, and every group of the subgroup reads the same row (a broadcast), so no padding is
+// needed against bank conflicts. Each group takes the staged rows four at a time (four
+// independent dot-product / shuffle / exp chains; tiles hold a multiple of 4 rows, the rows
+// past the data zero). Each tile loop barriers after filling a tile (before any read) and
+// after the last read of it (before the next fill). Needs the SUBGROUP feature, a subgroup size of at least TD
+// made of consecutive local invocation indices, and HEAD_DIM <= 4 * EV * TD; the head
+// dimension is zero-padded to whole chunks, so any HEAD_DIM works. Workgroup memory:
+// 2 * 4096 + 2 * 256 + 8 bytes.
+
+override TD: u32 = 4u;     // lanes per query / key: 1, 2, 4 or 8, at most the subgroup size
+override TWG: u32 = 128u;  // invocations per workgroup, a multiple of TD
+const EV: u32 = 4u;        // vec4 chunks per lane at most
+const TILE_V4: u32 = 256u; // vec4s per staged tile
+const TILE_MAX: u32 = 64u; // rows per staged tile at most
+
+var<workgroup> ta: array<vec4<f32>, TILE_V4>; // K rows (dQ pass) or Q rows (dK/dV pass)
+var<workgroup> tb: array<vec4<f32>, TILE_V4>; // V rows (dQ pass) or gate * dO rows (dK/dV pass)
+var<workgroup> tr0: array<f32, TILE_MAX>;     // lse of each staged query row (dK/dV pass)
+var<workgroup> tr1: array<f32, TILE_MAX>;     // D of each staged query row (dK/dV pass)
+var<workgroup> wg_len: u32;
+var<workgroup> wg_gate: f32;
+
+// Chunks per lane, chunks per (zero-padded) row, rows per tile.
+fn chunks() -> u32 {
+    return (HEAD_DIM + 4u * TD - 1u) / (4u * TD);
+}
+fn row_chunks() -> u32 {
+    return chunks() * TD;
+}
+fn tile_rows() -> u32 {
+    return min(TILE_MAX, (TILE_V4 / row_chunks()) & ~3u); // a multiple of 4 (8 at least)
+}
+
+// Elements 4ch .. 4ch + 3 of the head row at `base`, zero past HEAD_DIM.
+fn qkv_chunk(base: u32, ch: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var u = 0u; u < 4u; u++) {
+        let i = 4u * ch + u;
+        if (i < HEAD_DIM) { r[u] = qkv[base + i]; }
+    }
+    return r;
+}
+fn dout_chunk(base: u32, ch: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var u = 0u; u < 4u; u++) {
+        let i = 4u * ch + u;
+        if (i < HEAD_DIM) { r[u] = dout[base + i]; }
+    }
+    return r;
+}
+fn out_chunk(base: u32, ch: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var u = 0u; u < 4u; u++) {
+        let i = 4u * ch + u;
+        if (i < HEAD_DIM) { r[u] = out_g[base + i]; }
+    }
+    return r;
+}
+fn store_chunk(base: u32, ch: u32, v: vec4<f32>) {
+    for (var u = 0u; u < 4u; u++) {
+        let i = 4u * ch + u;
+        if (i < HEAD_DIM) { dqkv[base + i] = v[u]; }
+    }
+}
+
+// Sum over the TD lanes of a group (every lane gets the same value).
+fn group_sum(x: f32) -> f32 {
+    var s = x;
+    for (var m = TD >> 1u; m > 0u; m = m >> 1u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    return s;
+}
+fn group_sum4(x: vec4<f32>) -> vec4<f32> {
+    var s = x;
+    for (var m = TD >> 1u; m > 0u; m = m >> 1u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    return s;
+}
+
+// Stages rows r0 .. r0 + tile_rows() - 1 of K (into ta) and V (into tb) of head h of example
+// b; rows at or past `lim` are zero. Called by the whole workgroup between barriers.
+fn stage_kv(b: u32, h: u32, r0: u32, lim: u32, lid: u32) {
+    let rc = row_chunks();
+    for (var e = lid; e < tile_rows() * rc; e += TWG) {
+        let r = r0 + e / rc;
+        let ch = e % rc;
+        var kv = vec4<f32>(0.0);
+        var vv = vec4<f32>(0.0);
+        if (r < lim) {
+            let base = (b * p.seq + r) * 3u * p.hidden + p.hidden + h * HEAD_DIM;
+            kv = qkv_chunk(base, ch);
+            vv = qkv_chunk(base + p.hidden, ch);
+        }
+        ta[e] = kv;
+        tb[e] = vv;
+    }
+}
+
+@compute @workgroup_size(TWG)
+fn attn_bwd_q_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let c = lid % TD;
+    let t = bl.blk * (TWG / TD) + lid / TD;
+    let live = t < p.seq;
+    let tc = min(t, p.seq - 1u);
+    let ev = chunks();
+    let rc = row_chunks();
+    let tile = tile_rows();
+    if (lid == 0u) {
+        wg_len = min(lens[b], p.seq);
+        wg_gate = gate_at(b, h);
+    }
+    let len = workgroupUniformLoad(&wg_len);
+    let gate = workgroupUniformLoad(&wg_gate);
+    let qbase = (b * p.seq + tc) * 3u * p.hidden + h * HEAD_DIM;
+    let orow = (b * p.seq + tc) * p.hidden + h * HEAD_DIM;
+    let srow = (b * p.heads + h) * p.seq + tc;
+
+    var q: array<vec4<f32>, EV>;
+    var o: array<vec4<f32>, EV>;
+    var dov: array<vec4<f32>, EV>;
+    var dq: array<vec4<f32>, EV>;
+    for (var e = 0u; e < ev; e++) {
+        q[e] = qkv_chunk(qbase, c + TD * e) * p.scale;
+        dq[e] = vec4<f32>(0.0);
+    }
+    var lse = 0.0;
+    if (gate != 0.0) {
+        lse = lse_saved[srow];
+        for (var e = 0u; e < ev; e++) { o[e] = out_chunk(orow, c + TD * e) / gate; }
+    } else {
+        // recompute the skipped head's softmax statistics and output
+        var m = -3.0e38;
+        var l = 0.0;
+        for (var e = 0u; e < ev; e++) { o[e] = vec4<f32>(0.0); }
+        for (var k0 = 0u; k0 < len; k0 += tile) {
+            stage_kv(b, h, k0, len, lid);
+            workgroupBarrier(); // the tile is filled before anyone reads it
+            let nk = min(tile, len - k0);
+            for (var r = 0u; r < nk; r++) {
+                let base = r * rc + c;
+                var sp = 0.0;
+                for (var e = 0u; e < ev; e++) { sp += dot(q[e], ta[base + TD * e]); }
+                let s = group_sum(sp);
+                let mn = max(m, s);
+                let corr = exp(m - mn);
+                let pj = exp(s - mn);
+                l = l * corr + pj;
+                for (var e = 0u; e < ev; e++) { o[e] = o[e] * corr + pj * tb[base + TD * e]; }
+                m = mn;
+            }
+            workgroupBarrier(); // every read of the tile is done before the next fill
+        }
+        for (var e = 0u; e < ev; e++) { o[e] /= l; }
+        lse = m + log(l);
+    }
+    var gpp = 0.0;
+    for (var e = 0u; e < ev; e++) {
+        let dg = dout_chunk(orow, c + TD * e);
+        gpp += dot(dg, o[e]);
+        dov[e] = gate * dg;
+    }
+    let gp = group_sum(gpp);
+    let dt = gate * gp;
+    var ent = 0.0;
+    var pmax = 0.0;
+    for (var k0 = 0u; k0 < len; k0 += tile) {
+        stage_kv(b, h, k0, len, lid);
+        workgroupBarrier(); // the tile is filled before anyone reads it
+        let nk = min(tile, len - k0);
+        // four keys at a time (independent dependency chains); the rows past nk are zero and
+        // their weights are masked to 0
+        for (var r = 0u; r < nk; r += 4u) {
+            var sp = vec4<f32>(0.0);
+            var dpp = vec4<f32>(0.0);
+            for (var e = 0u; e < ev; e++) {
+                let o = r * rc + c + TD * e;
+                sp += vec4<f32>(dot(q[e], ta[o]), dot(q[e], ta[o + rc]), dot(q[e], ta[o + 2u * rc]),
+                    dot(q[e], ta[o + 3u * rc]));
+                dpp += vec4<f32>(dot(dov[e], tb[o]), dot(dov[e], tb[o + rc]),
+                    dot(dov[e], tb[o + 2u * rc]), dot(dov[e], tb[o + 3u * rc]));
+            }
+            let s = group_sum4(sp);
+            let dp = group_sum4(dpp);
+            let real = vec4<u32>(r, r + 1u, r + 2u, r + 3u) < vec4<u32>(nk);
+            let pj = select(vec4<f32>(0.0), exp(s - lse), real);
+            ent += dot(pj, lse - s);
+            pmax = max(pmax, max(max(pj.x, pj.y), max(pj.z, pj.w)));
+            let ds = pj * (dp - dt);
+            for (var e = 0u; e < ev; e++) {
+                let o = r * rc + c + TD * e;
+                var a = fma(vec4<f32>(ds.x), ta[o], dq[e]);
+                a = fma(vec4<f32>(ds.y), ta[o + rc], a);
+                a = fma(vec4<f32>(ds.z), ta[o + 2u * rc], a);
+                dq[e] = fma(vec4<f32>(ds.w), ta[o + 3u * rc], a);
+            }
+        }
+        workgroupBarrier(); // every read of the tile is done before the next fill
+    }
+    if (live) {
+        for (var e = 0u; e < ev; e++) { store_chunk(qbase, c + TD * e, dq[e] * p.scale); }
+        if (c == 0u) {
+            let n = plane();
+            stats[srow] = dt;
+            stats[n + srow] = lse;
+            stats[2u * n + srow] = gp;
+            stats[3u * n + srow] = ent;
+            stats[4u * n + srow] = pmax;
+        }
+    }
+}
+
+@compute @workgroup_size(TWG)
+fn attn_bwd_kv_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.total) { return; }
+    let bl = block_of(g);
+    let b = bl.b;
+    let h = bl.h;
+    let c = lid % TD;
+    let key0 = bl.blk * (TWG / TD);
+    let j = key0 + lid / TD;
+    let jc = min(j, p.seq - 1u);
+    let ev = chunks();
+    let rc = row_chunks();
+    let tile = tile_rows();
+    if (lid == 0u) {
+        wg_len = min(lens[b], p.seq);
+        wg_gate = gate_at(b, h);
+    }
+    let len = workgroupUniformLoad(&wg_len);
+    let gate = workgroupUniformLoad(&wg_gate);
+    let kbase = (b * p.seq + jc) * 3u * p.hidden + p.hidden + h * HEAD_DIM;
+    let vbase = kbase + p.hidden;
+    var k: array<vec4<f32>, EV>;
+    var v: array<vec4<f32>, EV>;
+    var dk: array<vec4<f32>, EV>;
+    var dv: array<vec4<f32>, EV>;
+    for (var e = 0u; e < ev; e++) {
+        k[e] = qkv_chunk(kbase, c + TD * e);
+        v[e] = qkv_chunk(vbase, c + TD * e);
+        dk[e] = vec4<f32>(0.0);
+        dv[e] = vec4<f32>(0.0);
+    }
+    let n = plane();
+    if (key0 < len) {
+        // every query row attends to a real key, padded query rows included
+        for (var t0 = 0u; t0 < p.seq; t0 += tile) {
+            for (var e = lid; e < tile * rc; e += TWG) {
+                let t = t0 + e / rc;
+                let ch = e % rc;
+                var qv = vec4<f32>(0.0);
+                var dg = vec4<f32>(0.0);
+                if (t < p.seq) {
+                    qv = qkv_chunk((b * p.seq + t) * 3u * p.hidden + h * HEAD_DIM, ch);
+                    dg = gate * dout_chunk((b * p.seq + t) * p.hidden + h * HEAD_DIM, ch);
+                }
+                ta[e] = qv;
+                tb[e] = dg;
+            }
+            for (var r = lid; r < tile; r += TWG) {
+                let t = t0 + r;
+                var ls = 0.0;
+                var dd = 0.0;
+                if (t < p.seq) {
+                    let srow = (b * p.heads + h) * p.seq + t;
+                    dd = stats[srow];
+                    ls = stats[n + srow];
+                }
+                tr0[r] = ls;
+                tr1[r] = dd;
+            }
+            workgroupBarrier(); // the tile is filled before anyone reads it
+            let nq = min(tile, p.seq - t0);
+            // four query rows at a time (independent dependency chains); the rows past nq are
+            // zero (Q, dO, lse and D), so they add exactly nothing
+            for (var r = 0u; r < nq; r += 4u) {
+                var sp = vec4<f32>(0.0);
+                var dpp = vec4<f32>(0.0);
+                for (var e = 0u; e < ev; e++) {
+                    let o = r * rc + c + TD * e;
+                    sp += vec4<f32>(dot(ta[o], k[e]), dot(ta[o + rc], k[e]),
+                        dot(ta[o + 2u * rc], k[e]), dot(ta[o + 3u * rc], k[e]));
+                    dpp += vec4<f32>(dot(tb[o], v[e]), dot(tb[o + rc], v[e]),
+                        dot(tb[o + 2u * rc], v[e]), dot(tb[o + 3u * rc], v[e]));
+                }
+                let s = group_sum4(sp);
+                let dp = group_sum4(dpp);
+                let pj = exp(s * p.scale - vec4<f32>(tr0[r], tr0[r + 1u], tr0[r + 2u], tr0[r + 3u]));
+                let ds = pj * (dp - vec4<f32>(tr1[r], tr1[r + 1u], tr1[r + 2u], tr1[r + 3u]));
+                for (var e = 0u; e < ev; e++) {
+                    let o = r * rc + c + TD * e;
+                    var a = fma(vec4<f32>(pj.x), tb[o], dv[e]);
+                    a = fma(vec4<f32>(pj.y), tb[o + rc], a);
+                    a = fma(vec4<f32>(pj.z), tb[o + 2u * rc], a);
+                    dv[e] = fma(vec4<f32>(pj.w), tb[o + 3u * rc], a);
+                    var b4 = fma(vec4<f32>(ds.x), ta[o], dk[e]);
+                    b4 = fma(vec4<f32>(ds.y), ta[o + rc], b4);
+                    b4 = fma(vec4<f32>(ds.z), ta[o + 2u * rc], b4);
+                    dk[e] = fma(vec4<f32>(ds.w), ta[o + 3u * rc], b4);
+                }
+            }
+            workgroupBarrier(); // every read of the tile is done before the next fill
+        }
+    }
+    if (j < p.seq) {
+        // keys past the example's length get exact zeros
+        let real = j < len;
+        for (var e = 0u; e < ev; e++) {
+            store_chunk(kbase, c + TD * e, select(vec4<f32>(0.0), dk[e] * p.scale, real));
+            store_chunk(vbase, c + TD * e, select(vec4<f32>(0.0), dv[e], real));
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use headroom::gpu::{MatmulVariant, Tensor};
+use headroom::gpu::{AttnBwdVariant, MatmulVariant, Tensor};
 use headroom::kernels::attention_backward;
 use headroom::kernels::*;
 
@@ -306,6 +306,50 @@ fn attn_f64(
     out
 }
 
+/// One way of running the attention backward.
+#[derive(Clone, Copy, Debug)]
+enum AttnRun {
+    /// `attention_bwd_variant` with this variant.
+    Variant(AttnBwdVariant),
+    /// `attention_bwd_tiled` with this shape.
+    Tiled(attention_backward::TiledShape),
+}
+
+/// Every variant, plus tiled shapes other than the default (1, 2 and 8 lanes; small and
+/// large workgroups) where the adapter and head_dim allow them.
+fn attention_runs(fwd: &AttnArgs) -> Vec<AttnRun> {
+    let g = gpu();
+    let mut runs = vec![
+        AttnRun::Variant(AttnBwdVariant::Storage),
+        AttnRun::Variant(AttnBwdVariant::Tiled),
+    ];
+    if attention::texture_possible(g, fwd) {
+        runs.push(AttnRun::Variant(AttnBwdVariant::Texture));
+    }
+    if g.tuning.subgroups {
+        // the adapter has subgroups: the tiled variant must run, not fall back
+        assert_eq!(
+            attention_backward::effective_variant(g, fwd, AttnBwdVariant::Tiled),
+            AttnBwdVariant::Tiled,
+            "the tiled attention backward falls back on head_dim {}",
+            fwd.head_dim
+        );
+        for (lanes, workgroup) in [(1, 32), (2, 64), (8, 256), (8, 32)] {
+            let l = &g.limits;
+            if lanes <= g.tuning.subgroup_size
+                && fwd.head_dim <= 16 * lanes
+                && workgroup <= l.max_compute_invocations_per_workgroup
+            {
+                runs.push(AttnRun::Tiled(attention_backward::TiledShape {
+                    lanes,
+                    workgroup,
+                }));
+            }
+        }
+    }
+    runs
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_attention_backward(
     rng: &mut Rng,
@@ -344,7 +388,10 @@ fn check_attention_backward(
     let mut rec = g.recorder();
     attention_fwd(&mut rec, &fwd(), &out, &lse);
     rec.finish();
-    for texture in [false, true] {
+    let want = attention_wants(&qkv, &dout, gates, lens, (b, t, heads, d, layer, nl));
+    // the storage variant's dqkv and stats, which every other run must match element-wise
+    let mut reference: Option<(Vec<f32>, Vec<f32>)> = None;
+    for run in attention_runs(&fwd()) {
         let dqkv = poisoned(b * t * 3 * hid);
         let stats = poisoned(attention_backward::stats_len(&fwd()));
         let dgates = g
@@ -368,85 +415,92 @@ fn check_attention_backward(
             token_abs: &tokabs,
             confidence_sum: &conf,
         };
-        attention_bwd_variant(&mut rec, &args, &dqkv, &stats, &outs, texture);
+        match run {
+            AttnRun::Variant(v) => attention_bwd_variant(&mut rec, &args, &dqkv, &stats, &outs, v),
+            AttnRun::Tiled(shape) => attention_backward::attention_bwd_tiled(
+                &mut rec, &args, &dqkv, &stats, &outs, shape,
+            ),
+        }
         rec.finish();
+        let what = format!("attention backward {run:?} lens={lens:?} t={t} heads={heads} d={d}");
         let got_dqkv = g.read_f32(&dqkv);
-        let got_dg = g.read_f32(&dgates);
-        check_attention_grads(
-            &qkv,
-            &dout,
-            gates,
-            lens,
-            (b, t, heads, d, layer, nl),
-            texture,
-            &got_dqkv,
-            &got_dg,
+        let got_stats = g.read_f32(&stats);
+        assert!(
+            got_dqkv.iter().all(|v| v.is_finite()),
+            "{what}: unwritten dqkv"
         );
+        assert!(
+            got_stats.iter().all(|v| v.is_finite()),
+            "{what}: unwritten stats"
+        );
+        let got_dg = g.read_f32(&dgates);
+        for &(idx, w) in &want.dgates {
+            let got = got_dg[idx];
+            assert!(
+                (got as f64 - w).abs() <= 1e-3 * (1.0 + w.abs()),
+                "{what}: dgate[{idx}] {got} vs FD {w}"
+            );
+        }
+        for &(idx, w) in &want.dqkv {
+            let got = got_dqkv[idx] as f64;
+            assert!(
+                (got - w).abs() <= 2e-3 * (1.0 + w.abs()),
+                "{what}: dqkv[{idx}] {got} vs FD {w}"
+            );
+        }
         // entropy and confidence over real query tokens, Σ_t |⟨dO_t, O_t⟩| over all rows,
         // from the f64 attention probabilities (no map is kept on the device)
         let (e, tabs, cf) = (g.read_f32(&ent), g.read_f32(&tokabs), g.read_f32(&conf));
-        let scale = 1.0 / (d as f64).sqrt();
-        let at = |bi: usize, tk: usize, part: usize, h: usize, i: usize| {
-            qkv[(bi * t + tk) * 3 * hid + part * hid + h * d + i] as f64
-        };
-        for bi in 0..b {
-            let len = lens[bi] as usize;
-            for h in 0..heads {
-                let (mut we, mut wc, mut wa) = (0f64, 0f64, 0f64);
-                for q in 0..t {
-                    let s: Vec<f64> = (0..len)
-                        .map(|j| {
-                            (0..d)
-                                .map(|i| at(bi, q, 0, h, i) * at(bi, j, 1, h, i))
-                                .sum::<f64>()
-                                * scale
-                        })
-                        .collect();
-                    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                    let pr: Vec<f64> = s.iter().map(|v| (v - m).exp() / z).collect();
-                    let gp: f64 = (0..d)
-                        .map(|i| {
-                            let o: f64 = (0..len).map(|j| pr[j] * at(bi, j, 2, h, i)).sum();
-                            o * dout[(bi * t + q) * hid + h * d + i] as f64
-                        })
-                        .sum();
-                    wa += gp.abs();
-                    if q < len {
-                        we -= pr
-                            .iter()
-                            .map(|p| if *p > 0.0 { p * p.ln() } else { 0.0 })
-                            .sum::<f64>();
-                        wc += pr.iter().cloned().fold(0.0, f64::max);
-                    }
-                }
-                let k = (bi * nl + layer) * heads + h;
-                let what = format!("texture={texture} lens={lens:?} t={t} (b {bi}, h {h})");
-                let close = |got: f32, want: f64, name: &str| {
+        for &(k, (we, wc, wa)) in &want.per_head {
+            let close = |got: f32, w: f64, name: &str| {
+                assert!(
+                    (got as f64 - w).abs() <= 2e-4 * (1.0 + w.abs()),
+                    "{name} {what} (gate index {k}): {got} vs {w}"
+                )
+            };
+            close(e[k], we, "entropy");
+            close(cf[k], wc, "confidence");
+            close(tabs[k], wa, "token |<dO,O>|");
+        }
+        match &reference {
+            None => reference = Some((got_dqkv, got_stats)),
+            Some((rd, rs)) => {
+                let n = b * heads * t;
+                for (i, (x, r)) in got_dqkv.iter().zip(rd).enumerate() {
                     assert!(
-                        (got as f64 - want).abs() <= 2e-4 * (1.0 + want.abs()),
-                        "{name} {what}: {got} vs {want}"
-                    )
-                };
-                close(e[k], we, "entropy");
-                close(cf[k], wc, "confidence");
-                close(tabs[k], wa, "token |<dO,O>|");
+                        (x - r).abs() <= 1e-4 * (1.0 + r.abs()),
+                        "{what}: dqkv[{i}] {x} vs storage {r}"
+                    );
+                }
+                for (i, (x, r)) in got_stats.iter().zip(rs).enumerate() {
+                    assert!(
+                        (x - r).abs() <= 1e-4 * (1.0 + r.abs()),
+                        "{what}: stats plane {} row {} {x} vs storage {r}",
+                        i / n,
+                        i % n
+                    );
+                }
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_attention_grads(
+/// What every variant must give: finite differences of the gates and of a spread of Q, K and
+/// V coordinates, and per (example, head) the entropy, confidence and Σ_t |⟨dO_t, O_t⟩|.
+struct AttnWants {
+    dgates: Vec<(usize, f64)>,
+    dqkv: Vec<(usize, f64)>,
+    /// (gate index, (entropy, confidence, token |<dO,O>|))
+    per_head: Vec<(usize, (f64, f64, f64))>,
+}
+
+fn attention_wants(
     qkv: &[f32],
     dout: &[f32],
     gates: &[f32],
     lens: &[u32],
     (b, t, heads, d, layer, nl): (usize, usize, usize, usize, usize, usize),
-    texture: bool,
-    got_dqkv: &[f32],
-    got_dg: &[f32],
-) {
+) -> AttnWants {
     // Finite differences of L = sum dout * out(qkv, gates), in f64.
     let q64: Vec<f64> = qkv.iter().map(|&v| v as f64).collect();
     let g64: Vec<f64> = gates.iter().map(|&v| v as f64).collect();
@@ -457,35 +511,74 @@ fn check_attention_grads(
             .map(|(o, w)| o * *w as f64)
             .sum::<f64>()
     };
-    let what =
-        format!("attention backward texture={texture} lens={lens:?} t={t} heads={heads} d={d}");
+    let hid = heads * d;
+    let mut w = AttnWants {
+        dgates: Vec::new(),
+        dqkv: Vec::new(),
+        per_head: Vec::new(),
+    };
     // every gate of this layer
     for bi in 0..b {
         for h in 0..heads {
             let idx = (bi * nl + layer) * heads + h;
-            let want = fd(&|gs: &[f64]| loss(&q64, gs), &g64, idx, 1e-4);
-            let got = got_dg[idx];
-            assert!(
-                (got as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()),
-                "{what}: dgate[{idx}] {got} vs FD {want}"
-            );
+            w.dgates
+                .push((idx, fd(&|gs: &[f64]| loss(&q64, gs), &g64, idx, 1e-4)));
         }
     }
     // a spread of Q, K and V coordinates, including padded rows and keys
     let n = qkv.len();
     for s in 0..60 {
         let idx = (s * 7919 + 13) % n;
-        let want = fd(&|q: &[f64]| loss(q, &g64), &q64, idx, 1e-3);
-        let got = got_dqkv[idx] as f64;
-        assert!(
-            (got - want).abs() <= 2e-3 * (1.0 + want.abs()),
-            "{what}: dqkv[{idx}] {got} vs FD {want}"
-        );
+        w.dqkv
+            .push((idx, fd(&|q: &[f64]| loss(q, &g64), &q64, idx, 1e-3)));
     }
-    assert!(
-        got_dqkv.iter().all(|v| v.is_finite()),
-        "{what}: unwritten dqkv"
-    );
+    let scale = 1.0 / (d as f64).sqrt();
+    let at = |bi: usize, tk: usize, part: usize, h: usize, i: usize| {
+        qkv[(bi * t + tk) * 3 * hid + part * hid + h * d + i] as f64
+    };
+    for bi in 0..b {
+        let len = lens[bi] as usize;
+        for h in 0..heads {
+            let (mut we, mut wc, mut wa) = (0f64, 0f64, 0f64);
+            for q in 0..t {
+                let s: Vec<f64> = (0..len)
+                    .map(|j| {
+                        (0..d)
+                            .map(|i| at(bi, q, 0, h, i) * at(bi, j, 1, h, i))
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                let pr: Vec<f64> = s.iter().map(|v| (v - m).exp() / z).collect();
+                let gp: f64 = (0..d)
+                    .map(|i| {
+                        let o: f64 = (0..len).map(|j| pr[j] * at(bi, j, 2, h, i)).sum();
+                        o * dout[(bi * t + q) * hid + h * d + i] as f64
+                    })
+                    .sum();
+                wa += gp.abs();
+                if q < len {
+                    we -= pr
+                        .iter()
+                        .map(|p| if *p > 0.0 { p * p.ln() } else { 0.0 })
+                        .sum::<f64>();
+                    wc += pr.iter().cloned().fold(0.0, f64::max);
+                }
+            }
+            w.per_head
+                .push(((bi * nl + layer) * heads + h, (we, wc, wa)));
+        }
+    }
+    w
+}
+
+/// Gates of `nl` layers × `heads` heads × `b` examples cycling through 1, 0, 0.5, 0.8.
+fn cycling_gates(b: usize, nl: usize, heads: usize) -> Vec<f32> {
+    (0..b * nl * heads)
+        .map(|i| [1.0, 0.0, 0.5, 0.8][i % 4])
+        .collect()
 }
 
 #[test]
@@ -496,12 +589,35 @@ fn attention_backward_matches_finite_differences() {
     // lengths of very different sizes, T not a multiple of the block, zero and fractional gates
     let lens = [21u32, 3, 1];
     let (heads, nl) = (2usize, 2usize);
-    let gates: Vec<f32> = (0..lens.len() * nl * heads)
-        .map(|i| [1.0, 0.0, 0.5, 0.8][i % 4])
-        .collect();
+    let gates = cycling_gates(lens.len(), nl, heads);
     check_attention_backward(&mut rng, &lens, 21, heads, 8, &gates, 1, nl);
     // d = 64
     check_attention_backward(&mut rng, &[5, 9], 9, 1, 64, &[0.7, 0.0], 0, 1);
+}
+
+/// Sizes aimed at the tiled variant's tiles: at d = 64 a staged tile holds 16 rows and a
+/// workgroup 32 queries / keys, so T = 37 takes three tiles (the last one partial) and two
+/// workgroups per head; d = 24 and d = 6 are not powers of two (6 not even a multiple of 4,
+/// where the texture variant cannot run); d = 80 takes 8 lanes per row; d = 8 stages 64 rows.
+#[test]
+fn attention_backward_tiled_at_awkward_sizes() {
+    let mut rng = Rng::new(16);
+    let (heads, nl) = (3usize, 2usize);
+    let lens = [37u32, 1, 20, 33];
+    let gates = cycling_gates(lens.len(), nl, heads);
+    check_attention_backward(&mut rng, &lens, 37, heads, 64, &gates, 0, nl);
+    let lens = [17u32, 1, 9];
+    let gates = cycling_gates(lens.len(), 1, 2);
+    check_attention_backward(&mut rng, &lens, 17, 2, 24, &gates, 0, 1);
+    let lens = [70u32, 66, 2];
+    let gates = cycling_gates(lens.len(), 1, 1);
+    check_attention_backward(&mut rng, &lens, 70, 1, 8, &gates, 0, 1);
+    let lens = [13u32, 4];
+    let gates = [0.0f32, 1.0, 0.25, 0.0];
+    check_attention_backward(&mut rng, &lens, 13, 2, 6, &gates, 0, 1);
+    let lens = [11u32, 25];
+    let gates = cycling_gates(lens.len(), 1, 2);
+    check_attention_backward(&mut rng, &lens, 25, 2, 80, &gates, 0, 1);
 }
 
 #[test]

@@ -92,7 +92,7 @@ fn dsp_keeps_exactly_k_heads_reproducibly_and_changes_no_weight() {
                 assert_eq!(again.logits, r.logits);
                 assert_eq!(again.mask, r.mask);
                 let other = learn(
-                    &g,
+                    g,
                     &model,
                     &data,
                     &LearnArgs {

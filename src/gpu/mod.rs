@@ -30,6 +30,9 @@ pub struct Tuning {
     pub attn_block: u32,
     /// Matmul variant.
     pub matmul: MatmulVariant,
+    /// Attention backward variant (`HEADROOM_ATTN_BWD=storage|texture|tiled` overrides it; a
+    /// variant the shapes or the adapter cannot run falls back to `Storage`).
+    pub attn_bwd: AttnBwdVariant,
     /// Texture matmul tile: (output columns per lane, row groups per workgroup, rows per
     /// subgroup); measured best on lavapipe (BENCHMARKS.md). Override with `HEADROOM_TEX_NC`
     /// (1..4), `HEADROOM_TEX_RG` (1, 2, 4, 8), `HEADROOM_TEX_ROWS` (8, 16) to experiment.
@@ -43,6 +46,18 @@ pub enum MatmulVariant {
     /// Operands read through `textureLoad` from rgba32float textures, A shared across the
     /// subgroup with `subgroupBroadcast` when subgroups of 8 are available: for lavapipe.
     Texture,
+}
+
+/// How the fused attention backward reads its operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnBwdVariant {
+    /// One invocation per query / key, rows read straight from storage buffers: the fallback.
+    Storage,
+    /// As `Storage` with Q|K|V and dO read as vec4 texels: for CPU adapters (lavapipe).
+    Texture,
+    /// FlashAttention-2 style: tiles staged in workgroup memory, several lanes per query / key
+    /// summing with subgroup shuffles: for GPUs with SUBGROUP.
+    Tiled,
 }
 
 impl Tuning {
@@ -61,8 +76,23 @@ impl Tuning {
             } else {
                 MatmulVariant::Tiled
             },
+            attn_bwd: if cpu {
+                AttnBwdVariant::Texture
+            } else if subgroups {
+                AttnBwdVariant::Tiled
+            } else {
+                AttnBwdVariant::Storage
+            },
             texture_tile: texture_tile_from_env(),
         };
+        if let Ok(v) = std::env::var("HEADROOM_ATTN_BWD") {
+            match v.as_str() {
+                "storage" => t.attn_bwd = AttnBwdVariant::Storage,
+                "texture" => t.attn_bwd = AttnBwdVariant::Texture,
+                "tiled" => t.attn_bwd = AttnBwdVariant::Tiled,
+                _ => {}
+            }
+        }
         if let Ok(v) = std::env::var("HEADROOM_MATMUL") {
             match v.as_str() {
                 "tiled" => t.matmul = MatmulVariant::Tiled,

@@ -2,7 +2,8 @@
 
 use super::attention::{texture_possible, AttnArgs, MAX_HEAD_DIM};
 use super::matmul::pack_rows;
-use crate::gpu::{Recorder, Shader, Tensor};
+pub use crate::gpu::AttnBwdVariant;
+use crate::gpu::{Gpu, Recorder, Shader, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -46,7 +47,8 @@ pub struct GateOutputs<'a> {
 }
 
 /// Writes dqkv [B*T, 3H] (dQ | dK | dV), the gate gradient, attention entropy and confidence;
-/// `stats` is scratch of [`stats_len`] elements.
+/// `stats` is scratch of [`stats_len`] elements. The variant is the adapter's
+/// (`gpu.tuning.attn_bwd`).
 pub fn attention_bwd(
     rec: &mut Recorder,
     a: &AttnBackwardArgs,
@@ -54,32 +56,159 @@ pub fn attention_bwd(
     stats: &Tensor,
     outs: &GateOutputs,
 ) {
-    let texture = rec.gpu().tuning.cpu && texture_possible(rec.gpu(), &a.fwd);
-    attention_bwd_variant(rec, a, dqkv, stats, outs, texture);
+    let variant = rec.gpu().tuning.attn_bwd;
+    attention_bwd_variant(rec, a, dqkv, stats, outs, variant);
+}
+
+/// Workgroup memory of the tiled variant in bytes: two tiles of 256 vec4s, two rows of 64
+/// per-query statistics, the length and the gate.
+pub const TILED_WORKGROUP_BYTES: u32 = 2 * 256 * 16 + 2 * 64 * 4 + 8;
+
+/// How the tiled variant splits the work: `lanes` invocations share a query (dQ pass) or a
+/// key (dK/dV pass), `workgroup` invocations per workgroup (so `workgroup / lanes` queries or
+/// keys per workgroup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TiledShape {
+    pub lanes: u32,
+    pub workgroup: u32,
+}
+
+/// The tiled variant's shape for these arguments on this adapter, or `None` where it cannot
+/// run (no SUBGROUP, subgroups narrower than the lanes, head_dim over 16 × lanes, limits).
+/// `HEADROOM_ATTN_BWD_LANES` (1, 2, 4, 8) and `HEADROOM_ATTN_BWD_WG` (32 … 1024, a power of
+/// two) override the defaults (4 lanes for head_dim ≤ 64, else 8; 128 invocations) to
+/// experiment.
+pub fn tiled_shape(gpu: &Gpu, a: &AttnArgs) -> Option<TiledShape> {
+    let env = |name: &str, allowed: &[u32]| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| allowed.contains(v))
+    };
+    let d = a.head_dim;
+    let lanes =
+        env("HEADROOM_ATTN_BWD_LANES", &[1, 2, 4, 8]).unwrap_or(if d <= 64 { 4 } else { 8 });
+    let workgroup = env("HEADROOM_ATTN_BWD_WG", &[32, 64, 128, 256, 512, 1024]).unwrap_or(128);
+    let l = &gpu.limits;
+    let ok = gpu.tuning.subgroups
+        && lanes <= gpu.tuning.subgroup_size
+        && d >= 1
+        && d <= 16 * lanes
+        && d <= MAX_HEAD_DIM
+        && workgroup <= l.max_compute_invocations_per_workgroup
+        && workgroup <= l.max_compute_workgroup_size_x
+        && TILED_WORKGROUP_BYTES <= l.max_compute_workgroup_storage_size;
+    ok.then_some(TiledShape { lanes, workgroup })
+}
+
+/// The variant that runs for `wanted`: a variant these shapes or this adapter cannot run
+/// falls back to `Storage`.
+pub fn effective_variant(gpu: &Gpu, a: &AttnArgs, wanted: AttnBwdVariant) -> AttnBwdVariant {
+    match wanted {
+        AttnBwdVariant::Texture if texture_possible(gpu, a) => AttnBwdVariant::Texture,
+        AttnBwdVariant::Tiled if tiled_shape(gpu, a).is_some() => AttnBwdVariant::Tiled,
+        _ => AttnBwdVariant::Storage,
+    }
 }
 
 /// As [`attention_bwd`] with the variant chosen by the caller (tests and benches compare
-/// them); `texture` reads Q|K|V and dout as vec4 texels (CPU adapters) and is ignored where
-/// `texture_possible` is false.
+/// them); see [`effective_variant`] for what runs.
 pub fn attention_bwd_variant(
     rec: &mut Recorder,
     a: &AttnBackwardArgs,
     dqkv: &Tensor,
     stats: &Tensor,
     outs: &GateOutputs,
-    texture: bool,
+    variant: AttnBwdVariant,
+) {
+    let gpu = rec.gpu();
+    let kind = match effective_variant(gpu, &a.fwd, variant) {
+        AttnBwdVariant::Tiled => Kind::Tiled(tiled_shape(gpu, &a.fwd).expect("tiled shape")),
+        AttnBwdVariant::Texture => Kind::Texture,
+        AttnBwdVariant::Storage => Kind::Storage,
+    };
+    record(rec, a, dqkv, stats, outs, kind);
+}
+
+/// The tiled variant with an explicit shape (tests cover shapes other than the default).
+/// Panics where the adapter cannot run it: no SUBGROUP, `lanes` not a power of two up to the
+/// subgroup size, head_dim over 16 × lanes, or `workgroup` not a multiple of `lanes` within
+/// the limits.
+pub fn attention_bwd_tiled(
+    rec: &mut Recorder,
+    a: &AttnBackwardArgs,
+    dqkv: &Tensor,
+    stats: &Tensor,
+    outs: &GateOutputs,
+    shape: TiledShape,
+) {
+    let gpu = rec.gpu();
+    let l = &gpu.limits;
+    let (lanes, wg) = (shape.lanes, shape.workgroup);
+    assert!(
+        gpu.tuning.subgroups
+            && lanes.is_power_of_two()
+            && lanes <= gpu.tuning.subgroup_size
+            && a.fwd.head_dim <= 16 * lanes
+            && wg.is_multiple_of(lanes)
+            && wg <= l.max_compute_invocations_per_workgroup
+            && wg <= l.max_compute_workgroup_size_x
+            && TILED_WORKGROUP_BYTES <= l.max_compute_workgroup_storage_size,
+        "tiled attention backward {shape:?} cannot run head_dim {} here",
+        a.fwd.head_dim
+    );
+    record(rec, a, dqkv, stats, outs, Kind::Tiled(shape));
+}
+
+enum Kind {
+    Storage,
+    Texture,
+    Tiled(TiledShape),
+}
+
+fn record(
+    rec: &mut Recorder,
+    a: &AttnBackwardArgs,
+    dqkv: &Tensor,
+    stats: &Tensor,
+    outs: &GateOutputs,
+    kind: Kind,
 ) {
     let f = &a.fwd;
-    let texture = texture && texture_possible(rec.gpu(), f);
     assert!(
         f.head_dim <= MAX_HEAD_DIM,
         "head_dim {} over {MAX_HEAD_DIM}",
         f.head_dim
     );
     let gpu = rec.gpu();
+    let texture = matches!(kind, Kind::Texture);
+    // queries (or keys) per workgroup, and the pipelines' constants
     let bq = gpu.tuning.attn_block;
-    let blocks = f.seq.div_ceil(bq);
-    let constants = [("BQ", bq as f64), ("HEAD_DIM", f.head_dim as f64)];
+    let (rows, constants, q_entry, kv_entry) = match kind {
+        Kind::Tiled(s) => (
+            s.workgroup / s.lanes,
+            vec![
+                ("HEAD_DIM", f.head_dim as f64),
+                ("TD", s.lanes as f64),
+                ("TWG", s.workgroup as f64),
+            ],
+            "attn_bwd_q_tiled",
+            "attn_bwd_kv_tiled",
+        ),
+        Kind::Texture => (
+            bq,
+            vec![("BQ", bq as f64), ("HEAD_DIM", f.head_dim as f64)],
+            "attn_bwd_q_tex",
+            "attn_bwd_kv_tex",
+        ),
+        Kind::Storage => (
+            bq,
+            vec![("BQ", bq as f64), ("HEAD_DIM", f.head_dim as f64)],
+            "attn_bwd_q",
+            "attn_bwd_kv",
+        ),
+    };
+    let blocks = f.seq.div_ceil(rows);
     let params = |blocks: u32, total: u32| {
         gpu.uniform(
             "attention_bwd.params",
@@ -108,11 +237,6 @@ pub fn attention_bwd_variant(
         )
     } else {
         (f.qkv.binding(), a.dout.binding())
-    };
-    let (q_entry, kv_entry) = if texture {
-        ("attn_bwd_q_tex", "attn_bwd_kv_tex")
-    } else {
-        ("attn_bwd_q", "attn_bwd_kv")
     };
     let pipe = gpu.pipeline(Shader::AttentionBackward, q_entry, &constants);
     let bg = gpu.bind(
@@ -148,6 +272,7 @@ pub fn attention_bwd_variant(
 
     let bh = f.batch * f.heads;
     let pg = params(1, bh);
+    let constants = [("BQ", bq as f64), ("HEAD_DIM", f.head_dim as f64)];
     let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_gate_grad", &constants);
     let bg = gpu.bind_at(
         &pipe,
