@@ -194,30 +194,24 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
     } else {
         vec![tuned]
     };
+    let a = AttnBackwardArgs {
+        fwd: args(),
+        out: &out,
+        lse: &lse,
+        dout: &dout,
+    };
+    let outs = GateOutputs {
+        dgates: &dgates,
+        entropy_sum: &ent,
+        token_abs: &tokabs,
+        confidence_sum: &conf,
+    };
     for variant in variants {
         // the shape stays the last path component (gpu_bench_report.py pairs ids by it)
         group.bench_function(format!("{variant:?}/B{b}_T{t}_H{heads}_d{d}"), |bencher| {
             bencher.iter(|| {
                 let mut rec = gpu.recorder();
-                let a = AttnBackwardArgs {
-                    fwd: args(),
-                    out: &out,
-                    lse: &lse,
-                    dout: &dout,
-                };
-                attention_bwd_variant(
-                    &mut rec,
-                    &a,
-                    &dqkv,
-                    &stats,
-                    &GateOutputs {
-                        dgates: &dgates,
-                        entropy_sum: &ent,
-                        token_abs: &tokabs,
-                        confidence_sum: &conf,
-                    },
-                    variant,
-                );
+                attention_bwd_variant(&mut rec, &a, &dqkv, &stats, &outs, variant);
                 rec.finish();
                 gpu.wait();
             })
@@ -239,25 +233,7 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
             group.bench_function(id, |bencher| {
                 bencher.iter(|| {
                     let mut rec = gpu.recorder();
-                    let a = AttnBackwardArgs {
-                        fwd: args(),
-                        out: &out,
-                        lse: &lse,
-                        dout: &dout,
-                    };
-                    attention_bwd_tiled(
-                        &mut rec,
-                        &a,
-                        &dqkv,
-                        &stats,
-                        &GateOutputs {
-                            dgates: &dgates,
-                            entropy_sum: &ent,
-                            token_abs: &tokabs,
-                            confidence_sum: &conf,
-                        },
-                        shape,
-                    );
+                    attention_bwd_tiled(&mut rec, &a, &dqkv, &stats, &outs, shape);
                     rec.finish();
                     gpu.wait();
                 })
