@@ -387,16 +387,30 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     let again = dir.join("dsp-again");
     let r = run_args(&args("dsp-ste", &again, &["--heads", "2", "--seeds", "5"]));
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // ... and --export writes that mask as a checkpoint with 2 heads, which evaluates alike
+    let exported = dir.join("dsp-exported");
     let r = run_args(&args(
         "dsp-ste",
         &dir.join("dsp-again-2"),
-        &["--heads", "2", "--seeds", "5"],
+        &["--heads", "2", "--seeds", "5", "--export", p(&exported)],
     ));
-    assert!(r.status.success());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(
         read_json(&again.join("mask.json")),
         read_json(&dir.join("dsp-again-2").join("mask.json"))
     );
+    let pruned = read_json(&exported.join("config.json"))["pruned_heads"].clone();
+    let removed: usize = pruned
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert_eq!(removed, 2, "{pruned}");
+    let c = read_json(&again.join("curve.json"));
+    let r = headroom(&["eval", "--model", p(&exported), "--data", p(&eval)]);
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(e["accuracy"].as_f64(), c["learned"][0]["metric"].as_f64());
     // hard-concrete: one run per λ; the report gives the count each reached
     let hc = dir.join("hc");
     let r = run_args(&args(
