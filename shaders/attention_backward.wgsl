@@ -53,6 +53,16 @@ fn plane() -> u32 {
     return (p.total / p.blocks) * p.seq;
 }
 
+// The dQ pass's per-query results into the five stats planes (see `stats`).
+fn write_stats(srow: u32, dt: f32, lse: f32, gp: f32, ent: f32, pmax: f32) {
+    let n = plane();
+    stats[srow] = dt;
+    stats[n + srow] = lse;
+    stats[2u * n + srow] = gp;
+    stats[3u * n + srow] = ent;
+    stats[4u * n + srow] = pmax;
+}
+
 struct Block {
     b: u32,
     h: u32,
@@ -151,12 +161,7 @@ fn attn_bwd_q(
     }
     let qrow = (b * p.seq + t) * 3u * p.hidden + h * d;
     for (var i = 0u; i < d; i++) { dqkv[qrow + i] = dq[i] * p.scale; }
-    let n = plane();
-    stats[srow] = dt;
-    stats[n + srow] = lse;
-    stats[2u * n + srow] = gp;
-    stats[3u * n + srow] = ent;
-    stats[4u * n + srow] = pmax;
+    write_stats(srow, dt, lse, gp, ent, pmax);
 }
 
 @compute @workgroup_size(BQ)
@@ -352,12 +357,7 @@ fn attn_bwd_q_tex(
         dqkv[qrow + 4u * i + 2u] = v.z;
         dqkv[qrow + 4u * i + 3u] = v.w;
     }
-    let n = plane();
-    stats[srow] = dt;
-    stats[n + srow] = lse;
-    stats[2u * n + srow] = gp;
-    stats[3u * n + srow] = ent;
-    stats[4u * n + srow] = pmax;
+    write_stats(srow, dt, lse, gp, ent, pmax);
 }
 
 @compute @workgroup_size(BQ)
@@ -647,12 +647,7 @@ fn attn_bwd_q_tiled(
     if (live) {
         for (var e = 0u; e < ev; e++) { store_chunk(qbase, c + TD * e, dq[e] * p.scale); }
         if (c == 0u) {
-            let n = plane();
-            stats[srow] = dt;
-            stats[n + srow] = lse;
-            stats[2u * n + srow] = gp;
-            stats[3u * n + srow] = ent;
-            stats[4u * n + srow] = pmax;
+            write_stats(srow, dt, lse, gp, ent, pmax);
         }
     }
 }

@@ -118,6 +118,20 @@ pub struct PruneArgs {
     pub l0_lambdas: Vec<f64>,
 }
 
+impl PruneArgs {
+    /// One learned-gate run of this call: its method, budget (K, or λ) and seed.
+    fn learn_args(&self, method: Method, heads: usize, l0_lambda: f64, seed: u64) -> LearnArgs {
+        LearnArgs {
+            method,
+            heads,
+            l0_lambda,
+            seed,
+            batch_size: self.batch_size,
+            schedule: self.schedule.clone(),
+        }
+    }
+}
+
 /// One evaluated mask.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Point {
@@ -384,14 +398,7 @@ fn learned_runs(ctx: &Ctx, method: Method) -> Result<(Curve, Vec<LearnedRun>, Ve
         let mut kept = Vec::new();
         for &seed in &a.seeds {
             let t0 = std::time::Instant::now();
-            let la = LearnArgs {
-                method,
-                heads: heads.unwrap_or(0),
-                l0_lambda: lambda.unwrap_or(0.0),
-                seed,
-                batch_size: a.batch_size,
-                schedule: a.schedule.clone(),
-            };
+            let la = a.learn_args(method, heads.unwrap_or(0), lambda.unwrap_or(0.0), seed);
             let r = learned::learn(ctx.gpu, ctx.model, &ctx.score, &la, true)?;
             let p = ctx.evaluate(&r.mask)?;
             metrics.push(p.metric);
@@ -512,19 +519,13 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     if let Strategy::Learned(method) = args.strategy {
         // every setting checked before any data is read or any run starts
         let stored = model.present_mask().iter().filter(|&&v| v != 0.0).count();
-        let run = |heads: usize, l0_lambda: f64| LearnArgs {
-            method,
-            heads,
-            l0_lambda,
-            seed: args.seed,
-            batch_size: args.batch_size,
-            schedule: args.schedule.clone(),
-        };
         for &heads in &args.budgets {
-            run(heads, 0.0).check(stored)?;
+            args.learn_args(method, heads, 0.0, args.seed)
+                .check(stored)?;
         }
         for &l0_lambda in &args.l0_lambdas {
-            run(0, l0_lambda).check(stored)?;
+            args.learn_args(method, 0, l0_lambda, args.seed)
+                .check(stored)?;
         }
     }
     let labels = tasks::model_labels(&model);

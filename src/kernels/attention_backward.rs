@@ -89,16 +89,26 @@ pub fn tiled_shape(gpu: &Gpu, a: &AttnArgs) -> Option<TiledShape> {
     let lanes =
         env("HEADROOM_ATTN_BWD_LANES", &[1, 2, 4, 8]).unwrap_or(if d <= 64 { 4 } else { 8 });
     let workgroup = env("HEADROOM_ATTN_BWD_WG", &[32, 64, 128, 256, 512, 1024]).unwrap_or(128);
+    let shape = TiledShape { lanes, workgroup };
+    tiled_fits(gpu, d, shape).then_some(shape)
+}
+
+/// Whether the tiled variant can run `shape` for this head_dim on this adapter: SUBGROUP,
+/// `lanes` a power of two up to the subgroup size, head_dim within 16 × lanes and
+/// MAX_HEAD_DIM, `workgroup` a multiple of `lanes` within the limits.
+fn tiled_fits(gpu: &Gpu, head_dim: u32, shape: TiledShape) -> bool {
     let l = &gpu.limits;
-    let ok = gpu.tuning.subgroups
+    let (lanes, wg) = (shape.lanes, shape.workgroup);
+    gpu.tuning.subgroups
+        && lanes.is_power_of_two()
         && lanes <= gpu.tuning.subgroup_size
-        && d >= 1
-        && d <= 16 * lanes
-        && d <= MAX_HEAD_DIM
-        && workgroup <= l.max_compute_invocations_per_workgroup
-        && workgroup <= l.max_compute_workgroup_size_x
-        && TILED_WORKGROUP_BYTES <= l.max_compute_workgroup_storage_size;
-    ok.then_some(TiledShape { lanes, workgroup })
+        && head_dim >= 1
+        && head_dim <= 16 * lanes
+        && head_dim <= MAX_HEAD_DIM
+        && wg.is_multiple_of(lanes)
+        && wg <= l.max_compute_invocations_per_workgroup
+        && wg <= l.max_compute_workgroup_size_x
+        && TILED_WORKGROUP_BYTES <= l.max_compute_workgroup_storage_size
 }
 
 /// The variant that runs for `wanted`: a variant these shapes or this adapter cannot run
@@ -142,18 +152,8 @@ pub fn attention_bwd_tiled(
     outs: &GateOutputs,
     shape: TiledShape,
 ) {
-    let gpu = rec.gpu();
-    let l = &gpu.limits;
-    let (lanes, wg) = (shape.lanes, shape.workgroup);
     assert!(
-        gpu.tuning.subgroups
-            && lanes.is_power_of_two()
-            && lanes <= gpu.tuning.subgroup_size
-            && a.fwd.head_dim <= 16 * lanes
-            && wg.is_multiple_of(lanes)
-            && wg <= l.max_compute_invocations_per_workgroup
-            && wg <= l.max_compute_workgroup_size_x
-            && TILED_WORKGROUP_BYTES <= l.max_compute_workgroup_storage_size,
+        tiled_fits(rec.gpu(), a.fwd.head_dim, shape),
         "tiled attention backward {shape:?} cannot run head_dim {} here",
         a.fwd.head_dim
     );
