@@ -1,20 +1,18 @@
 //! `headroom forward`: run the encoder over a TSV of sentences and write logits / pooled / hidden
 //! states.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// HF model directory: config.json, model.safetensors, tokenizer.json.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// TSV whose header names a `sentence` column (and optionally `sentence2`).
     #[arg(long)]
     data: PathBuf,
-    /// Head mask: JSON array of L arrays of H numbers in [0,1], or a .npy [L,H] array.
-    #[arg(long, value_name = "FILE")]
-    head_mask: Option<PathBuf>,
+    #[command(flatten)]
+    head_mask: HeadMaskArg,
     /// Also write last_hidden_state [N,T,H], attention_mask and input_ids [N,T].
     #[arg(long)]
     hidden: bool,
@@ -26,24 +24,16 @@ pub struct Args {
     out: PathBuf,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
-    let Args {
-        model,
-        data,
-        head_mask,
-        hidden,
-        batch_size,
-        out,
-    } = args;
-    check_batch_size(*batch_size)?;
+pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
+    check_batch_size(a.batch_size)?;
     let gpu = open_gpu(cli)?;
     let args = headroom::tasks::forward::ForwardArgs {
-        model: model.clone(),
-        data: data.clone(),
-        head_mask: head_mask.clone(),
-        hidden: *hidden,
-        batch_size: *batch_size,
-        out: out.clone(),
+        model: a.model.dir.clone(),
+        data: a.data.clone(),
+        head_mask: a.head_mask.file.clone(),
+        hidden: a.hidden,
+        batch_size: a.batch_size,
+        out: a.out.clone(),
     };
     let s = headroom::tasks::forward::forward(&gpu, &args)?;
     println!(
@@ -52,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         s.tokens,
         s.seconds,
         s.tokens as f64 / s.seconds.max(1e-9),
-        out.display()
+        a.out.display()
     );
     for t in &s.tensors {
         println!("  {t}");

@@ -39,6 +39,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--model`, as the commands that only read a checkpoint declare it.
+#[derive(clap::Args)]
+pub struct ModelArg {
+    /// HF model directory: config.json, model.safetensors and the tokenizer files.
+    #[arg(long = "model", value_name = "MODEL")]
+    pub dir: PathBuf,
+}
+
+/// `--head-mask`, as the commands that run the forward declare it.
+#[derive(clap::Args)]
+pub struct HeadMaskArg {
+    /// Head mask: JSON array of L arrays of H numbers in [0,1], or a .npy [L,H] array.
+    #[arg(long = "head-mask", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// List adapters and show the chosen one with its limits and features.

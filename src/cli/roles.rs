@@ -1,13 +1,13 @@
 //! `headroom roles`: head roles (local, delimiter, block, syntactic) by one-sided t-tests over
 //! sentences with a multiple-comparison correction. Writes roles.json and heatmaps.
 
-use super::{finish_profile, open_gpu, Cli};
+use super::{finish_profile, open_gpu, Cli, ModelArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// CoNLL-U (every role) or a TSV of sentences / pairs (no syntactic roles).
     #[arg(long)]
     data: PathBuf,
@@ -29,26 +29,16 @@ pub struct Args {
     batch_size: usize,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
-    let Args {
-        model,
-        data,
-        out,
-        tau,
-        alpha,
-        correction,
-        min_sentences,
-        batch_size,
-    } = args;
+pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let args = headroom::analysis::roles::RolesArgs {
-        model: model.clone(),
-        data: data.clone(),
-        out: out.clone(),
-        tau: *tau,
-        alpha: *alpha,
-        correction: headroom::analysis::roles::Correction::parse(correction)?,
-        batch_size: *batch_size,
-        min_sentences: *min_sentences,
+        model: a.model.dir.clone(),
+        data: a.data.clone(),
+        out: a.out.clone(),
+        tau: a.tau,
+        alpha: a.alpha,
+        correction: headroom::analysis::roles::Correction::parse(&a.correction)?,
+        batch_size: a.batch_size,
+        min_sentences: a.min_sentences,
     };
     let gpu = open_gpu(cli)?;
     let r = headroom::analysis::roles::run(&gpu, &args)?;
@@ -61,7 +51,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         s.heads_with_several_roles,
         100.0 * s.fraction_with_several_roles,
         r.wall_seconds,
-        out.display()
+        a.out.display()
     );
     for (role, layers) in &s.roles_by_layer {
         println!("  {role:<16} heads per layer {layers:?}");

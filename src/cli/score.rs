@@ -1,14 +1,13 @@
 //! `headroom score`: head importance (Michel et al.): mean |∂loss/∂gate| per head, attention
 //! entropy and confidence, with a layer×head heatmap.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, ModelArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// HF model directory of a sequence or token classifier.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
     /// name), or CoNLL (`token<TAB>tag`) for a token classifier.
     #[arg(long)]
@@ -33,29 +32,21 @@ pub struct Args {
     batch_size: usize,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
-    let Args {
-        model,
-        data,
-        out,
-        granularity,
-        task,
-        bootstrap,
-        batch_size,
-    } = args;
-    check_batch_size(*batch_size)?;
-    let task = task
+pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
+    check_batch_size(a.batch_size)?;
+    let task = a
+        .task
         .as_deref()
         .map(headroom::tasks::parse_task)
         .transpose()?;
     let gpu = open_gpu(cli)?;
     let args = headroom::heads::score::ScoreArgs {
-        model: model.clone(),
-        data: data.clone(),
-        out: out.clone(),
-        granularity: granularity.clone(),
-        batch_size: *batch_size,
-        bootstrap: *bootstrap,
+        model: a.model.dir.clone(),
+        data: a.data.clone(),
+        out: a.out.clone(),
+        granularity: a.granularity.clone(),
+        batch_size: a.batch_size,
+        bootstrap: a.bootstrap,
         task,
     };
     let s = headroom::heads::score::score(&gpu, &args)?;

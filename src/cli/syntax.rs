@@ -2,13 +2,13 @@
 //! finds the gold head (and dependent) most often, against fixed-offset baselines; undirected UAS
 //! of each head's maximum spanning tree. Writes syntax.json and heatmaps.
 
-use super::{finish_profile, open_gpu, Cli};
+use super::{finish_profile, open_gpu, Cli, ModelArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// CoNLL-U.
     #[arg(long)]
     data: PathBuf,
@@ -19,20 +19,15 @@ pub struct Args {
     batch_size: usize,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
-    let Args {
-        model,
-        data,
-        out,
-        batch_size,
-    } = args;
+pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let gpu = open_gpu(cli)?;
-    let r = headroom::analysis::syntax::command(&gpu, model, data, out, *batch_size)?;
+    let r =
+        headroom::analysis::syntax::command(&gpu, &a.model.dir, &a.data, &a.out, a.batch_size)?;
     println!(
         "{} sentences in {:.1} s -> {}",
         r.sentences,
         r.wall_seconds,
-        out.display()
+        a.out.display()
     );
     println!("relation        arcs  best head→dep  acc    best dep→head  acc    offset baseline");
     for x in &r.relations {
