@@ -45,7 +45,7 @@ def main():
     except OSError:
         pass
     rows, summary = [], {"steps": steps, "methods": {}}
-    unpruned = None
+    unpruned, metric = None, "dev metric"
 
     def add(method, per_budget, wall):
         cells = {k: cell(v) for k, v in per_budget.items()}
@@ -56,7 +56,7 @@ def main():
     for name, label in (("michel-oneshot", "Michel one-shot"), ("michel-iterative", "Michel iterative")):
         c = load(out, name)
         if c:
-            unpruned = c["unpruned_metric"]
+            unpruned, metric = c["unpruned_metric"], "dev " + c["metric"]
             add(label, {k: [at(c, k)] for k in BUDGETS}, steps.get(name, {}).get("seconds", ""))
     randoms = [load(out, f"random-{s}") for s in range(3)]
     randoms = [c for c in randoms if c]
@@ -77,13 +77,13 @@ def main():
         wall = steps.get(name, {}).get("seconds", "")
         n = len(c["learned"])
         add(f"{label} ({n} seeds at 24)", per, wall)
-    table = [f"SST-2 dev accuracy (%) at K heads kept of 72; unpruned: "
-             f"{100 * unpruned:.2f}" if unpruned is not None else "SST-2 dev accuracy (%)", "",
+    table = [f"{metric} (%) at K heads kept of 72; unpruned: "
+             f"{100 * unpruned:.2f}" if unpruned is not None else f"{metric} (%)", "",
              "| method | K = 48 | K = 36 | K = 24 | K = 12 | wall s |", "|---|---|---|---|---|---|"] + rows
     hc = load(out, "hard-concrete")
     if hc:
         table += ["", "Hard-concrete gates (one seed): heads kept per λ", "",
-                  "| λ | heads kept | accuracy (%) |", "|---|---|---|"]
+                  f"| λ | heads kept | {metric} (%) |", "|---|---|---|"]
         summary["hard_concrete"] = []
         for run in hc["learned"]:
             table.append(f"| {run['l0_lambda']:g} | {run['heads_kept']} | {100 * run['metric']:.2f} |")

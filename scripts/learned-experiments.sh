@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Issue 11's comparison of pruning methods at equal head budgets on SST-2: fine-tunes the
-# default model (the README's recipe, as scripts/finetune-models.sh), then prunes it with
-# Michel et al.'s one-shot and iterative ranking, random masks, pipelined DSP (per-example and
-# per-batch samples), DSP-STE and hard-concrete gates, all learned or scored on the same fixed
-# subset of SST-2 train and evaluated on SST-2 dev, and writes summary.md / summary.json
-# (benches/learned_summary.py).
+# Issue 11's comparison of pruning methods at equal head budgets: fine-tunes the default model
+# (the README's recipe, as scripts/finetune-models.sh) on SST-2 or WikiANN-en, then prunes it
+# with Michel et al.'s one-shot and iterative ranking, random masks, pipelined DSP (per-example
+# and per-batch samples), DSP-STE and hard-concrete gates, all learned or scored on the same
+# fixed subset of the training split and evaluated on dev, and writes summary.md /
+# summary.json (benches/learned_summary.py).
 #
 #   scripts/learned-experiments.sh OUT [--quick]
 #
 # Environment: HEADROOM (the binary; default target/release/headroom), HEADROOM_DATA (default
-# ../shared/data), HEADROOM_BASE_MODEL (default weights/all-MiniLM-L6-v2), SCORE_N (sentences
-# of train used for scoring and learning; default 2000), DSP_EPOCHS (default 3).
+# ../shared/data), HEADROOM_BASE_MODEL (default weights/all-MiniLM-L6-v2), TASK (sst2 or
+# wikiann-en; default sst2), SCORE_N (training sentences used for scoring and learning; default
+# 2000), DEV_N (dev sentences evaluated; default all), FT_EPOCHS (fine-tuning epochs; default
+# 2), DSP_EPOCHS (default 3), STEPS (the steps to run, space-separated; default all of them:
+# finetune michel-oneshot dsp-per-example random dsp-per-batch dsp-ste michel-iterative
+# dsp-curve hard-concrete).
 # --quick: a smoke run (few sentences, one fine-tuning step) to check the script end to end.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,25 +23,47 @@ quick=${2:-}
 bin=${HEADROOM:-target/release/headroom}
 data=${HEADROOM_DATA:-../shared/data}
 base=${HEADROOM_BASE_MODEL:-weights/all-MiniLM-L6-v2}
+task=${TASK:-sst2}
 n=${SCORE_N:-2000}
+dev_n=${DEV_N:-}
 epochs=${DSP_EPOCHS:-3}
-ft=(--epochs 2)
+ft=(--epochs "${FT_EPOCHS:-2}")
+steps=${STEPS:-finetune michel-oneshot dsp-per-example random dsp-per-batch dsp-ste michel-iterative dsp-curve hard-concrete}
 if [ "$quick" = --quick ]; then
-  n=40 epochs=1 ft=(--epochs 1 --max-steps 2)
+  n=40 dev_n=40 epochs=1 ft=(--epochs 1 --max-steps 2)
 fi
+case $task in
+  sst2) train="$data/sst2/train.tsv" dev="$data/sst2/dev.tsv" kind=seq-cls ext=tsv ;;
+  wikiann-en)
+    train="$data/wikiann/en/train.conll" dev="$data/wikiann/en/dev.conll" kind=token-cls
+    ext=conll
+    ;;
+  *) echo "TASK must be sst2 or wikiann-en, not $task" >&2 && exit 2 ;;
+esac
 mkdir -p "$out"
-: >"$out/steps.tsv"
-head -n $((n + 1)) "$data/sst2/train.tsv" >"$out/score.tsv"
-dev="$data/sst2/dev.tsv"
-if [ "$quick" = --quick ]; then
-  head -n 41 "$dev" >"$out/dev.tsv"
-  dev="$out/dev.tsv"
+: >>"$out/steps.tsv"
+
+# The first N sentences of a split: TSV lines after the header, or blank-line-separated CoNLL
+# sentences.
+first() {
+  if [ "$ext" = tsv ]; then
+    head -n $(($2 + 1)) "$1"
+  else
+    awk -v n="$2" 'BEGIN { RS = ""; ORS = "\n\n" } NR <= n' "$1"
+  fi
+}
+first "$train" "$n" >"$out/score.$ext"
+if [ -n "$dev_n" ]; then
+  first "$dev" "$dev_n" >"$out/dev.$ext"
+  dev="$out/dev.$ext"
 fi
 
-# Runs one step with its output in OUT/NAME.log and its status in OUT/steps.tsv.
+# Runs one step with its output in OUT/NAME.log and its status in OUT/steps.tsv, if STEPS
+# names it.
 step() {
   local name=$1 t0=$SECONDS
   shift
+  [[ " $steps " == *" ${name%%-[0-9]} "* || " $steps " == *" $name "* ]] || return 0
   echo "== $name"
   "$@" >"$out/$name.log" 2>&1
   local rc=$?
@@ -46,13 +72,13 @@ step() {
   echo "   ($name: exit $rc, $((SECONDS - t0)) s)"
 }
 
-model="$out/minilm-sst2"
-step finetune "$bin" finetune --model "$base" --task seq-cls --train "$data/sst2/train.tsv" \
+model="$out/minilm-$task"
+step finetune "$bin" finetune --model "$base" --task "$kind" --train "$train" \
   --dev "$dev" --out "$model" "${ft[@]}" --batch-size 32 --lr 1e-4 --warmup 0.06 --max-len 128 \
   --seed 42 --force
 
 # 6 of 72 heads per step: the curves pass through 48, 36, 24 and 12 heads kept
-prune=("$bin" prune --model "$model" --score-data "$out/score.tsv" --eval-data "$dev"
+prune=("$bin" prune --model "$model" --score-data "$out/score.$ext" --eval-data "$dev"
   --keep 0.01)
 step michel-oneshot "${prune[@]}" --strategy oneshot --step 0.0834 --out "$out/michel-oneshot"
 step dsp-per-example "${prune[@]}" --strategy dsp --heads 24 --seeds 0,1,2 --epochs "$epochs" \

@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use headroom::heads::learned::{learn, LearnArgs, Method, Samples, Schedule};
-use headroom::model::{run_forward, ForwardOptions, Gates, Model};
+use headroom::heads::learned::{learn, GateLearner, Joint, LearnArgs, Method, Samples, Schedule};
+use headroom::model::{run_forward, AdamW, ForwardOptions, Gates, HeadSpec, Model, TrainConfig};
 
 fn setup() -> (
     &'static headroom::gpu::Gpu,
@@ -46,6 +46,7 @@ fn args(method: Method, heads: usize, seed: u64) -> LearnArgs {
             anneal_steps: None,
             samples: Samples::PerExample,
         },
+        joint: None,
     }
 }
 
@@ -107,6 +108,111 @@ fn dsp_keeps_exactly_k_heads_reproducibly_and_changes_no_weight() {
     }
     let after = logits();
     assert_eq!(before, after, "a pipelined run changes no weight");
+}
+
+/// The tiny classifier loaded for training, with its own head.
+fn trainable(model: &Model) -> Model {
+    let spec = HeadSpec {
+        task: model.task,
+        labels: headroom::tasks::model_labels(model).len(),
+        seed: 0,
+    };
+    Model::load_for_training(gpu(), &fixture("tiny-bert"), &spec).unwrap()
+}
+
+fn train_config(lr: f32, seed: u64) -> TrainConfig {
+    TrainConfig {
+        adamw: AdamW {
+            lr,
+            weight_decay: 0.01,
+            ..AdamW::default()
+        },
+        max_grad_norm: 1.0,
+        dropout: 0.1,
+        seed,
+        freeze_embeddings: false,
+    }
+}
+
+fn tensors(g: &headroom::gpu::Gpu, m: &Model) -> Vec<(String, Vec<u8>)> {
+    m.hf_tensors(g)
+        .into_iter()
+        .map(|t| (t.name, t.data))
+        .collect()
+}
+
+#[test]
+fn a_gated_step_with_every_gate_at_one_is_the_finetune_step() {
+    let (g, model, data) = setup();
+    let (a, b) = (trainable(&model), trainable(&model));
+    let mut ta = a.trainer(g, train_config(1e-2, 3)).unwrap();
+    let mut tb = b.trainer(g, train_config(1e-2, 3)).unwrap();
+    let refs: Vec<_> = data.examples.iter().collect();
+    let ys = data.batch_labels(&(0..data.len()).collect::<Vec<_>>());
+    let lh = model.config.total_heads();
+    let before = tensors(g, &a);
+    let sa = a.train_step(g, &mut ta, &refs, &ys, 1e-2).unwrap();
+    let ones = vec![1f32; refs.len() * lh];
+    let (sb, dgates) = b
+        .train_step_gated(g, &mut tb, &refs, &ys, &ones, 1e-2)
+        .unwrap();
+    assert_eq!(sa.loss, sb.loss);
+    assert_eq!(sa.grad_norm, sb.grad_norm);
+    let (after_a, after_b) = (tensors(g, &a), tensors(g, &b));
+    assert_eq!(after_a, after_b, "the same step, the same weights");
+    assert_ne!(after_a, before, "the step moved the weights");
+    assert_eq!(dgates.len(), refs.len() * lh);
+    assert!(dgates.iter().all(|v| v.is_finite()) && dgates.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn a_joint_runs_first_step_is_a_finetune_step_plus_the_logit_update() {
+    let (g, model, data) = setup();
+    // one batch of every example, one epoch: a single step, at the peak rate (no warm-up)
+    let mut a = args(Method::Dsp, 2, 11);
+    a.batch_size = data.len();
+    a.schedule.epochs = 1;
+    a.joint = Some(Joint {
+        lr: 1e-2,
+        warmup_ratio: 0.0,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        dropout: Some(0.1),
+        freeze_embeddings: false,
+    });
+    let joint = trainable(&model);
+    let before = tensors(g, &joint);
+    let r = learn(g, &joint, &data, &a, false).unwrap();
+    assert_eq!(r.steps.len(), 1);
+    // by hand: the learner's first draw, one gated finetune step, the logits' update
+    let by_hand = trainable(&model);
+    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
+    let batches = headroom::model::batch::plan_for(g, &by_hand, &lengths, a.batch_size).unwrap();
+    assert_eq!(batches.len(), 1);
+    let refs: Vec<_> = batches[0].iter().map(|&i| &data.examples[i]).collect();
+    let ys = data.batch_labels(&batches[0]);
+    let mut learner = GateLearner::new(&by_hand, &a).unwrap();
+    let draw = learner.draw(refs.len(), a.schedule.tau0);
+    assert!(
+        draw.gates.iter().any(|&v| v != 0.0 && v != 1.0),
+        "soft gates at τ₀"
+    );
+    let mut tr = by_hand.trainer(g, train_config(1e-2, 11)).unwrap();
+    let (stats, dgates) = by_hand
+        .train_step_gated(g, &mut tr, &refs, &ys, &draw.gates, 1e-2)
+        .unwrap();
+    learner.update(0, &draw, stats.loss, &dgates, 1.0).unwrap();
+    let want = learner.finish();
+    let after = tensors(g, &joint);
+    assert_eq!(
+        after,
+        tensors(g, &by_hand),
+        "the weights of a finetune step"
+    );
+    assert_ne!(after, before, "the joint step trained the weights");
+    assert_eq!(r.logits, want.logits, "the logits of the same update");
+    assert!(r.logits.iter().all(|&w| w != 0.0), "every logit moved");
+    assert_eq!(r.steps[0].loss, stats.loss);
 }
 
 #[test]

@@ -455,3 +455,89 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn joint_runs_train_the_weights_and_export_them() {
+    let dir = std::env::temp_dir().join(format!("headroom-prune-joint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = fixture("tiny-bert");
+    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let joint = [
+        "--strategy",
+        "dsp",
+        "--joint",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "2",
+    ];
+    let out = dir.join("joint");
+    let exported = dir.join("joint-exported");
+    let mut extra = joint.to_vec();
+    extra.extend([
+        "--heads",
+        "2",
+        "--weight-lr",
+        "1e-2",
+        "--export",
+        p(&exported),
+    ]);
+    let r = run_args(&prune_args(&model, &score, &eval, &out, &extra));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&out.join("curve.json"));
+    assert_eq!(c["learned"][0]["heads_kept"].as_u64(), Some(2));
+    assert!(
+        !out.join(".joint-weights").exists(),
+        "the staging copy is gone"
+    );
+    // the export holds the trained weights: they differ from the checkpoint's, and evaluate
+    // as the run's mask did on them
+    let table = "bert.embeddings.word_embeddings.weight";
+    let raw = |dir: &Path| {
+        let w = headroom::model::Weights::open(&dir.join("model.safetensors")).unwrap();
+        w.raw(table).unwrap().2.to_vec()
+    };
+    assert_ne!(raw(&model), raw(&exported), "trained embeddings exported");
+    let r = headroom(&["eval", "--model", p(&exported), "--data", p(&eval)]);
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let run = &c["learned"][0];
+    assert_eq!(e["accuracy"].as_f64(), run["metric"].as_f64());
+    let (got, want) = (e["loss"].as_f64().unwrap(), run["loss"].as_f64().unwrap());
+    assert!((got - want).abs() < 1e-5, "loss {got} against {want}");
+    // refused: one line, exit 2, nothing written
+    let bad = dir.join("bad");
+    let minilm = default_model_dir();
+    for (model, extra, what) in [
+        (&minilm, vec!["--heads", "24"], "--task"),
+        (
+            &model,
+            vec!["--heads", "2", "--seeds", "0,1", "--export", p(&bad)],
+            "one seed",
+        ),
+        (
+            &model,
+            vec!["--heads", "2", "--weight-lr", "0"],
+            "--weight-lr",
+        ),
+        (&model, vec!["--heads", "2", "--warmup", "1"], "--warmup"),
+    ] {
+        let mut a = joint.to_vec();
+        a.extend(extra);
+        assert_user_error(
+            &run_args(&prune_args(model, &score, &eval, &bad, &a)),
+            what,
+            what,
+        );
+        assert!(!bad.exists(), "{what}: nothing written");
+    }
+    let mut a = vec!["--strategy", "oneshot", "--joint"];
+    a.extend(["--batch-size", "2"]);
+    assert_user_error(
+        &run_args(&prune_args(&model, &score, &eval, &bad, &a)),
+        "--joint",
+        "oneshot",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

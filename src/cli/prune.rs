@@ -86,6 +86,33 @@ pub struct Args {
     /// indirectly; the report gives the count each reached).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     l0_lambda: Vec<f64>,
+    /// Learned strategies: train every weight together with the logits, through finetune's
+    /// loop (AdamW, warm-up and linear decay, clipping, dropout); each run starts from
+    /// --model, and --export writes its trained weights (one budget and seed).
+    #[arg(long)]
+    joint: bool,
+    /// --joint from a bare encoder: seq-cls or token-cls, the head to add (labels from
+    /// --score-data).
+    #[arg(long)]
+    task: Option<String>,
+    /// --joint: the weights' peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_lr: f32,
+    /// --joint: fraction of the steps spent warming the weights' rate up linearly.
+    #[arg(long, default_value_t = 0.06)]
+    warmup: f32,
+    /// --joint: decoupled weight decay (not applied to biases and LayerNorm weights).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// --joint: clip the global gradient norm to this.
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f32,
+    /// --joint: hidden dropout (default: the checkpoint's hidden_dropout_prob).
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// --joint: keep the embedding tables and their LayerNorm fixed.
+    #[arg(long)]
+    freeze_embeddings: bool,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
@@ -115,6 +142,14 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         anneal_steps,
         samples,
         l0_lambda,
+        joint,
+        task,
+        weight_lr,
+        warmup,
+        weight_decay,
+        max_grad_norm,
+        dropout,
+        freeze_embeddings,
     } = args;
     let strategy = headroom::heads::prune::Strategy::parse(strategy)?;
     check_batch_size(*batch_size)?;
@@ -150,6 +185,18 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
             seeds.clone()
         },
         l0_lambdas: l0_lambda.clone(),
+        joint: joint.then(|| headroom::heads::learned::Joint {
+            lr: *weight_lr,
+            warmup_ratio: *warmup,
+            weight_decay: *weight_decay,
+            max_grad_norm: *max_grad_norm,
+            dropout: *dropout,
+            freeze_embeddings: *freeze_embeddings,
+        }),
+        task: task
+            .as_deref()
+            .map(headroom::tasks::parse_task)
+            .transpose()?,
     };
     let gpu = open_gpu(cli)?;
     let r = headroom::heads::prune::prune(&gpu, &args)?;

@@ -21,8 +21,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let gpu = open_gpu(cli)?;
-    let r =
-        headroom::analysis::syntax::command(&gpu, &a.model.dir, &a.data, &a.out, a.batch_size)?;
+    let r = headroom::analysis::syntax::command(&gpu, &a.model.dir, &a.data, &a.out, a.batch_size)?;
     println!(
         "{} sentences in {:.1} s -> {}",
         r.sentences,

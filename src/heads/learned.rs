@@ -1,16 +1,18 @@
 //! Learned head gates on a frozen model (issue 11, pipelined): differentiable subset pruning
 //! (Li, Cotterell & Sachan) — one logit w_h per stored head, exactly K heads kept through a
 //! Gumbel soft top-K, or its straight-through variant — and Voita et al.'s hard-concrete gates
-//! with an L0 penalty. Each step is one forward and one gate backward of the model with
-//! per-example gates (no weight changes); ∂ℓ/∂gate reaches the logits through the host maths in
+//! with an L0 penalty. A pipelined step is one forward and one gate backward of the frozen
+//! model with per-example gates; a joint step (`Joint`) is a fine-tuning step of every weight
+//! under the same gates. Either way ∂ℓ/∂gate reaches the logits through the host maths in
 //! `maths::gates`.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::maths::gates::{anneal, gumbel, hard_top_k, soft_top_k, HardConcrete};
+use crate::maths::gates::{anneal, gumbel, hard_top_k, soft_top_k, HardConcrete, SoftTopK};
 use crate::maths::rng::SplitMix64;
 use crate::model::batch::plan_for;
-use crate::model::{progress_bar, Encoded, Model, TaskHead};
+use crate::model::{progress_bar, AdamW, Encoded, Model, TaskHead, TrainConfig, Trainer};
+use crate::tasks::finetune::linear_schedule;
 use crate::tasks::TaskData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -58,6 +60,52 @@ pub struct Schedule {
     pub samples: Samples,
 }
 
+/// A joint run's weight training (`prune --joint`): finetune's optimiser (AdamW), schedule
+/// (linear warm-up, then linear decay to 0 over the run), clipping and dropout. The model must
+/// have been loaded with [`Model::load_for_training`].
+#[derive(Clone, Debug)]
+pub struct Joint {
+    /// Peak learning rate of the weights.
+    pub lr: f32,
+    pub warmup_ratio: f32,
+    pub weight_decay: f32,
+    pub max_grad_norm: f32,
+    /// None: the checkpoint's hidden_dropout_prob.
+    pub dropout: Option<f32>,
+    pub freeze_embeddings: bool,
+}
+
+impl Joint {
+    fn check(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) || !(0.0..1.0).contains(&self.warmup_ratio) {
+            return Err(Error::Usage(
+                "--weight-lr must be above 0 and --warmup in [0, 1)".into(),
+            ));
+        }
+        if self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+            return Err(Error::Usage("--dropout must be in [0, 1)".into()));
+        }
+        Ok(())
+    }
+
+    fn trainer(&self, gpu: &Gpu, model: &Model, seed: u64) -> Result<Trainer> {
+        let cfg = TrainConfig {
+            adamw: AdamW {
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                ..AdamW::default()
+            },
+            max_grad_norm: self.max_grad_norm,
+            dropout: self
+                .dropout
+                .unwrap_or(model.config.hidden_dropout_prob as f32),
+            seed,
+            freeze_embeddings: self.freeze_embeddings,
+        };
+        model.trainer(gpu, cfg)
+    }
+}
+
 /// One run.
 #[derive(Clone, Debug)]
 pub struct LearnArgs {
@@ -69,6 +117,8 @@ pub struct LearnArgs {
     pub seed: u64,
     pub batch_size: usize,
     pub schedule: Schedule,
+    /// Some: train every weight with the logits; None: the model stays frozen.
+    pub joint: Option<Joint>,
 }
 
 impl LearnArgs {
@@ -100,7 +150,10 @@ impl LearnArgs {
         if sc.lr.is_nan() || sc.lr <= 0.0 || sc.epochs == 0 || self.batch_size == 0 {
             return bad("--lr, --epochs and --batch-size must be above 0".into());
         }
-        Ok(())
+        match &self.joint {
+            Some(j) => j.check(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -150,21 +203,244 @@ impl Adam {
     }
 }
 
-/// The mask the logits stand for now, over the stored heads `present`.
-fn current_kept(args: &LearnArgs, w: &[f64], hc: &HardConcrete) -> Vec<usize> {
-    match args.method {
-        Method::HardConcrete => (0..w.len())
-            .filter(|&i| hc.deterministic(w[i]) > 0.0)
-            .collect(),
-        _ => {
-            let m = hard_top_k(w, args.heads);
-            (0..w.len()).filter(|&i| m[i] == 1.0).collect()
+/// How one sample's gates are taken back to the logits.
+enum Relaxation {
+    /// The soft top-K the gates came from (DSP; DSP-STE's backward).
+    Soft(SoftTopK),
+    /// ∂z/∂log α of each hard-concrete gate.
+    Concrete(Vec<f64>),
+}
+
+/// One step's sampled gates.
+pub struct Draw {
+    /// [B, L·H]: the gates each example runs under (0 for heads the checkpoint does not
+    /// store).
+    pub gates: Vec<f32>,
+    pub tau: f64,
+    /// One relaxation per sample: every example's own, or one for the whole batch.
+    samples: Vec<Relaxation>,
+}
+
+/// The logits of one run and their optimiser: draws each step's gates and takes the step's
+/// gate gradients back to the logits. [`learn`] drives it; it is public so that a test can
+/// take a step by hand.
+pub struct GateLearner {
+    args: LearnArgs,
+    /// Indices into [L·H] of the heads the checkpoint stores: the heads the logits cover.
+    present: Vec<usize>,
+    lh: usize,
+    w: Vec<f64>,
+    adam: Adam,
+    hc: HardConcrete,
+    rng: SplitMix64,
+    prev_kept: Vec<usize>,
+    steps: Vec<Step>,
+}
+
+impl GateLearner {
+    /// Logits at their start for `model`'s stored heads: DSP uniform (every subset equally
+    /// likely), hard-concrete with every gate open (log α = 3: P(z ≠ 0) ≈ 1), so that the L0
+    /// penalty closes heads from the full model.
+    pub fn new(model: &Model, args: &LearnArgs) -> Result<GateLearner> {
+        if model.task == TaskHead::None {
+            return Err(Error::Usage(format!(
+                "{}: learning gates needs a classifier head (this checkpoint is a bare encoder)",
+                model.dir.display()
+            )));
+        }
+        let present: Vec<usize> = model
+            .present_mask()
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0.0)
+            .map(|(i, _)| i)
+            .collect();
+        args.check(present.len())?;
+        let n = present.len();
+        let init = if args.method == Method::HardConcrete {
+            3.0
+        } else {
+            0.0
+        };
+        let mut learner = GateLearner {
+            args: args.clone(),
+            present,
+            lh: model.config.total_heads(),
+            w: vec![init; n],
+            adam: Adam {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+                t: 0,
+            },
+            hc: HardConcrete::default(),
+            rng: SplitMix64::new(args.seed),
+            prev_kept: Vec::new(),
+            steps: Vec::new(),
+        };
+        learner.prev_kept = learner.current_kept();
+        Ok(learner)
+    }
+
+    /// The mask the logits stand for now, as indices into the stored heads.
+    fn current_kept(&self) -> Vec<usize> {
+        let w = &self.w;
+        match self.args.method {
+            Method::HardConcrete => (0..w.len())
+                .filter(|&i| self.hc.deterministic(w[i]) > 0.0)
+                .collect(),
+            _ => {
+                let m = hard_top_k(w, self.args.heads);
+                (0..w.len()).filter(|&i| m[i] == 1.0).collect()
+            }
+        }
+    }
+
+    /// A seeded shuffle of an epoch's batch order, from the run's own stream.
+    fn shuffle(&mut self, order: &mut [usize]) {
+        for i in (1..order.len()).rev() {
+            order.swap(i, self.rng.below(i + 1));
+        }
+    }
+
+    /// The rows of a batch of `b` that sample `d` of `n` gates.
+    fn rows(b: usize, n: usize, d: usize) -> std::ops::Range<usize> {
+        if n == 1 {
+            0..b
+        } else {
+            d..d + 1
+        }
+    }
+
+    /// Samples the gates of a batch of `b` examples at temperature `tau`.
+    pub fn draw(&mut self, b: usize, tau: f64) -> Draw {
+        let a = &self.args;
+        let n = if a.schedule.samples == Samples::PerExample {
+            b
+        } else {
+            1
+        };
+        let mut gates = vec![0f32; b * self.lh];
+        let mut samples = Vec::with_capacity(n);
+        for d in 0..n {
+            let g: Vec<f64> = match a.method {
+                Method::Dsp | Method::DspSte => {
+                    let r: Vec<f64> = self.w.iter().map(|&x| x + gumbel(&mut self.rng)).collect();
+                    let soft = soft_top_k(&r, a.heads, tau);
+                    let g = if a.method == Method::DspSte {
+                        hard_top_k(&r, a.heads)
+                    } else {
+                        soft.gates.clone()
+                    };
+                    samples.push(Relaxation::Soft(soft));
+                    g
+                }
+                Method::HardConcrete => {
+                    let (z, dz): (Vec<f64>, Vec<f64>) = self
+                        .w
+                        .iter()
+                        .map(|&la| self.hc.sample(la, self.rng.uniform()))
+                        .unzip();
+                    samples.push(Relaxation::Concrete(dz));
+                    z
+                }
+            };
+            for e in Self::rows(b, n, d) {
+                for (k, &h) in self.present.iter().enumerate() {
+                    gates[e * self.lh + h] = g[k] as f32;
+                }
+            }
+        }
+        Draw {
+            gates,
+            tau,
+            samples,
+        }
+    }
+
+    /// One Adam step of the logits from the step's gate gradients `dgates` [B, L·H] times
+    /// `scale` (which makes them those of the batch's mean loss), and the step's record.
+    /// `loss` is the batch's mean loss; hard-concrete adds its L0 term.
+    pub fn update(
+        &mut self,
+        step: usize,
+        draw: &Draw,
+        loss: f64,
+        dgates: &[f32],
+        scale: f64,
+    ) -> Result<()> {
+        let n_heads = self.present.len();
+        let b = dgates.len() / self.lh;
+        let n = draw.samples.len();
+        let mut grad = vec![0f64; n_heads];
+        for (d, relax) in draw.samples.iter().enumerate() {
+            let mut dgate = vec![0f64; n_heads];
+            for e in Self::rows(b, n, d) {
+                for (k, &h) in self.present.iter().enumerate() {
+                    dgate[k] += dgates[e * self.lh + h] as f64 * scale;
+                }
+            }
+            let dw = match relax {
+                Relaxation::Concrete(dz) => dgate.iter().zip(dz).map(|(a, b)| a * b).collect(),
+                Relaxation::Soft(soft) => soft.backward(&dgate),
+            };
+            for k in 0..n_heads {
+                grad[k] += dw[k];
+            }
+        }
+        let mut loss = loss;
+        if self.args.method == Method::HardConcrete {
+            for k in 0..n_heads {
+                let (p, dp) = self.hc.l0(self.w[k]);
+                loss += self.args.l0_lambda * p;
+                grad[k] += self.args.l0_lambda * dp;
+            }
+        }
+        if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+            return Err(Error::Usage(format!(
+                "step {step}: the loss or a logit gradient is not finite (loss {loss}); \
+                 try a lower --lr or a higher --tau-final"
+            )));
+        }
+        self.adam.step(&mut self.w, &grad, self.args.schedule.lr);
+        let kept = self.current_kept();
+        let overlap = if self.prev_kept.is_empty() {
+            1.0
+        } else {
+            kept.iter().filter(|i| self.prev_kept.contains(i)).count() as f64
+                / self.prev_kept.len() as f64
+        };
+        self.steps.push(Step {
+            step,
+            loss,
+            tau: (self.args.method != Method::HardConcrete).then_some(draw.tau),
+            kept: kept.iter().map(|&k| self.present[k]).collect(),
+            overlap,
+        });
+        self.prev_kept = kept;
+        Ok(())
+    }
+
+    /// The logits over [L·H] (−∞ where no head is stored) and the mask they stand for.
+    pub fn finish(self) -> Learned {
+        let mut logits = vec![f64::NEG_INFINITY; self.lh];
+        let mut mask = vec![0f32; self.lh];
+        for &k in &self.current_kept() {
+            mask[self.present[k]] = 1.0;
+        }
+        for (k, &h) in self.present.iter().enumerate() {
+            logits[h] = self.w[k];
+        }
+        Learned {
+            logits,
+            mask,
+            steps: self.steps,
         }
     }
 }
 
-/// Learns the gate logits of `model` (frozen) on `data`, `sc.epochs` passes in batches of
-/// examples of similar length, shuffled per epoch with `args.seed`.
+/// Learns the gate logits of `model` on `data`, `sc.epochs` passes in batches of examples of
+/// similar length, shuffled per epoch with `args.seed`: on the frozen model, or, with
+/// `args.joint`, together with every weight of `model` (which then holds the trained weights).
 pub fn learn(
     gpu: &Gpu,
     model: &Model,
@@ -172,144 +448,43 @@ pub fn learn(
     args: &LearnArgs,
     progress: bool,
 ) -> Result<Learned> {
-    if model.task == TaskHead::None {
-        return Err(Error::Usage(format!(
-            "{}: learning gates needs a classifier head (this checkpoint is a bare encoder)",
-            model.dir.display()
-        )));
-    }
-    let present: Vec<usize> = model
-        .present_mask()
-        .iter()
-        .enumerate()
-        .filter(|(_, &v)| v != 0.0)
-        .map(|(i, _)| i)
-        .collect();
-    args.check(present.len())?;
+    let mut learner = GateLearner::new(model, args)?;
     let sc = &args.schedule;
-    let lh = model.config.total_heads();
-    let n_heads = present.len();
     let enc: &[Encoded] = &data.examples;
     let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
     let batches = plan_for(gpu, model, &lengths, args.batch_size)?;
     let total_steps = sc.epochs * batches.len();
     let anneal_steps = sc.anneal_steps.unwrap_or(total_steps);
-    let hc = HardConcrete::default();
-    let mut rng = SplitMix64::new(args.seed);
-    // w over the stored heads: DSP starts uniform (every subset equally likely); hard-concrete
-    // starts with every gate open (log α = 3: P(z ≠ 0) ≈ 1), so the L0 penalty closes heads
-    // from the full model
-    let init = if args.method == Method::HardConcrete {
-        3.0
-    } else {
-        0.0
-    };
-    let mut w = vec![init; n_heads];
-    let mut adam = Adam {
-        m: vec![0.0; n_heads],
-        v: vec![0.0; n_heads],
-        t: 0,
+    let mut trainer = match &args.joint {
+        Some(j) => Some((j, j.trainer(gpu, model, args.seed)?)),
+        None => None,
     };
     let bar = progress.then(|| progress_bar(total_steps));
-    let mut steps = Vec::with_capacity(total_steps);
     let mut order: Vec<usize> = (0..batches.len()).collect();
-    let mut prev_kept = current_kept(args, &w, &hc);
     for epoch in 0..sc.epochs {
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
+        learner.shuffle(&mut order);
         for (s, &bi) in order.iter().enumerate() {
             let step = epoch * batches.len() + s;
             let idx = &batches[bi];
             let b = idx.len();
             let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
             let ys = data.batch_labels(idx);
-            let tau = anneal(sc.tau0, sc.tau_final, step, anneal_steps);
-            // one relaxation per sample: the gates it sets, and how to take ∂/∂w back
-            let draws = if sc.samples == Samples::PerExample {
-                b
-            } else {
-                1
-            };
-            let mut gates = vec![0f32; b * lh];
-            let mut softs = Vec::with_capacity(draws);
-            let mut dz = Vec::with_capacity(draws);
-            for d in 0..draws {
-                let g: Vec<f64> = match args.method {
-                    Method::Dsp | Method::DspSte => {
-                        let r: Vec<f64> = w.iter().map(|&x| x + gumbel(&mut rng)).collect();
-                        let soft = soft_top_k(&r, args.heads, tau);
-                        let g = if args.method == Method::DspSte {
-                            hard_top_k(&r, args.heads)
-                        } else {
-                            soft.gates.clone()
-                        };
-                        softs.push(soft);
-                        g
-                    }
-                    Method::HardConcrete => {
-                        let (z, d): (Vec<f64>, Vec<f64>) =
-                            w.iter().map(|&la| hc.sample(la, rng.uniform())).unzip();
-                        dz.push(d);
-                        z
-                    }
-                };
-                let rows = if draws == 1 { 0..b } else { d..d + 1 };
-                for e in rows {
-                    for (k, &h) in present.iter().enumerate() {
-                        gates[e * lh + h] = g[k] as f32;
-                    }
+            let draw = learner.draw(b, anneal(sc.tau0, sc.tau_final, step, anneal_steps));
+            match &mut trainer {
+                Some((j, tr)) => {
+                    let warmup = (j.warmup_ratio as f64 * total_steps as f64).ceil() as usize;
+                    let lr = linear_schedule(j.lr, step, warmup, total_steps);
+                    let (stats, dgates) =
+                        model.train_step_gated(gpu, tr, &refs, &ys, &draw.gates, lr)?;
+                    // the gradients are already those of the batch's mean loss
+                    learner.update(step, &draw, stats.loss, &dgates, 1.0)?;
+                }
+                None => {
+                    let out = model.gate_gradients(gpu, &refs, &ys, &draw.gates)?;
+                    let loss = out.loss.iter().map(|&v| v as f64).sum::<f64>() / b as f64;
+                    learner.update(step, &draw, loss, &out.dgates, 1.0 / b as f64)?;
                 }
             }
-            let out = model.gate_gradients(gpu, &refs, &ys, &gates)?;
-            // ∂(mean loss)/∂w, through each draw's relaxation
-            let mut grad = vec![0f64; n_heads];
-            for d in 0..draws {
-                let rows = if draws == 1 { 0..b } else { d..d + 1 };
-                let mut dgate = vec![0f64; n_heads];
-                for e in rows {
-                    for (k, &h) in present.iter().enumerate() {
-                        dgate[k] += out.dgates[e * lh + h] as f64 / b as f64;
-                    }
-                }
-                let dw = match args.method {
-                    Method::HardConcrete => dgate.iter().zip(&dz[d]).map(|(a, b)| a * b).collect(),
-                    _ => softs[d].backward(&dgate),
-                };
-                for k in 0..n_heads {
-                    grad[k] += dw[k];
-                }
-            }
-            let mut loss = out.loss.iter().map(|&v| v as f64).sum::<f64>() / b as f64;
-            if args.method == Method::HardConcrete {
-                for k in 0..n_heads {
-                    let (p, dp) = hc.l0(w[k]);
-                    loss += args.l0_lambda * p;
-                    grad[k] += args.l0_lambda * dp;
-                }
-            }
-            if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-                return Err(Error::Usage(format!(
-                    "step {step}: the loss or a logit gradient is not finite (loss {loss}); \
-                     try a lower --lr or a higher --tau-final"
-                )));
-            }
-            adam.step(&mut w, &grad, sc.lr);
-            let kept = current_kept(args, &w, &hc);
-            let overlap = if prev_kept.is_empty() {
-                1.0
-            } else {
-                kept.iter().filter(|i| prev_kept.contains(i)).count() as f64
-                    / prev_kept.len() as f64
-            };
-            steps.push(Step {
-                step,
-                loss,
-                tau: (args.method != Method::HardConcrete).then_some(tau),
-                kept: kept.iter().map(|&k| present[k]).collect(),
-                overlap,
-            });
-            prev_kept = kept;
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
@@ -318,17 +493,5 @@ pub fn learn(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let mut logits = vec![f64::NEG_INFINITY; lh];
-    let mut mask = vec![0f32; lh];
-    for &k in &current_kept(args, &w, &hc) {
-        mask[present[k]] = 1.0;
-    }
-    for (k, &h) in present.iter().enumerate() {
-        logits[h] = w[k];
-    }
-    Ok(Learned {
-        logits,
-        mask,
-        steps,
-    })
+    Ok(learner.finish())
 }

@@ -1,14 +1,15 @@
 //! `headroom prune`: the papers' head-pruning strategies over head masks — one-shot and
 //! iterative (Michel et al.; bertology's `mask_heads`), a metric threshold (bertology's
 //! `masking_threshold`), a few trials (Ma et al.), and learned gates (DSP, DSP-STE,
-//! hard-concrete; `learned`) — giving a curve of heads kept against the eval metric. Calls the
-//! model through `importance`, `learned` and `tasks`, never kernels.
+//! hard-concrete; `learned`, on the frozen model or jointly with its weights) — giving a curve
+//! of heads kept against the eval metric. Calls the model through `importance`, `learned` and
+//! `tasks`, never kernels.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::heads::importance::{self, Granularity};
-use crate::heads::learned::{self, LearnArgs, Method, Schedule};
-use crate::model::{Gates, Model};
+use crate::heads::learned::{self, Joint, LearnArgs, Method, Schedule};
+use crate::model::{Gates, HeadSpec, Model, TaskHead};
 use crate::tasks::{self, TaskData};
 use std::path::{Path, PathBuf};
 
@@ -116,6 +117,12 @@ pub struct PruneArgs {
     pub seeds: Vec<u64>,
     /// λ for hard-concrete: one run per λ and seed.
     pub l0_lambdas: Vec<f64>,
+    /// Learned strategies: train every weight with the logits (each run from the checkpoint's
+    /// weights).
+    pub joint: Option<Joint>,
+    /// With `joint`: the task of the head to add to a bare encoder (a checkpoint with a head
+    /// must match it).
+    pub task: Option<TaskHead>,
 }
 
 impl PruneArgs {
@@ -128,6 +135,7 @@ impl PruneArgs {
             seed,
             batch_size: self.batch_size,
             schedule: self.schedule.clone(),
+            joint: self.joint.clone(),
         }
     }
 }
@@ -196,10 +204,15 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn evaluate(&self, mask: &[f32]) -> Result<Point> {
+        self.evaluate_model(self.model, mask)
+    }
+
+    /// `mask` on another copy of the model (a joint run's trained weights).
+    fn evaluate_model(&self, model: &Model, mask: &[f32]) -> Result<Point> {
         let gates = Gates::Broadcast(mask.to_vec());
         let m = tasks::evaluate(
             self.gpu,
-            self.model,
+            model,
             &self.eval,
             &self.labels,
             &gates,
@@ -382,8 +395,20 @@ pub struct Budget {
     pub seeds: usize,
 }
 
+/// What the learned runs of a call give back.
+struct LearnedRuns {
+    curve: Curve,
+    runs: Vec<LearnedRun>,
+    budgets: Vec<Budget>,
+    /// A joint call's last run's model, with its trained weights (the one exported: an export
+    /// takes a single run).
+    trained: Option<Model>,
+}
+
 /// Every (budget, seed) run of a learned strategy, its curve point, and the per-budget spread.
-fn learned_runs(ctx: &Ctx, method: Method) -> Result<(Curve, Vec<LearnedRun>, Vec<Budget>)> {
+/// A joint run trains a fresh copy of the checkpoint, its new head (if any) drawn from the
+/// run's seed.
+fn learned_runs(ctx: &Ctx, method: Method) -> Result<LearnedRuns> {
     let a = ctx.args;
     let (_, nh) = ctx.shape;
     let settings: Vec<(Option<usize>, Option<f64>)> = match method {
@@ -393,14 +418,29 @@ fn learned_runs(ctx: &Ctx, method: Method) -> Result<(Curve, Vec<LearnedRun>, Ve
     let mut runs = Vec::new();
     let mut points = Vec::new();
     let mut budgets = Vec::new();
+    let mut trained = None;
     for (heads, lambda) in settings {
         let mut metrics = Vec::new();
         let mut kept = Vec::new();
         for &seed in &a.seeds {
             let t0 = std::time::Instant::now();
             let la = a.learn_args(method, heads.unwrap_or(0), lambda.unwrap_or(0.0), seed);
-            let r = learned::learn(ctx.gpu, ctx.model, &ctx.score, &la, true)?;
-            let p = ctx.evaluate(&r.mask)?;
+            let (r, p) = if a.joint.is_some() {
+                let spec = HeadSpec {
+                    task: ctx.model.task,
+                    labels: ctx.labels.len(),
+                    seed,
+                };
+                let model = Model::load_for_training(ctx.gpu, &a.model, &spec)?;
+                let r = learned::learn(ctx.gpu, &model, &ctx.score, &la, true)?;
+                let p = ctx.evaluate_model(&model, &r.mask)?;
+                trained = Some(model);
+                (r, p)
+            } else {
+                let r = learned::learn(ctx.gpu, ctx.model, &ctx.score, &la, true)?;
+                let p = ctx.evaluate(&r.mask)?;
+                (r, p)
+            };
             metrics.push(p.metric);
             kept.push(p.heads_kept as f64);
             runs.push(LearnedRun {
@@ -441,7 +481,12 @@ fn learned_runs(ctx: &Ctx, method: Method) -> Result<(Curve, Vec<LearnedRun>, Ve
         strategy: a.strategy.name().into(),
         points,
     };
-    Ok((curve, runs, budgets))
+    Ok(LearnedRuns {
+        curve,
+        runs,
+        budgets,
+        trained,
+    })
 }
 
 /// The learned run to keep: the largest pruning whose metric stays ≥ `threshold`, else the
@@ -490,6 +535,17 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
                 args.strategy.name()
             )));
         }
+        let runs = args.seeds.len() * args.budgets.len().max(args.l0_lambdas.len());
+        if args.joint.is_some() && args.export.is_some() && runs > 1 {
+            return Err(Error::Usage(format!(
+                "--joint with --export exports one run's weights: give one budget and one seed (not {runs} runs)"
+            )));
+        }
+    } else if args.joint.is_some() {
+        return Err(Error::Usage(
+            "--joint trains learned gates: use it with --strategy dsp, dsp-ste or hard-concrete"
+                .into(),
+        ));
     }
     crate::io::output::check_not_input(
         &args.out,
@@ -507,7 +563,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         eprintln!("warning: {w}");
         notes.push(w);
     }
-    let model = Model::load_for_gradients(gpu, &args.model)?;
+    let (model, labels) = load_model(gpu, args)?;
     let c = &model.config;
     let shape = (c.num_hidden_layers, c.num_attention_heads);
     let total = shape.0 * shape.1;
@@ -528,7 +584,6 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
                 .check(stored)?;
         }
     }
-    let labels = tasks::model_labels(&model);
     let score = tasks::load(&model, &args.score_data, &labels)?;
     let eval = tasks::load(&model, &args.eval_data, &labels)?;
     let ctx = Ctx {
@@ -544,13 +599,14 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     };
     let base = ctx.evaluate(&ctx.start)?;
     let threshold = args.keep * base.metric;
-    let (mut runs, mut budgets) = (Vec::new(), Vec::new());
+    let (mut runs, mut budgets, mut trained) = (Vec::new(), Vec::new(), None);
     let curve = match args.strategy {
         Strategy::Learned(method) => {
-            let (c, r, b) = learned_runs(&ctx, method)?;
-            runs = r;
-            budgets = b;
-            c
+            let l = learned_runs(&ctx, method)?;
+            runs = l.runs;
+            budgets = l.budgets;
+            trained = l.trained;
+            l.curve
         }
         Strategy::OneShot => curve_of(&ctx, args.importance, false, None)?,
         Strategy::Iterative => curve_of(&ctx, args.importance, true, None)?,
@@ -648,13 +704,28 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     write_outputs(&args.out, &report, shape)?;
     if let Some(dir) = &args.export {
         let p = &report.curve.points[report.chosen];
+        // a joint run's weights are written beside the outputs first, and exported from there
+        let weights = args.out.join(".joint-weights");
+        let from = match &trained {
+            Some(m) => {
+                crate::io::output::write_dir_atomic(&weights, |tmp| {
+                    m.save_pretrained(gpu, tmp, &ctx.labels)
+                })?;
+                weights.clone()
+            }
+            None => args.model.clone(),
+        };
         let e = crate::heads::export::export(&crate::heads::export::ExportArgs {
-            model: args.model.clone(),
+            model: from,
             mask: p.mask.concat(),
             mask_path: args.out.join("mask.json"),
             out: dir.clone(),
             force: args.force,
-        })?;
+        });
+        if trained.is_some() {
+            let _ = std::fs::remove_dir_all(&weights);
+        }
+        let e = e?;
         eprintln!(
             "exported {} of {} heads ({} → {} parameters) to {}",
             e.heads_left,
@@ -665,6 +736,36 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
         );
     }
     Ok(report)
+}
+
+/// The checkpoint and its label names. A joint call loads it for training, adding a head
+/// (`args.task`, labels from the score data) to a bare encoder.
+fn load_model(gpu: &Gpu, args: &PruneArgs) -> Result<(Model, Vec<String>)> {
+    let model = Model::load_for_gradients(gpu, &args.model)?;
+    if args.joint.is_none() {
+        let labels = tasks::model_labels(&model);
+        return Ok((model, labels));
+    }
+    let task = match (model.task, args.task) {
+        (TaskHead::None, None) => return Err(Error::Usage(format!(
+            "{}: a bare encoder; --joint needs --task seq-cls or token-cls for the head it adds",
+            args.model.display()
+        ))),
+        // a checkpoint's own head must match --task (load_for_training checks)
+        (have, t) => t.unwrap_or(have),
+    };
+    let labels = if model.task == TaskHead::None {
+        tasks::label_names(task, &args.score_data)?
+    } else {
+        tasks::model_labels(&model)
+    };
+    drop(model);
+    let spec = HeadSpec {
+        task,
+        labels: labels.len(),
+        seed: args.seed,
+    };
+    Ok((Model::load_for_training(gpu, &args.model, &spec)?, labels))
 }
 
 fn write_outputs(out: &Path, r: &PruneReport, (nl, nh): (usize, usize)) -> Result<()> {

@@ -255,8 +255,39 @@ impl Model {
         labels: &[i32],
         lr: f32,
     ) -> Result<StepStats> {
+        Ok(self.step_with(gpu, tr, examples, labels, None, lr)?.0)
+    }
+
+    /// [`Model::train_step`] with every head of every example scaled by `gates` [B, L, H]
+    /// (learned gates trained with the weights). Also returns ∂(mean loss)/∂gate [B, L, H],
+    /// taken before the weights move; heads a pruned checkpoint lacks read 0.
+    pub fn train_step_gated(
+        &self,
+        gpu: &Gpu,
+        tr: &mut Trainer,
+        examples: &[&Encoded],
+        labels: &[i32],
+        gates: &[f32],
+        lr: f32,
+    ) -> Result<(StepStats, Vec<f32>)> {
+        let (stats, dgates) = self.step_with(gpu, tr, examples, labels, Some(gates), lr)?;
+        Ok((
+            stats,
+            dgates.expect("gate gradients read back when gates are given"),
+        ))
+    }
+
+    fn step_with(
+        &self,
+        gpu: &Gpu,
+        tr: &mut Trainer,
+        examples: &[&Encoded],
+        labels: &[i32],
+        gates: Option<&[f32]>,
+        lr: f32,
+    ) -> Result<(StepStats, Option<Vec<f32>>)> {
         let step = tr.step + 1;
-        let loss = self.compute_gradients(gpu, tr, examples, labels, true)?;
+        let (loss, dgates) = self.gradients(gpu, tr, examples, labels, gates, true)?;
         if !loss.is_finite() {
             return Err(Error::Usage(format!(
                 "training diverged: the loss is {loss} at step {step}"
@@ -288,10 +319,11 @@ impl Model {
         }
         rec.finish();
         tr.step = step;
-        Ok(StepStats {
+        let stats = StepStats {
             loss,
             grad_norm: norm,
-        })
+        };
+        Ok((stats, dgates))
     }
 
     /// Forward (with the trainer's dropout when `dropout`), mean cross-entropy over the
@@ -305,9 +337,30 @@ impl Model {
         labels: &[i32],
         dropout: bool,
     ) -> Result<f64> {
+        Ok(self.gradients(gpu, tr, examples, labels, None, dropout)?.0)
+    }
+
+    /// [`Model::compute_gradients`] under `gates` [B, L, H] (None: every head at 1), with
+    /// the gate gradients read back when gates are given.
+    fn gradients(
+        &self,
+        gpu: &Gpu,
+        tr: &Trainer,
+        examples: &[&Encoded],
+        labels: &[i32],
+        gates: Option<&[f32]>,
+        dropout: bool,
+    ) -> Result<(f64, Option<Vec<f32>>)> {
         let c = &self.config;
         let b = examples.len();
-        let gates = vec![1f32; b * c.num_hidden_layers * c.num_attention_heads];
+        let ones;
+        let gate_values = match gates {
+            Some(g) => g,
+            None => {
+                ones = vec![1f32; b * c.num_hidden_layers * c.num_attention_heads];
+                &ones
+            }
+        };
         let counted = labels.iter().filter(|&&y| y != -100).count();
         if counted == 0 {
             return Err(Error::Usage(
@@ -325,7 +378,7 @@ impl Model {
             gpu,
             &mut rec,
             examples,
-            &gates,
+            gate_values,
             true,
             dropout,
             super::HeadSkip::Dense,
@@ -335,7 +388,8 @@ impl Model {
         self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, Some(&tr.grads))?;
         rec.finish();
         let sum: f64 = gpu.read_f32(&loss.loss).iter().map(|&v| v as f64).sum();
-        Ok(sum / counted as f64)
+        let dgates = gates.map(|_| self.expand_heads(&acts.plan, &gpu.read_f32(&gb.dgates), b));
+        Ok((sum / counted as f64, dgates))
     }
 
     /// Embedding backward: through the embedding dropout and LayerNorm to u = word + pos +
