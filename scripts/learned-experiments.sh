@@ -8,13 +8,19 @@
 #
 #   scripts/learned-experiments.sh OUT [--quick]
 #
-# Environment: HEADROOM (the binary; default target/release/headroom), HEADROOM_DATA (default
-# ../shared/data), HEADROOM_BASE_MODEL (default weights/all-MiniLM-L6-v2), TASK (sst2 or
-# wikiann-en; default sst2), SCORE_N (training sentences used for scoring and learning; default
-# 2000), DEV_N (dev sentences evaluated; default all), FT_EPOCHS (fine-tuning epochs; default
-# 2), DSP_EPOCHS (default 3), STEPS (the steps to run, space-separated; default all of them:
-# finetune michel-oneshot dsp-per-example random dsp-per-batch dsp-ste michel-iterative
-# dsp-curve hard-concrete).
+# Environment:
+# - HEADROOM: the binary (default target/release/headroom);
+# - HEADROOM_DATA: the data folder (default ../shared/data);
+# - HEADROOM_BASE_MODEL: the model fine-tuned (default weights/all-MiniLM-L6-v2);
+# - TASK: sst2 or wikiann-en (default sst2);
+# - SCORE_N: training sentences used for scoring and learning (default 2000);
+# - DEV_N: dev sentences evaluated (default all);
+# - FT_EPOCHS: fine-tuning epochs (default 2); DSP_EPOCHS: learned-gate epochs (default 3);
+# - JOINT_SEEDS: seeds of the joint runs (default 0,1,2);
+# - STEPS: the steps to run, space-separated. Default: finetune michel-oneshot dsp-per-example
+#   random dsp-per-batch dsp-ste michel-iterative dsp-curve hard-concrete. Also available:
+#   finetune-subset and dsp-joint (joint DSP at K = 24 from the base model on the subset,
+#   against a plain fine-tuning on the same subset).
 # --quick: a smoke run (few sentences, one fine-tuning step) to check the script end to end.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -96,4 +102,12 @@ step dsp-curve "${prune[@]}" --strategy dsp --heads 12,36,48 --seeds 0 --epochs 
   --out "$out/dsp-curve"
 step hard-concrete "${prune[@]}" --strategy hard-concrete --l0-lambda 0.001,0.01,0.1,1 \
   --seeds 0 --epochs "$epochs" --lr 0.1 --out "$out/hard-concrete"
+# joint DSP from the base model (its new head drawn from each seed) against a fine-tuning of
+# the base model on the same subset for as many epochs
+step finetune-subset "$bin" finetune --model "$base" --task "$kind" --train "$out/score.$ext" \
+  --dev "$dev" --out "$out/minilm-subset" --epochs "$epochs" --batch-size 32 --lr 1e-4 \
+  --warmup 0.06 --max-len 128 --seed 0 --force
+step dsp-joint "$bin" prune --model "$base" --task "$kind" --score-data "$out/score.$ext" \
+  --eval-data "$dev" --keep 0.01 --strategy dsp --joint --heads 24 --seeds "${JOINT_SEEDS:-0,1,2}" \
+  --epochs "$epochs" --weight-lr 1e-4 --warmup 0.06 --out "$out/dsp-joint"
 python3 benches/learned_summary.py "$out"
