@@ -496,7 +496,11 @@ fn joint_runs_train_the_weights_and_export_them() {
     // as the run's mask did on them
     let table = "bert.embeddings.word_embeddings.weight";
     let raw = |dir: &Path| {
-        let w = headroom::model::Weights::open(&dir.join("model.safetensors")).unwrap();
+        let w = headroom::model::Weights::open(
+            &dir.join("model.safetensors"),
+            &headroom::model::family::BERT,
+        )
+        .unwrap();
         w.raw(table).unwrap().2.to_vec()
     };
     assert_ne!(raw(&model), raw(&exported), "trained embeddings exported");

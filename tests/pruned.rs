@@ -187,7 +187,11 @@ fn exported_checkpoints_match_the_masked_run_and_prune_again() {
         "a mask on the pruned checkpoint"
     );
     // the safetensors carry the kept heads only (a [0, H] tensor for the empty layer)
-    let w = headroom::model::Weights::open(&out2.join("model.safetensors")).unwrap();
+    let w = headroom::model::Weights::open(
+        &out2.join("model.safetensors"),
+        &headroom::model::family::BERT,
+    )
+    .unwrap();
     let d = model.config.head_dim();
     let h = model.config.hidden_size;
     for l in 0..nl {
@@ -250,7 +254,11 @@ fn gate_gradients_of_a_pruned_checkpoint_match_the_masked_original() {
     }
     // the pruned model writes itself back with the same shapes
     let tensors = pruned.hf_tensors(gpu());
-    let w = headroom::model::Weights::open(&out.join("model.safetensors")).unwrap();
+    let w = headroom::model::Weights::open(
+        &out.join("model.safetensors"),
+        &headroom::model::family::BERT,
+    )
+    .unwrap();
     for t in &tensors {
         assert_eq!(Some(t.shape.clone()), w.shape(&t.name), "{}", t.name);
     }

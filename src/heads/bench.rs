@@ -182,49 +182,47 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
             .map(|_| (rng.uniform() as f32 - 0.5) * 0.07)
             .collect()
     };
-    let mut t = vec![
-        OutTensor::f32(
-            "bert.embeddings.word_embeddings.weight",
-            vec![v, h],
-            &rnd(v * h),
-        ),
-        OutTensor::f32(
-            "bert.embeddings.position_embeddings.weight",
-            vec![p, h],
-            &rnd(p * h),
-        ),
-        OutTensor::f32(
-            "bert.embeddings.token_type_embeddings.weight",
-            vec![2, h],
-            &rnd(2 * h),
-        ),
-    ];
-    let ln = |name: &str| {
+    let f = &crate::model::family::BERT;
+    let name = |n: &str| format!("{}{n}", f.prefix);
+    let mut t = Vec::new();
+    for (table, rows) in [
+        (f.word_embeddings, v),
+        (f.position_embeddings, p),
+        (f.token_type_embeddings, 2),
+    ] {
+        let w = rnd(rows * h);
+        t.push(OutTensor::f32(
+            &name(&format!("{table}.weight")),
+            vec![rows, h],
+            &w,
+        ));
+    }
+    let ln = |n: &str| {
         [
-            OutTensor::f32(&format!("{name}.weight"), vec![h], &vec![1.0; h]),
-            OutTensor::f32(&format!("{name}.bias"), vec![h], &vec![0.0; h]),
+            OutTensor::f32(&format!("{n}.weight"), vec![h], &vec![1.0; h]),
+            OutTensor::f32(&format!("{n}.bias"), vec![h], &vec![0.0; h]),
         ]
     };
-    t.extend(ln("bert.embeddings.LayerNorm"));
-    let mut lin = |name: String, n: usize, k: usize| {
+    t.extend(ln(&name(f.embeddings_layer_norm)));
+    let mut lin = |n: String, rows: usize, k: usize| {
         [
-            OutTensor::f32(&format!("{name}.weight"), vec![n, k], &rnd(n * k)),
-            OutTensor::f32(&format!("{name}.bias"), vec![n], &rnd(n)),
+            OutTensor::f32(&format!("{n}.weight"), vec![rows, k], &rnd(rows * k)),
+            OutTensor::f32(&format!("{n}.bias"), vec![rows], &rnd(rows)),
         ]
     };
     for li in 0..l {
-        let pre = format!("bert.encoder.layer.{li}");
-        for part in ["query", "key", "value"] {
-            t.extend(lin(format!("{pre}.attention.self.{part}"), h, h));
+        let part = |n: &str| name(&f.layer(li, n));
+        for proj in f.query_key_value {
+            t.extend(lin(part(proj), h, h));
         }
-        t.extend(lin(format!("{pre}.attention.output.dense"), h, h));
-        t.extend(lin(format!("{pre}.intermediate.dense"), i, h));
-        t.extend(lin(format!("{pre}.output.dense"), h, i));
-        t.extend(ln(&format!("{pre}.attention.output.LayerNorm")));
-        t.extend(ln(&format!("{pre}.output.LayerNorm")));
+        t.extend(lin(part(f.attention_output), h, h));
+        t.extend(lin(part(f.intermediate), i, h));
+        t.extend(lin(part(f.output), h, i));
+        t.extend(ln(&part(f.attention_layer_norm)));
+        t.extend(ln(&part(f.output_layer_norm)));
     }
-    t.extend(lin("bert.pooler.dense".into(), h, h));
-    t.extend(lin("classifier".into(), 2, h));
+    t.extend(lin(name(f.pooler), h, h));
+    t.extend(lin(f.classifier.to_string(), 2, h));
     crate::io::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
     let cfg = serde_json::json!({
         "architectures": ["BertForSequenceClassification"], "model_type": "bert",

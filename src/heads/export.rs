@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::output::OutTensor;
+use crate::model::family::HeadAxis;
 use crate::model::{Config, Weights};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,44 +33,6 @@ pub struct ExportReport {
     pub params_after: usize,
     /// Layers with no head left (transformers 4.57 cannot run them; headroom can).
     pub empty_layers: Vec<usize>,
-}
-
-/// Which attention tensor of which layer `name` is (after the prefix).
-enum Part {
-    /// query / key / value weight or bias: rows are selected.
-    Rows(usize),
-    /// attention.output.dense.weight: columns are selected.
-    Cols(usize),
-    Other,
-}
-
-fn part_of(name: &str, prefix: &str) -> Part {
-    let Some(rest) = name
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix("encoder.layer."))
-    else {
-        return Part::Other;
-    };
-    let Some((l, tail)) = rest.split_once('.') else {
-        return Part::Other;
-    };
-    let Ok(l) = l.parse::<usize>() else {
-        return Part::Other;
-    };
-    match tail {
-        "attention.output.dense.weight" => Part::Cols(l),
-        _ => {
-            let qkv = ["query", "key", "value"].iter().any(|p| {
-                tail == format!("attention.self.{p}.weight")
-                    || tail == format!("attention.self.{p}.bias")
-            });
-            if qkv {
-                Part::Rows(l)
-            } else {
-                Part::Other
-            }
-        }
-    }
 }
 
 fn dtype_size(path: &Path, name: &str, dtype: safetensors::Dtype) -> Result<usize> {
@@ -200,7 +163,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
     let c = Config::load(&cfg_path)?;
     let (nl, nh, d) = (c.num_hidden_layers, c.num_attention_heads, c.head_dim());
     let keep = plan(args, &c)?;
-    let weights = Weights::open(&st_path)?;
+    let weights = Weights::open(&st_path, c.family)?;
     let prefix = weights.prefix.clone();
 
     let mut tensors = Vec::new();
@@ -211,10 +174,13 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
         let elem = dtype_size(&st_path, &name, dtype)?;
         let n: usize = shape.iter().product();
         before += n;
-        let (shape, data) = match part_of(&name, &prefix) {
-            Part::Other => (shape, bytes.to_vec()),
-            Part::Rows(l) | Part::Cols(l) if l >= nl => (shape, bytes.to_vec()),
-            Part::Rows(l) => {
+        let part = name
+            .strip_prefix(prefix.as_str())
+            .and_then(|n| c.family.attention_part(n));
+        let (shape, data) = match part {
+            None => (shape, bytes.to_vec()),
+            Some((l, _)) if l >= nl => (shape, bytes.to_vec()),
+            Some((l, HeadAxis::Rows)) => {
                 let stored = c.kept_heads(l).len();
                 if shape.is_empty() || shape[0] != stored * d || shape.len() > 2 {
                     return Err(Error::input(
@@ -228,7 +194,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
                 s[0] = local.len() * d;
                 (s, select(bytes, &shape, elem, d, &local, false))
             }
-            Part::Cols(l) => {
+            Some((l, HeadAxis::Columns)) => {
                 let stored = c.kept_heads(l).len();
                 if shape.len() != 2 || shape[1] != stored * d {
                     return Err(Error::input(
@@ -253,7 +219,10 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
     if let Some(l) = seen.iter().position(|s| !s[0] || !s[1]) {
         return Err(Error::input(
             &st_path,
-            format!("missing the attention tensors of layer {l} ({prefix}encoder.layer.{l}.attention.*)"),
+            format!(
+                "missing the attention tensors of layer {l} ({prefix}{}.*)",
+                c.family.layer(l, "attention")
+            ),
         ));
     }
 
@@ -327,22 +296,5 @@ mod tests {
             select(&cols, &[2, 6], 1, 2, &[2, 0], true),
             vec![4, 5, 0, 1, 10, 11, 6, 7]
         );
-    }
-
-    #[test]
-    fn attention_parts_are_recognised() {
-        assert!(matches!(
-            part_of("bert.encoder.layer.3.attention.self.key.bias", "bert."),
-            Part::Rows(3)
-        ));
-        assert!(matches!(
-            part_of("encoder.layer.11.attention.output.dense.weight", ""),
-            Part::Cols(11)
-        ));
-        assert!(matches!(
-            part_of("bert.encoder.layer.3.attention.output.dense.bias", "bert."),
-            Part::Other
-        ));
-        assert!(matches!(part_of("classifier.weight", "bert."), Part::Other));
     }
 }

@@ -747,10 +747,12 @@ fn load_model(gpu: &Gpu, args: &PruneArgs) -> Result<(Model, Vec<String>)> {
         return Ok((model, labels));
     }
     let task = match (model.task, args.task) {
-        (TaskHead::None, None) => return Err(Error::Usage(format!(
+        (TaskHead::None, None) => {
+            return Err(Error::Usage(format!(
             "{}: a bare encoder; --joint needs --task seq-cls or token-cls for the head it adds",
             args.model.display()
-        ))),
+        )))
+        }
         // a checkpoint's own head must match --task (load_for_training checks)
         (have, t) => t.unwrap_or(have),
     };

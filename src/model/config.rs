@@ -1,14 +1,15 @@
 //! config.json of an HF BERT directory.
 
+use super::family::Family;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
-
 #[derive(Clone, Debug)]
 pub struct Config {
     pub model_type: String,
+    /// Where the family keeps each parameter.
+    pub family: &'static Family,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -60,18 +61,21 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let raw: Raw = serde_json::from_str(text)
             .map_err(|e| Error::input(path, format!("not a valid config.json: {e}")))?;
-        let model_type = raw
-            .model_type
-            .ok_or_else(|| Error::input(path, "no model_type (supported: bert)".to_string()))?;
-        if !SUPPORTED_MODEL_TYPES.contains(&model_type.as_str()) {
-            return Err(Error::input(
+        let model_type = raw.model_type.ok_or_else(|| {
+            Error::input(
+                path,
+                format!("no model_type (supported: {})", Family::supported()),
+            )
+        })?;
+        let family = Family::of(&model_type).ok_or_else(|| {
+            Error::input(
                 path,
                 format!(
                     "unknown model_type {model_type:?}; supported: {}",
-                    SUPPORTED_MODEL_TYPES.join(", ")
+                    Family::supported()
                 ),
-            ));
-        }
+            )
+        })?;
         let need = |v: Option<usize>, name: &str| -> Result<usize> {
             match v {
                 Some(0) => Err(Error::input(path, format!("{name} is 0"))),
@@ -95,6 +99,7 @@ impl Config {
             json: serde_json::from_str(text).unwrap_or_default(),
             pruned_heads: Vec::new(),
             model_type,
+            family,
         };
         let act = raw.hidden_act.unwrap_or_else(|| "gelu".into());
         if act != "gelu" {

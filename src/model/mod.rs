@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod backward;
 pub mod batch;
 pub mod config;
+pub mod family;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;
@@ -14,6 +15,7 @@ pub use analysis::AttentionStats;
 pub use backward::GateGrads;
 pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
+pub use family::Family;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};
 
@@ -300,12 +302,13 @@ impl Model {
 
     fn load_with(gpu: &Gpu, dir: &Path, backward: bool, head: Option<&HeadSpec>) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
-        let weights = Weights::open(&require_file(dir, "model.safetensors")?)?;
+        let weights = Weights::open(&require_file(dir, "model.safetensors")?, config.family)?;
         let tokenizer = BertTokenizer::load(
             &require_file(dir, "tokenizer.json")?,
             config.max_position_embeddings,
         )?;
         let c = &config;
+        let f = c.family;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);
         let up = |name: &str, data: &[f32]| gpu.upload_f32(name, data);
         let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
@@ -328,7 +331,7 @@ impl Model {
 
         // The word table may exceed one binding (250k × 768 f32 is 732 MiB; lavapipe binds at
         // most 128 MiB): split it into chunks of whole rows.
-        let word_name = format!("{p}embeddings.word_embeddings.weight");
+        let word_name = format!("{p}{}.weight", f.word_embeddings);
         let word = weights.get(&word_name, &[c.vocab_size, h])?;
         let rows_per_chunk = ((gpu.max_binding() / 4) as usize / h).max(1);
         let mut word_chunks = Vec::new();
@@ -341,20 +344,20 @@ impl Model {
         let emb = Embeddings {
             word_chunks,
             pos: get(
-                "embeddings.position_embeddings.weight",
+                &format!("{}.weight", f.position_embeddings),
                 &[c.max_position_embeddings, h],
             )?,
             typ: get(
-                "embeddings.token_type_embeddings.weight",
+                &format!("{}.weight", f.token_type_embeddings),
                 &[c.type_vocab_size, h],
             )?,
-            ln: ln("embeddings.LayerNorm")?,
+            ln: ln(f.embeddings_layer_norm)?,
         };
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         let d = c.head_dim();
         for l in 0..c.num_hidden_layers {
-            let pre = format!("encoder.layer.{l}");
+            let part = |name: &str| f.layer(l, name);
             // A pruned layer stores the kept heads' rows of Q, K and V and the matching
             // columns of the output projection; a layer with none left gets one zero head.
             let heads: Vec<u32> = c.kept_heads(l).iter().map(|&x| x as u32).collect();
@@ -363,8 +366,8 @@ impl Model {
             // Q, K and V are one [3·sw, H] projection.
             let mut wqkv = Vec::with_capacity(3 * sw * h);
             let mut bqkv = Vec::with_capacity(3 * sw);
-            for part in ["query", "key", "value"] {
-                let name = format!("{p}{pre}.attention.self.{part}");
+            for proj in f.query_key_value {
+                let name = format!("{p}{}", part(proj));
                 wqkv.extend(weights.get(&format!("{name}.weight"), &[kept, h])?);
                 bqkv.extend(weights.get(&format!("{name}.bias"), &[kept])?);
                 if kept == 0 {
@@ -372,57 +375,59 @@ impl Model {
                     bqkv.extend(std::iter::repeat_n(0.0, d));
                 }
             }
-            let bq = up(&format!("{pre}.qkv.bias"), &bqkv)?;
+            let label = f.layer(l, "qkv");
+            let bq = up(&format!("{label}.bias"), &bqkv)?;
             let qkv = Linear::new(
                 gpu,
-                &format!("{pre}.qkv.weight"),
+                &format!("{label}.weight"),
                 &wqkv,
                 bq,
                 3 * sw,
                 h,
                 backward,
             )?;
-            let oname = format!("{p}{pre}.attention.output.dense");
+            let oname = format!("{p}{}", part(f.attention_output));
             let mut wo = weights.get(&format!("{oname}.weight"), &[h, kept])?;
             if kept == 0 {
                 wo = vec![0.0; h * d];
             }
-            let bo = get(&format!("{pre}.attention.output.dense.bias"), &[h])?;
+            let bo = get(&format!("{}.bias", part(f.attention_output)), &[h])?;
             let attn_out = Linear::new(gpu, &format!("{oname}.weight"), &wo, bo, h, sw, backward)?;
             layers.push(Layer {
                 heads,
                 qkv,
                 attn_out,
-                ln1: ln(&format!("{pre}.attention.output.LayerNorm"))?,
-                inter: linear(&format!("{pre}.intermediate.dense"), i, h)?,
-                out: linear(&format!("{pre}.output.dense"), h, i)?,
-                ln2: ln(&format!("{pre}.output.LayerNorm"))?,
+                ln1: ln(&part(f.attention_layer_norm))?,
+                inter: linear(&part(f.intermediate), i, h)?,
+                out: linear(&part(f.output), h, i)?,
+                ln2: ln(&part(f.output_layer_norm))?,
             });
         }
 
-        let has_pooler = weights.has(&format!("{p}pooler.dense.weight"));
+        let has_pooler = weights.has(&format!("{p}{}.weight", f.pooler));
         let mut pooler = if has_pooler {
-            Some(linear("pooler.dense", h, h)?)
+            Some(linear(f.pooler, h, h)?)
         } else {
             None
         };
         let std = c.initializer_range as f32;
 
-        // Task heads live outside the "bert." prefix.
-        let (task, classifier, num_labels) = match weights.shape("classifier.weight") {
+        // Task heads live outside the encoder's prefix.
+        let cname = |what: &str| format!("{}.{what}", f.classifier);
+        let (task, classifier, num_labels) = match weights.shape(&cname("weight")) {
             None => match head {
                 None => (TaskHead::None, None, 0),
                 Some(spec) => {
                     let n = spec.labels;
                     let w = train::normal_init(n * h, std, spec.seed);
-                    let b = up("classifier.bias", &vec![0.0; n])?;
-                    let cls = Linear::new(gpu, "classifier.weight", &w, b, n, h, backward)?;
+                    let b = up(&cname("bias"), &vec![0.0; n])?;
+                    let cls = Linear::new(gpu, &cname("weight"), &w, b, n, h, backward)?;
                     if spec.task == TaskHead::SequenceClassification && pooler.is_none() {
                         let w = train::normal_init(h * h, std, spec.seed ^ 0x5EED);
-                        let b = up("pooler.dense.bias", &vec![0.0; h])?;
+                        let b = up(&format!("{}.bias", f.pooler), &vec![0.0; h])?;
                         pooler = Some(Linear::new(
                             gpu,
-                            "pooler.dense.weight",
+                            &format!("{}.weight", f.pooler),
                             &w,
                             b,
                             h,
@@ -437,21 +442,19 @@ impl Model {
                 if shape.len() != 2 || shape[1] != h {
                     return Err(Error::input(
                         weights.path(),
-                        format!("tensor classifier.weight has shape {shape:?}; expected [num_labels, {h}]"),
+                        format!(
+                            "tensor {} has shape {shape:?}; expected [num_labels, {h}]",
+                            cname("weight")
+                        ),
                     ));
                 }
                 let n = shape[0];
-                let cw = weights.get("classifier.weight", &[n, h])?;
-                let cb = up("classifier.bias", &weights.get("classifier.bias", &[n])?)?;
-                let cls = Linear::new(gpu, "classifier.weight", &cw, cb, n, h, backward)?;
-                let token = c
-                    .architectures
-                    .iter()
-                    .any(|a| a == "BertForTokenClassification");
-                let seq = c
-                    .architectures
-                    .iter()
-                    .any(|a| a == "BertForSequenceClassification");
+                let cw = weights.get(&cname("weight"), &[n, h])?;
+                let cb = up(&cname("bias"), &weights.get(&cname("bias"), &[n])?)?;
+                let cls = Linear::new(gpu, &cname("weight"), &cw, cb, n, h, backward)?;
+                let named = |t: TaskHead| c.architectures.contains(&f.architecture(t));
+                let token = named(TaskHead::TokenClassification);
+                let seq = named(TaskHead::SequenceClassification);
                 let task = if token || (!seq && pooler.is_none()) {
                     TaskHead::TokenClassification
                 } else {
@@ -460,7 +463,10 @@ impl Model {
                 if task == TaskHead::SequenceClassification && pooler.is_none() {
                     return Err(Error::input(
                         weights.path(),
-                        format!("missing tensor {p}pooler.dense.weight (a sequence classifier needs the pooler)"),
+                        format!(
+                            "missing tensor {p}{}.weight (a sequence classifier needs the pooler)",
+                            f.pooler
+                        ),
                     ));
                 }
                 if let Some(spec) = head {

@@ -490,10 +490,11 @@ impl Model {
     /// gradients (same shapes, same order).
     fn hf_layout<'a>(&'a self, grads: Option<&'a Grads>) -> Vec<HfEntry<'a>> {
         let c = &self.config;
+        let f = c.family;
         let h = c.hidden_size;
         let pre = match self.task {
             TaskHead::None => "",
-            _ => "bert.",
+            _ => f.prefix,
         };
         let mut out = Vec::new();
         let whole = |t: &'a Tensor| vec![(t, 0..t.len)];
@@ -522,41 +523,53 @@ impl Model {
                 Some((word, &self.emb.pos, &self.emb.typ, None))
             }
         };
-        let e = "embeddings";
+        // a Linear's or a LayerNorm's two tensors: [n, k] and [n], or [h] and [h]
+        let pair_entries = |name: String, (w, b): (&'a Tensor, &'a Tensor), wshape: Vec<usize>| {
+            let n = wshape[0];
+            [
+                entry(format!("{name}.weight"), wshape, whole(w)),
+                entry(format!("{name}.bias"), vec![n], whole(b)),
+            ]
+        };
+        let linear = |name: String, l: &'a super::Linear, g: Option<&'a LinGrad>| {
+            let (n, k) = (l.w.n as usize, l.w.k as usize);
+            pair_entries(name, lin(l, g), vec![n, k])
+        };
+        let norm = |name: String, p: &'a (Tensor, Tensor), g: Option<&'a LinGrad>| {
+            pair_entries(name, pair(p, g), vec![h])
+        };
         if let Some((word, pos, typ, ln)) = emb {
             let parts = word.into_iter().map(|t| (t, 0..t.len)).collect();
             out.push(entry(
-                format!("{pre}{e}.word_embeddings.weight"),
+                format!("{pre}{}.weight", f.word_embeddings),
                 vec![c.vocab_size, h],
                 parts,
             ));
             out.push(entry(
-                format!("{pre}{e}.position_embeddings.weight"),
+                format!("{pre}{}.weight", f.position_embeddings),
                 vec![c.max_position_embeddings, h],
                 whole(pos),
             ));
             out.push(entry(
-                format!("{pre}{e}.token_type_embeddings.weight"),
+                format!("{pre}{}.weight", f.token_type_embeddings),
                 vec![c.type_vocab_size, h],
                 whole(typ),
             ));
-            let (w, b) = pair(&self.emb.ln, ln);
-            out.push(entry(
-                format!("{pre}{e}.LayerNorm.weight"),
-                vec![h],
-                whole(w),
+            out.extend(norm(
+                format!("{pre}{}", f.embeddings_layer_norm),
+                &self.emb.ln,
+                ln,
             ));
-            out.push(entry(format!("{pre}{e}.LayerNorm.bias"), vec![h], whole(b)));
         }
         for (li, l) in self.layers.iter().enumerate() {
             let lg = grads.map(|g| &g.layers[li]);
-            let lp = format!("{pre}encoder.layer.{li}");
+            let part = |name: &str| format!("{pre}{}", f.layer(li, name));
             let (w, b) = lin(&l.qkv, lg.map(|g| &g.qkv));
             // a pruned layer: the kept heads' rows (none for a layer that kept no head; its
             // zero head is not written)
             let (kept, sw) = (l.heads.len() * c.head_dim(), l.attn_out.w.k as usize);
-            for (j, part) in ["query", "key", "value"].iter().enumerate() {
-                let name = format!("{lp}.attention.self.{part}");
+            for (j, proj) in f.query_key_value.iter().enumerate() {
+                let name = part(proj);
                 out.push(entry(
                     format!("{name}.weight"),
                     vec![kept, h],
@@ -568,67 +581,28 @@ impl Model {
                     vec![(b, j * sw..j * sw + kept)],
                 ));
             }
-            let linear = |name: String, l: &'a super::Linear, g: Option<&'a LinGrad>| {
-                let (n, k) = (l.w.n as usize, l.w.k as usize);
-                let (w, b) = lin(l, g);
-                [
-                    entry(format!("{name}.weight"), vec![n, k], whole(w)),
-                    entry(format!("{name}.bias"), vec![n], whole(b)),
-                ]
-            };
             let (w, b) = lin(&l.attn_out, lg.map(|g| &g.attn_out));
-            let name = format!("{lp}.attention.output.dense");
+            let name = part(f.attention_output);
             let wparts = if kept == 0 { vec![(w, 0..0)] } else { whole(w) };
             out.push(entry(format!("{name}.weight"), vec![h, kept], wparts));
             out.push(entry(format!("{name}.bias"), vec![h], whole(b)));
-            let (w, b) = pair(&l.ln1, lg.map(|g| &g.ln1));
-            out.push(entry(
-                format!("{lp}.attention.output.LayerNorm.weight"),
-                vec![h],
-                whole(w),
+            out.extend(norm(
+                part(f.attention_layer_norm),
+                &l.ln1,
+                lg.map(|g| &g.ln1),
             ));
-            out.push(entry(
-                format!("{lp}.attention.output.LayerNorm.bias"),
-                vec![h],
-                whole(b),
-            ));
-            out.extend(linear(
-                format!("{lp}.intermediate.dense"),
-                &l.inter,
-                lg.map(|g| &g.inter),
-            ));
-            out.extend(linear(
-                format!("{lp}.output.dense"),
-                &l.out,
-                lg.map(|g| &g.out),
-            ));
-            let (w, b) = pair(&l.ln2, lg.map(|g| &g.ln2));
-            out.push(entry(
-                format!("{lp}.output.LayerNorm.weight"),
-                vec![h],
-                whole(w),
-            ));
-            out.push(entry(
-                format!("{lp}.output.LayerNorm.bias"),
-                vec![h],
-                whole(b),
-            ));
+            out.extend(linear(part(f.intermediate), &l.inter, lg.map(|g| &g.inter)));
+            out.extend(linear(part(f.output), &l.out, lg.map(|g| &g.out)));
+            out.extend(norm(part(f.output_layer_norm), &l.ln2, lg.map(|g| &g.ln2)));
         }
-        // BertForTokenClassification has no pooler.
+        // a token classifier has no pooler
         if let (Some(p), false) = (&self.pooler, self.task == TaskHead::TokenClassification) {
-            let (w, b) = lin(p, grads.and_then(|g| g.pooler.as_ref()));
-            out.push(entry(
-                format!("{pre}pooler.dense.weight"),
-                vec![h, h],
-                whole(w),
-            ));
-            out.push(entry(format!("{pre}pooler.dense.bias"), vec![h], whole(b)));
+            let g = grads.and_then(|g| g.pooler.as_ref());
+            out.extend(linear(format!("{pre}{}", f.pooler), p, g));
         }
         if let Some(cl) = &self.classifier {
-            let (w, b) = lin(cl, grads.map(|g| &g.classifier));
-            let n = cl.w.n as usize;
-            out.push(entry("classifier.weight".into(), vec![n, h], whole(w)));
-            out.push(entry("classifier.bias".into(), vec![n], whole(b)));
+            let g = grads.map(|g| &g.classifier);
+            out.extend(linear(f.classifier.to_string(), cl, g));
         }
         out
     }
@@ -641,11 +615,7 @@ impl Model {
         let obj = cfg.as_object_mut().ok_or_else(|| {
             Error::output(dir, "config.json of the source model is not an object")
         })?;
-        let arch = match self.task {
-            TaskHead::SequenceClassification => "BertForSequenceClassification",
-            TaskHead::TokenClassification => "BertForTokenClassification",
-            TaskHead::None => "BertModel",
-        };
+        let arch = self.config.family.architecture(self.task);
         obj.insert("architectures".into(), serde_json::json!([arch]));
         if self.task != TaskHead::None {
             let id2label: serde_json::Map<String, serde_json::Value> = labels

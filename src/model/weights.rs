@@ -1,5 +1,6 @@
 //! Memory-mapped safetensors with checked names, dtypes and shapes.
 
+use super::family::Family;
 use crate::error::{Error, Result};
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
@@ -7,12 +8,14 @@ use std::path::{Path, PathBuf};
 pub struct Weights {
     path: PathBuf,
     mmap: memmap2::Mmap,
-    /// "bert." for task checkpoints saved by transformers, "" for a bare BertModel.
+    /// The family's prefix ("bert.") for task checkpoints saved by transformers, "" for a
+    /// bare encoder.
     pub prefix: String,
 }
 
 impl Weights {
-    pub fn open(path: &Path) -> Result<Weights> {
+    /// Opens a checkpoint of `family`, finding whether its encoder tensors carry the prefix.
+    pub fn open(path: &Path, family: &Family) -> Result<Weights> {
         let file = std::fs::File::open(path)
             .map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         // SAFETY: the file is opened read-only and headroom never writes its inputs; a file
@@ -28,20 +31,19 @@ impl Weights {
             let st = w.parse()?;
             st.names().into_iter().map(|s| s.to_string()).collect()
         };
-        let prefix = if names
-            .iter()
-            .any(|n| n == "bert.embeddings.word_embeddings.weight")
-        {
-            "bert."
-        } else if names
-            .iter()
-            .any(|n| n == "embeddings.word_embeddings.weight")
-        {
+        let word = format!("{}.weight", family.word_embeddings);
+        let prefixed = format!("{}{word}", family.prefix);
+        let prefix = if names.contains(&prefixed) {
+            family.prefix
+        } else if names.contains(&word) {
             ""
         } else {
             return Err(Error::input(
                 path,
-                "missing tensor embeddings.word_embeddings.weight (also looked for bert.embeddings.word_embeddings.weight): not a BERT checkpoint",
+                format!(
+                    "missing tensor {word} (also looked for {prefixed}): not a {} checkpoint",
+                    family.model_type
+                ),
             ));
         };
         Ok(Weights {
