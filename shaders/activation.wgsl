@@ -1,6 +1,7 @@
 // Elementwise activation backward: dx = dy * act'(.)
 //   gelu_backward: from the pre-activation x: gelu'(x) = Phi(x) + x * phi(x)
 //   tanh_backward: from the output y: tanh' = 1 - y^2
+//   relu_backward: from the output y: relu' = (y > 0)
 // gelu_forward writes gelu(saved) into dx (bindings reused). erf.wgsl is prepended.
 
 struct ActParams {
@@ -43,6 +44,17 @@ fn tanh_backward(
     if (i >= p.n) { return; }
     let y = saved[i];
     dx[i] = dy[i] * (1.0 - y * y);
+}
+
+@compute @workgroup_size(64)
+fn relu_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    dx[i] = select(0.0, dy[i], saved[i] > 0.0);
 }
 
 // Forward GELU (erf form) as its own pass, where the pre-activation must be kept.

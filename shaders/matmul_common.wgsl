@@ -1,7 +1,7 @@
 // Shared by matmul.wgsl and matmul_texture.wgsl (prepended to both): the epilogue applied to
 // each output element, with the bias read from the `bias` binding each kernel declares.
 // Needs erf.wgsl before it.
-// ACT: 0 none, 1 GELU (erf form, as BERT's "gelu"), 2 tanh.
+// ACT: 0 none, 1 GELU (erf form, as BERT's "gelu"), 2 tanh, 3 ReLU.
 
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
@@ -50,6 +50,8 @@ fn epilogue(v: f32, col: u32) -> f32 {
         r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
     } else if (ACT == 2u) {
         r = tanh(r);
+    } else if (ACT == 3u) {
+        r = max(r, 0.0);
     }
     return r;
 }

@@ -99,7 +99,7 @@ fn layernorm_backward_matches_finite_differences() {
 }
 
 #[test]
-fn gelu_and_tanh_backward_match_finite_differences() {
+fn activation_backwards_match_finite_differences() {
     let g = gpu();
     let mut rng = Rng::new(12);
     let n = 1000;
@@ -131,6 +131,19 @@ fn gelu_and_tanh_backward_match_finite_differences() {
         .map(|i| (fd(&|v: &[f64]| v[0].tanh(), &[x[i] as f64], 0, 1e-5) * dy[i] as f64) as f32)
         .collect();
     assert_close("tanh_backward", &g.read_f32(&dx), &want, 2e-5, 1e-4);
+
+    // ReLU from its output: x is continuous, so no sample sits on the kink
+    let y: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+    assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
+    let ty = g.upload_f32("y", &y).unwrap();
+    let dx = poisoned(n);
+    let mut rec = g.recorder();
+    relu_backward(&mut rec, &ty, &tdy, n as u32, &dx);
+    rec.finish();
+    let want: Vec<f32> = (0..n)
+        .map(|i| (fd(&|v: &[f64]| v[0].max(0.0), &[x[i] as f64], 0, 1e-5) * dy[i] as f64) as f32)
+        .collect();
+    assert_close("relu_backward", &g.read_f32(&dx), &want, 2e-5, 1e-4);
 }
 
 #[test]

@@ -323,7 +323,7 @@ fn bad_model_files_fail_cleanly() {
         &m,
         &data,
         &[],
-        "unknown model_type \"gpt2\"; supported: bert",
+        "unknown model_type \"gpt2\"; supported: bert, distilbert",
         "unknown model_type",
     );
 

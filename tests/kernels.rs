@@ -62,6 +62,7 @@ fn matmul_matches_reference_on_awkward_shapes() {
     }
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Gelu, true);
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Tanh, true);
+    check_matmul(&mut rng, 37, 70, 50, 50, Act::Relu, true);
     check_matmul(&mut rng, 29, 33, 40, 40, Act::None, false);
     // strided rows, as the pooler reads each example's [CLS] row
     check_matmul(&mut rng, 5, 24, 32, 32 * 9, Act::Tanh, true);

@@ -188,7 +188,7 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     for (table, rows) in [
         (f.word_embeddings, v),
         (f.position_embeddings, p),
-        (f.token_type_embeddings, 2),
+        (f.token_type_embeddings.expect("BERT has token types"), 2),
     ] {
         let w = rnd(rows * h);
         t.push(OutTensor::f32(

@@ -35,6 +35,11 @@ pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &T
     run(rec, "tanh_backward", y, dy, n, dx)
 }
 
+/// dx = dy · [y > 0], from the output `y` = relu(x).
+pub fn relu_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+    run(rec, "relu_backward", y, dy, n, dx)
+}
+
 /// y = gelu(x) as its own pass (the backward keeps the pre-activation x).
 pub fn gelu_forward(rec: &mut Recorder, x: &Tensor, n: u32, y: &Tensor) {
     let gpu = rec.gpu();

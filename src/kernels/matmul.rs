@@ -44,6 +44,7 @@ pub enum Act {
     None = 0,
     Gelu = 1,
     Tanh = 2,
+    Relu = 3,
 }
 
 /// A weight matrix [N, K] in PyTorch Linear layout, as a storage buffer (the master copy, which
@@ -587,6 +588,7 @@ fn label(act: Act) -> &'static str {
         Act::None => "matmul",
         Act::Gelu => "matmul+gelu",
         Act::Tanh => "matmul+tanh",
+        Act::Relu => "matmul+relu",
     }
 }
 

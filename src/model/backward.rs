@@ -2,6 +2,7 @@
 //! activation gradients only for head-gate gradients (Michel et al.'s importance), and with
 //! weight gradients as well for fine-tuning (`train.rs`).
 
+use super::family::PoolerActivation;
 use super::train::{Grads, LinGrad};
 use super::{Activations, Encoded, Linear, Model, TaskHead};
 use crate::error::{Error, Result};
@@ -221,7 +222,15 @@ impl Model {
                     dpooled
                 };
                 let dpre = gpu.empty("grad.pooler.pre", b * h)?;
-                kernels::tanh_backward(rec, pooled, &dpooled, (b * h) as u32, &dpre);
+                let n = (b * h) as u32;
+                match self.config.family.pooler_activation {
+                    PoolerActivation::Tanh => {
+                        kernels::tanh_backward(rec, pooled, &dpooled, n, &dpre)
+                    }
+                    PoolerActivation::Relu => {
+                        kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
+                    }
+                }
                 if let Some(g) = grads {
                     let pg = g
                         .pooler

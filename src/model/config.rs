@@ -31,21 +31,28 @@ pub struct Config {
     pub pruned_heads: Vec<Vec<usize>>,
 }
 
+/// config.json's keys, under BERT's names; the aliases are DistilBERT's.
 #[derive(serde::Deserialize)]
 struct Raw {
     model_type: Option<String>,
     vocab_size: Option<usize>,
+    #[serde(alias = "dim")]
     hidden_size: Option<usize>,
+    #[serde(alias = "n_layers")]
     num_hidden_layers: Option<usize>,
+    #[serde(alias = "n_heads")]
     num_attention_heads: Option<usize>,
+    #[serde(alias = "hidden_dim")]
     intermediate_size: Option<usize>,
     max_position_embeddings: Option<usize>,
     type_vocab_size: Option<usize>,
     layer_norm_eps: Option<f64>,
+    #[serde(alias = "activation")]
     hidden_act: Option<String>,
     position_embedding_type: Option<String>,
     architectures: Option<Vec<String>>,
     id2label: Option<BTreeMap<String, String>>,
+    #[serde(alias = "dropout")]
     hidden_dropout_prob: Option<f64>,
     initializer_range: Option<f64>,
     pruned_heads: Option<BTreeMap<String, Vec<i64>>>,
@@ -90,7 +97,10 @@ impl Config {
             num_attention_heads: need(raw.num_attention_heads, "num_attention_heads")?,
             intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
             max_position_embeddings: need(raw.max_position_embeddings, "max_position_embeddings")?,
-            type_vocab_size: raw.type_vocab_size.unwrap_or(2).max(1),
+            type_vocab_size: match family.token_type_embeddings {
+                Some(_) => raw.type_vocab_size.unwrap_or(2).max(1),
+                None => 1,
+            },
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
             architectures: raw.architectures.unwrap_or_default(),
             id2label: BTreeMap::new(),

@@ -1,6 +1,7 @@
 //! Model families: how each names its tensors and task heads. headroom runs every family
 //! through one forward and one backward graph; a family is a description of where that graph's
-//! parameters live in a checkpoint, not a copy of the graph.
+//! parameters live in a checkpoint, and of the few places where the maths differs, not a copy
+//! of the graph.
 
 /// Where one family keeps the parameters of the BERT-shaped graph.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,7 +16,8 @@ pub struct Family {
     /// Below the prefix: the embedding tables and their LayerNorm.
     pub word_embeddings: &'static str,
     pub position_embeddings: &'static str,
-    pub token_type_embeddings: &'static str,
+    /// None: the family has no token types (every token adds the same zero row).
+    pub token_type_embeddings: Option<&'static str>,
     pub embeddings_layer_norm: &'static str,
     /// Below the prefix: layer `l`'s tensors are `{layers}.{l}.{part}`.
     pub layers: &'static str,
@@ -27,9 +29,12 @@ pub struct Family {
     pub intermediate: &'static str,
     pub output: &'static str,
     pub output_layer_norm: &'static str,
-    /// Below the prefix: the dense layer (and tanh) on the first token that a sequence
-    /// classifier reads.
+    /// The dense layer on the first token that a sequence classifier reads: its name (below
+    /// the prefix when `pooler_prefixed`, else at the root, beside the classifier) and its
+    /// activation.
     pub pooler: &'static str,
+    pub pooler_prefixed: bool,
+    pub pooler_activation: PoolerActivation,
     /// At the root: the classifier of a task checkpoint.
     pub classifier: &'static str,
 }
@@ -40,7 +45,7 @@ pub const BERT: Family = Family {
     prefix: "bert.",
     word_embeddings: "embeddings.word_embeddings",
     position_embeddings: "embeddings.position_embeddings",
-    token_type_embeddings: "embeddings.token_type_embeddings",
+    token_type_embeddings: Some("embeddings.token_type_embeddings"),
     embeddings_layer_norm: "embeddings.LayerNorm",
     layers: "encoder.layer",
     query_key_value: [
@@ -54,11 +59,36 @@ pub const BERT: Family = Family {
     output: "output.dense",
     output_layer_norm: "output.LayerNorm",
     pooler: "pooler.dense",
+    pooler_prefixed: true,
+    pooler_activation: PoolerActivation::Tanh,
+    classifier: "classifier",
+};
+
+/// DistilBERT (`distilbert`): BERT's layer with other names, no token types, and a
+/// `pre_classifier` + ReLU in place of the pooler.
+pub const DISTILBERT: Family = Family {
+    model_type: "distilbert",
+    class_prefix: "DistilBert",
+    prefix: "distilbert.",
+    word_embeddings: "embeddings.word_embeddings",
+    position_embeddings: "embeddings.position_embeddings",
+    token_type_embeddings: None,
+    embeddings_layer_norm: "embeddings.LayerNorm",
+    layers: "transformer.layer",
+    query_key_value: ["attention.q_lin", "attention.k_lin", "attention.v_lin"],
+    attention_output: "attention.out_lin",
+    attention_layer_norm: "sa_layer_norm",
+    intermediate: "ffn.lin1",
+    output: "ffn.lin2",
+    output_layer_norm: "output_layer_norm",
+    pooler: "pre_classifier",
+    pooler_prefixed: false,
+    pooler_activation: PoolerActivation::Relu,
     classifier: "classifier",
 };
 
 /// Every family headroom loads.
-pub const FAMILIES: &[&Family] = &[&BERT];
+pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT];
 
 impl Family {
     /// The family of a config.json `model_type`.
@@ -76,6 +106,15 @@ impl Family {
             .map(|f| f.model_type)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The pooler's name in a checkpoint whose encoder tensors carry `prefix`.
+    pub fn pooler_name(&self, prefix: &str) -> String {
+        if self.pooler_prefixed {
+            format!("{prefix}{}", self.pooler)
+        } else {
+            self.pooler.to_string()
+        }
     }
 
     /// Layer `l`'s `part` (one of the layer fields above), below the prefix.
@@ -107,6 +146,23 @@ impl Family {
             super::TaskHead::None => "Model",
         };
         format!("{}{suffix}", self.class_prefix)
+    }
+}
+
+/// The activation after the pooler's dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolerActivation {
+    Tanh,
+    Relu,
+}
+
+impl PoolerActivation {
+    /// The matmul epilogue that applies it.
+    pub fn act(self) -> crate::kernels::Act {
+        match self {
+            PoolerActivation::Tanh => crate::kernels::Act::Tanh,
+            PoolerActivation::Relu => crate::kernels::Act::Relu,
+        }
     }
 }
 
@@ -146,6 +202,12 @@ mod tests {
             "BertForTokenClassification"
         );
         assert_eq!(Family::of("bert"), Some(&BERT));
+        assert_eq!(
+            DISTILBERT.attention_part("transformer.layer.1.attention.q_lin.weight"),
+            Some((1, HeadAxis::Rows))
+        );
+        assert_eq!(DISTILBERT.pooler_name("distilbert."), "pre_classifier");
+        assert_eq!(BERT.pooler_name("bert."), "bert.pooler.dense");
         assert_eq!(Family::of("gpt2"), None);
     }
 }

@@ -347,10 +347,11 @@ impl Model {
                 &format!("{}.weight", f.position_embeddings),
                 &[c.max_position_embeddings, h],
             )?,
-            typ: get(
-                &format!("{}.weight", f.token_type_embeddings),
-                &[c.type_vocab_size, h],
-            )?,
+            // a family without token types adds one zero row to every token
+            typ: match f.token_type_embeddings {
+                Some(name) => get(&format!("{name}.weight"), &[c.type_vocab_size, h])?,
+                None => up("token_type_embeddings.zero", &vec![0.0; h])?,
+            },
             ln: ln(f.embeddings_layer_norm)?,
         };
 
@@ -404,9 +405,15 @@ impl Model {
             });
         }
 
-        let has_pooler = weights.has(&format!("{p}{}.weight", f.pooler));
+        let pooler_name = f.pooler_name(p);
+        let has_pooler = weights.has(&format!("{pooler_name}.weight"));
         let mut pooler = if has_pooler {
-            Some(linear(f.pooler, h, h)?)
+            let w = weights.get(&format!("{pooler_name}.weight"), &[h, h])?;
+            let b = up(
+                &format!("{pooler_name}.bias"),
+                &weights.get(&format!("{pooler_name}.bias"), &[h])?,
+            )?;
+            Some(Linear::new(gpu, &pooler_name, &w, b, h, h, backward)?)
         } else {
             None
         };
@@ -424,10 +431,10 @@ impl Model {
                     let cls = Linear::new(gpu, &cname("weight"), &w, b, n, h, backward)?;
                     if spec.task == TaskHead::SequenceClassification && pooler.is_none() {
                         let w = train::normal_init(h * h, std, spec.seed ^ 0x5EED);
-                        let b = up(&format!("{}.bias", f.pooler), &vec![0.0; h])?;
+                        let b = up(&format!("{pooler_name}.bias"), &vec![0.0; h])?;
                         pooler = Some(Linear::new(
                             gpu,
-                            &format!("{}.weight", f.pooler),
+                            &format!("{pooler_name}.weight"),
                             &w,
                             b,
                             h,
@@ -464,8 +471,7 @@ impl Model {
                     return Err(Error::input(
                         weights.path(),
                         format!(
-                            "missing tensor {p}{}.weight (a sequence classifier needs the pooler)",
-                            f.pooler
+                            "missing tensor {pooler_name}.weight (a sequence classifier needs the pooler)"
                         ),
                     ));
                 }
@@ -899,7 +905,7 @@ impl Model {
                     bias: Some(&pl.b),
                     m: b as u32,
                     lda: t32 * h32,
-                    act: Act::Tanh,
+                    act: self.config.family.pooler_activation.act(),
                     gather: None,
                 };
                 kernels::matmul(rec, &args, &out);

@@ -21,7 +21,8 @@ pub(crate) struct LinGrad {
 pub(crate) struct EmbGrads {
     pub word: Vec<Tensor>,
     pub pos: Tensor,
-    pub typ: Tensor,
+    /// None for a family without token types.
+    pub typ: Option<Tensor>,
     pub ln: LinGrad,
 }
 
@@ -58,7 +59,9 @@ impl Grads {
         let mut v = Vec::new();
         if let Some(e) = &self.emb {
             v.extend(e.word.iter());
-            v.extend([&e.pos, &e.typ, &e.ln.w, &e.ln.b]);
+            v.push(&e.pos);
+            v.extend(&e.typ);
+            v.extend([&e.ln.w, &e.ln.b]);
         }
         for l in &self.layers {
             for g in [&l.qkv, &l.attn_out, &l.ln1, &l.inter, &l.out, &l.ln2] {
@@ -130,7 +133,9 @@ impl Model {
                     .map(|(_, _, t)| p(t, None, true)),
             );
             v.push(p(&self.emb.pos, None, true));
-            v.push(p(&self.emb.typ, None, true));
+            if self.config.family.token_type_embeddings.is_some() {
+                v.push(p(&self.emb.typ, None, true));
+            }
             v.push(p(&self.emb.ln.0, None, false));
             v.push(p(&self.emb.ln.1, None, false));
         }
@@ -188,7 +193,10 @@ impl Model {
                     .map(|(_, _, t)| gpu.empty("grad.word", t.len))
                     .collect::<Result<_>>()?,
                 pos: gpu.empty("grad.pos", self.emb.pos.len)?,
-                typ: gpu.empty("grad.type", self.emb.typ.len)?,
+                typ: match c.family.token_type_embeddings {
+                    Some(_) => Some(gpu.empty("grad.type", self.emb.typ.len)?),
+                    None => None,
+                },
                 ln: lin("emb.ln", h, 1)?,
             })
         };
@@ -446,17 +454,12 @@ impl Model {
             h32,
             &g.pos,
         )?;
-        rec.encoder().clear_buffer(&g.typ.buffer, 0, None);
-        let types = c.type_vocab_size as u32;
-        kernels::scatter_add_rows(
-            rec,
-            &du,
-            &keys(&|r| acts.type_ids[r]),
-            0,
-            types,
-            h32,
-            &g.typ,
-        )?;
+        if let Some(typ) = &g.typ {
+            rec.encoder().clear_buffer(&typ.buffer, 0, None);
+            let types = c.type_vocab_size as u32;
+            let type_keys = keys(&|r| acts.type_ids[r]);
+            kernels::scatter_add_rows(rec, &du, &type_keys, 0, types, h32, typ)?;
+        }
         Ok(())
     }
 
@@ -516,11 +519,12 @@ impl Model {
         let emb = match grads {
             Some(g) => g.emb.as_ref().map(|e| {
                 let word: Vec<&Tensor> = e.word.iter().collect();
-                (word, &e.pos, &e.typ, Some(&e.ln))
+                (word, &e.pos, e.typ.as_ref(), Some(&e.ln))
             }),
             None => {
                 let word: Vec<&Tensor> = self.emb.word_chunks.iter().map(|(_, _, t)| t).collect();
-                Some((word, &self.emb.pos, &self.emb.typ, None))
+                let typ = f.token_type_embeddings.map(|_| &self.emb.typ);
+                Some((word, &self.emb.pos, typ, None))
             }
         };
         // a Linear's or a LayerNorm's two tensors: [n, k] and [n], or [h] and [h]
@@ -550,11 +554,13 @@ impl Model {
                 vec![c.max_position_embeddings, h],
                 whole(pos),
             ));
-            out.push(entry(
-                format!("{pre}{}.weight", f.token_type_embeddings),
-                vec![c.type_vocab_size, h],
-                whole(typ),
-            ));
+            if let (Some(name), Some(typ)) = (f.token_type_embeddings, typ) {
+                out.push(entry(
+                    format!("{pre}{name}.weight"),
+                    vec![c.type_vocab_size, h],
+                    whole(typ),
+                ));
+            }
             out.extend(norm(
                 format!("{pre}{}", f.embeddings_layer_norm),
                 &self.emb.ln,
@@ -598,7 +604,7 @@ impl Model {
         // a token classifier has no pooler
         if let (Some(p), false) = (&self.pooler, self.task == TaskHead::TokenClassification) {
             let g = grads.and_then(|g| g.pooler.as_ref());
-            out.extend(linear(format!("{pre}{}", f.pooler), p, g));
+            out.extend(linear(f.pooler_name(pre), p, g));
         }
         if let Some(cl) = &self.classifier {
             let g = grads.map(|g| &g.classifier);

@@ -27,25 +27,3 @@ pub fn minilm_with_classifier() -> tempdir::TempDir {
     safetensors::serialize_to_file(all, None, &dir.path().join("model.safetensors")).unwrap();
     dir
 }
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct TempDir(std::path::PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            let p =
-                std::env::temp_dir().join(format!("headroom-test-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-        pub fn path(&self) -> &std::path::Path {
-            &self.0
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}

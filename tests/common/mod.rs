@@ -115,7 +115,9 @@ pub fn matmul_ref(
             y[i * n + j] = match act {
                 1 => gelu(s),
                 2 => s.tanh(),
-                _ => s,
+                3 => s.max(0.0),
+                0 => s,
+                _ => panic!("unknown activation {act}"),
             } as f32;
         }
     }
@@ -365,4 +367,26 @@ pub fn p(path: &std::path::Path) -> &str {
 /// A JSON file's contents.
 pub fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let p =
+                std::env::temp_dir().join(format!("headroom-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

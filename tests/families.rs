@@ -1,0 +1,280 @@
+//! Model families beside BERT (issue 12) against transformers 4.57 goldens
+//! (tests/goldens/make_family_goldens.py): each tiny random checkpoint's logits and hidden
+//! states with and without head masks, its per-example gate gradients, and one training
+//! step's parameter gradients.
+
+mod common;
+use common::*;
+use headroom::model::{run_forward, Encoded, ForwardOptions, Gates, Model};
+
+/// max |got − want| relative to the largest |want|, or to `floor` if that is larger.
+fn rel_err(got: &[f32], want: &[f32], floor: f32) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+    max_abs_diff(got, want) / scale
+}
+
+fn assert_rel(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_rel_floor(what, got, want, tol, 0.0)
+}
+
+fn assert_rel_floor(what: &str, got: &[f32], want: &[f32], tol: f32, floor: f32) {
+    let e = rel_err(got, want, floor);
+    eprintln!("{what}: relative error {e:.2e}");
+    assert!(e <= tol, "{what}: max |Δ| / max |want| = {e}");
+}
+
+/// The golden's sentences, encoded by the fixture's tokenizer (ids checked against the
+/// golden's).
+fn encode(model: &Model, golden: &Golden) -> Vec<Encoded> {
+    let texts = golden_texts("sentences.tsv");
+    let enc: Vec<Encoded> = model.tokenizer.encode_all(&texts).unwrap().0;
+    let (shape, ids) = golden.i64("input_ids");
+    let t = shape[1];
+    for (e, ex) in enc.iter().enumerate() {
+        let want: Vec<u32> = ids[e * t..e * t + ex.ids.len()]
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
+        assert_eq!(ex.ids, want, "token ids of sentence {e}");
+    }
+    enc
+}
+
+/// The real tokens' rows of a golden [N, T, H] tensor, example after example.
+fn real_rows(golden: &[f32], enc: &[Encoded], t: usize, h: usize) -> Vec<f32> {
+    let mut v = Vec::new();
+    for (e, ex) in enc.iter().enumerate() {
+        v.extend_from_slice(&golden[e * t * h..(e * t + ex.ids.len()) * h]);
+    }
+    v
+}
+
+fn check_family(name: &str) {
+    let g = gpu();
+    let golden = Golden::open(&format!("tiny-{name}.safetensors"));
+    let model = Model::load_for_gradients(g, &fixture(&format!("tiny-{name}"))).unwrap();
+    let enc = encode(&model, &golden);
+    let what = |s: &str| format!("{name} {s}");
+    let (n, lh) = (enc.len(), model.config.total_heads());
+    let h = model.config.hidden_size;
+    let t = golden.i64("input_ids").0[1];
+
+    // forward: every gate at 1, one [L, H] mask, per-example gates
+    let hidden = ForwardOptions {
+        hidden: true,
+        ..ForwardOptions::default()
+    };
+    let gates_all = golden.f32("gates").1;
+    for (gates, suffix) in [
+        (Gates::Ones, ""),
+        (Gates::Broadcast(golden.f32("head_mask").1), "_hm"),
+        (Gates::PerExample(gates_all.clone()), "_gates"),
+    ] {
+        let r = run_forward(g, &model, &enc, &gates, &hidden).unwrap();
+        let logits = r.logits.unwrap();
+        assert_rel(
+            &what(&format!("logits{suffix}")),
+            &logits,
+            &golden.f32(&format!("logits{suffix}")).1,
+            1e-4,
+        );
+        let key = format!("last_hidden_state{suffix}");
+        if golden.has(&key) {
+            let got = real_rows(&r.hidden.unwrap(), &enc, r.seq, h);
+            let want = real_rows(&golden.f32(&key).1, &enc, t, h);
+            assert_rel(&what(&key), &got, &want, 1e-4);
+        }
+    }
+
+    // per-example gate gradients of each example's loss, at fractional gates
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let labels: Vec<i32> = golden.i64("labels").1.iter().map(|&v| v as i32).collect();
+    let out = model.gate_gradients(g, &refs, &labels, &gates_all).unwrap();
+    assert_close(&what("loss"), &out.loss, &golden.f32("loss").1, 1e-4, 1e-4);
+    assert_eq!(out.dgates.len(), n * lh);
+    assert_rel(
+        &what("grad_gates"),
+        &out.dgates,
+        &golden.f32("grad_gates").1,
+        1e-4,
+    );
+
+    // one training step's gradients (no dropout) under their transformers names
+    let spec = headroom::model::HeadSpec {
+        task: model.task,
+        labels: model.num_labels,
+        seed: 0,
+    };
+    let trainable = Model::load_for_training(g, &fixture(&format!("tiny-{name}")), &spec).unwrap();
+    let tr = trainable
+        .trainer(
+            g,
+            headroom::model::TrainConfig {
+                adamw: headroom::model::AdamW::default(),
+                max_grad_norm: 1.0,
+                dropout: 0.0,
+                seed: 0,
+                freeze_embeddings: false,
+            },
+        )
+        .unwrap();
+    trainable
+        .compute_gradients(g, &tr, &refs, &labels, false)
+        .unwrap();
+    let grads = trainable.hf_gradients(g, &tr);
+    let wanted: Vec<String> = golden
+        .names()
+        .into_iter()
+        .filter(|k| k.starts_with("grad."))
+        .collect();
+    assert_eq!(grads.len(), wanted.len(), "one gradient per parameter");
+    for t in &grads {
+        let got: Vec<f32> = t
+            .data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let key = format!("grad.{}", t.name);
+        assert!(golden.has(&key), "{key} is not a transformers parameter");
+        // the key bias's gradient is zero in exact arithmetic (softmax ignores a shift shared
+        // by all keys): both sides hold rounding noise there, so the scale has a floor
+        assert_rel_floor(&what(&key), &got, &golden.f32(&key).1, 1e-4, 1e-3);
+    }
+}
+
+/// Physical pruning by the golden's [L, H] mask: the exported checkpoint (kept heads' Q/K/V
+/// rows and output columns, `pruned_heads`) runs like the masked original.
+fn check_export(name: &str) {
+    let g = gpu();
+    let golden = Golden::open(&format!("tiny-{name}.safetensors"));
+    let src = fixture(&format!("tiny-{name}"));
+    let model = Model::load(g, &src).unwrap();
+    let enc = encode(&model, &golden);
+    let mask = golden.f32("head_mask").1;
+    let dir = tempdir::TempDir::new(&format!("export-{name}"));
+    let out = dir.path().join("pruned");
+    let r = headroom::heads::export::export(&headroom::heads::export::ExportArgs {
+        model: src,
+        mask: mask.clone(),
+        mask_path: dir.path().join("mask.json"),
+        out: out.clone(),
+        force: false,
+    })
+    .unwrap();
+    let removed = mask.iter().filter(|&&v| v == 0.0).count();
+    assert_eq!(r.heads_left, mask.len() - removed);
+    let pruned = Model::load(g, &out).unwrap();
+    let opts = ForwardOptions::default();
+    let want = run_forward(g, &model, &enc, &Gates::Broadcast(mask), &opts).unwrap();
+    let got = run_forward(g, &pruned, &enc, &Gates::Ones, &opts).unwrap();
+    assert_rel(
+        &format!("{name} exported logits"),
+        &got.logits.unwrap(),
+        &want.logits.unwrap(),
+        1e-5,
+    );
+}
+
+#[test]
+fn distilbert_matches_transformers() {
+    check_family("distilbert");
+    check_export("distilbert");
+}
+
+/// The commands that read a classifier run on every family's checkpoint.
+#[test]
+fn commands_run_on_each_family() {
+    for name in ["distilbert"] {
+        let dir = tempdir::TempDir::new(&format!("commands-{name}"));
+        let model = fixture(&format!("tiny-{name}"));
+        let mut tsv = String::from("sentence\tlabel\n");
+        for ((t, _), l) in golden_texts("sentences.tsv").iter().zip([0, 1, 2, 2, 1, 0]) {
+            tsv.push_str(&format!("{t}\t{l}\n"));
+        }
+        let data = dir.path().join("data.tsv");
+        std::fs::write(&data, tsv).unwrap();
+        let ok = |args: &[&str]| {
+            let r = headroom(args);
+            assert!(
+                r.status.success(),
+                "{name}: {args:?}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+            r
+        };
+        let r = ok(&["eval", "--model", p(&model), "--data", p(&data)]);
+        let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert!(e["accuracy"].as_f64().is_some(), "{e}");
+        let score = dir.path().join("score");
+        ok(&[
+            "score",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--out",
+            p(&score),
+        ]);
+        assert!(score.join("head_importance.npy").is_file());
+        let prune = dir.path().join("prune");
+        let exported = dir.path().join("exported");
+        ok(&[
+            "prune",
+            "--model",
+            p(&model),
+            "--score-data",
+            p(&data),
+            "--eval-data",
+            p(&data),
+            "--out",
+            p(&prune),
+            "--export",
+            p(&exported),
+        ]);
+        let c = read_json(&prune.join("curve.json"));
+        let chosen = &c["curve"]["points"][c["chosen"].as_u64().unwrap() as usize];
+        let r = ok(&["eval", "--model", p(&exported), "--data", p(&data)]);
+        let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(
+            e["accuracy"], chosen["metric"],
+            "the export runs as its mask did"
+        );
+        let roles = dir.path().join("roles");
+        ok(&[
+            "roles",
+            "--model",
+            p(&model),
+            "--data",
+            p(&data),
+            "--out",
+            p(&roles),
+        ]);
+        assert!(roles.join("roles.json").is_file());
+        let tuned = dir.path().join("tuned");
+        ok(&[
+            "finetune",
+            "--model",
+            p(&model),
+            "--task",
+            "seq-cls",
+            "--train",
+            p(&data),
+            "--dev",
+            p(&data),
+            "--out",
+            p(&tuned),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "3",
+        ]);
+        let cfg = read_json(&tuned.join("config.json"));
+        assert_eq!(
+            cfg["architectures"][0],
+            "DistilBertForSequenceClassification"
+        );
+        assert_eq!(cfg["model_type"], "distilbert");
+        ok(&["eval", "--model", p(&tuned), "--data", p(&data)]);
+    }
+}

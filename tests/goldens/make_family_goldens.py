@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Tiny random checkpoints of the model families beside BERT, and their goldens (issue 12).
+
+Run by hand from the repository root (CI never runs Python), after make_goldens.py:
+
+    /tmp/goldenv/bin/python tests/goldens/make_family_goldens.py
+    /tmp/goldenv/bin/python tests/goldens/make_family_goldens.py reload FAMILY DIR
+
+The second form checks a checkpoint that `headroom export` pruned with the golden's head_mask
+(`headroom export --model tests/fixtures/tiny-FAMILY --mask M --out DIR`, M the mask as JSON):
+transformers loads it (applying its `pruned_heads`) and its logits must equal the golden's
+masked logits.
+
+Requires torch, transformers==4.57.1, safetensors, numpy. No network access: the tokenizer is
+tiny-bert's WordPiece (tests/fixtures/tiny-bert), which DistilBERT shares.
+
+For each family it writes tests/fixtures/tiny-<family>/ (save_pretrained, f32, with
+deliberately awkward shapes: 3 heads of 14 dimensions) and tests/goldens/tiny-<family>.safetensors
+holding, for the six sentences of sentences.tsv padded to the longest (eager attention, as
+the other families ignore head_mask under SDPA):
+  input_ids, attention_mask, labels
+  logits, last_hidden_state                     every gate at 1
+  head_mask, logits_hm, last_hidden_state_hm    one [L, H] mask with exact zeros
+  gates, logits_gates                            per-example fractional gates [N, L, H]
+  loss [N], grad_gates [N, L, H]                 per-example cross-entropy and d(sum loss)/d gates
+  grad.<tensor>                                  d(mean loss)/d every parameter at gates of 1
+"""
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from safetensors.torch import save_file
+from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
+
+assert transformers.__version__ == "4.57.1", transformers.__version__
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOLD = os.path.join(ROOT, "tests", "goldens")
+FIX = os.path.join(ROOT, "tests", "fixtures")
+TINY = os.path.join(FIX, "tiny-bert")
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]
+
+print(f"python {sys.version.split()[0]}  torch {torch.__version__}  "
+      f"transformers {transformers.__version__}  numpy {np.__version__}")
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
+
+with open(os.path.join(GOLD, "sentences.tsv"), encoding="utf-8") as f:
+    lines = f.read().split("\n")
+assert lines[0] == "sentence", lines[0]
+SENTENCES = [s for s in lines[1:] if s]
+LABELS = torch.tensor([0, 1, 2, 2, 1, 0])
+ID2LABEL = {0: "neg", 1: "neu", 2: "pos"}
+
+
+def randomize_biases_and_norms(model, gen):
+    """Non-trivial biases and LayerNorm parameters (save_pretrained's init makes them 0 / 1)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm.weight" in name.lower() or "LayerNorm.weight" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def fractional_gates(gen, n, layers, heads):
+    g = 0.2 + 0.8 * torch.rand((n, layers, heads), generator=gen)
+    g[torch.rand((n, layers, heads), generator=gen) < 0.1] = 0.0
+    g[0, 0, 0] = 0.0
+    g[-1, -1, -1] = 1.0
+    return g.contiguous()
+
+
+def to_5d(gates):
+    """[N, L, H] -> [L, N, H, 1, 1], transformers' per-example head_mask."""
+    return gates.permute(1, 0, 2)[:, :, :, None, None].contiguous()
+
+
+def family_goldens(name, model, base, run_kwargs):
+    """`base(model)` is the bare encoder; `run_kwargs(ids, am)` the inputs it takes."""
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    tok = BertTokenizerFast.from_pretrained(TINY)
+    enc = tok(SENTENCES, padding="longest", return_tensors="pt")
+    ids, am = enc["input_ids"], enc["attention_mask"]
+    kw = run_kwargs(ids, am)
+    gen = torch.Generator().manual_seed(7)
+    t = {"input_ids": ids, "attention_mask": am, "labels": LABELS}
+    model.eval()
+    with torch.no_grad():
+        t["logits"] = model(**kw).logits
+        t["last_hidden_state"] = base(model)(**kw).last_hidden_state
+        hm = (torch.rand((L, H), generator=gen) > 0.3).float()
+        hm[0, 0], hm[-1, -1] = 0.0, 1.0
+        t["head_mask"] = hm
+        t["logits_hm"] = model(**kw, head_mask=hm).logits
+        t["last_hidden_state_hm"] = base(model)(**kw, head_mask=hm).last_hidden_state
+        gates = fractional_gates(gen, ids.shape[0], L, H)
+        t["gates"] = gates
+        t["logits_gates"] = model(**kw, head_mask=to_5d(gates)).logits
+    assert (t["logits_hm"] - t["logits"]).abs().max() > 1e-3, "the mask changes the logits"
+    # per-example gate gradients of the summed cross-entropy
+    g5 = to_5d(gates).requires_grad_(True)
+    logits = model(**kw, head_mask=g5).logits
+    loss = F.cross_entropy(logits, LABELS, reduction="none")
+    loss.sum().backward()
+    t["loss"] = loss.detach()
+    t["grad_gates"] = g5.grad[:, :, :, 0, 0].permute(1, 0, 2).contiguous()
+    # one training step's gradients (no dropout), mean loss, every gate at 1
+    model.zero_grad()
+    F.cross_entropy(model(**kw).logits, LABELS).backward()
+    for pname, p in model.named_parameters():
+        t[f"grad.{pname}"] = p.grad.detach().clone()
+    t = {k: (v.float() if v.is_floating_point() else v.to(torch.int64)).contiguous()
+         for k, v in t.items()}
+    path = os.path.join(GOLD, f"tiny-{name}.safetensors")
+    save_file(dict(sorted(t.items())), path)
+    print(f"[{name}] {path}: {len(t)} tensors; max|logits_hm - logits| "
+          f"{(t['logits_hm'] - t['logits']).abs().max():.4g}, "
+          f"max|grad_gates| {t['grad_gates'].abs().max():.4g}")
+
+
+def save_fixture(name, model):
+    out = os.path.join(FIX, f"tiny-{name}")
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(TINY, f), out)
+    print(f"[{name}] {out}")
+
+
+def distilbert():
+    torch.manual_seed(12)
+    vocab = BertTokenizerFast.from_pretrained(TINY).vocab_size
+    cfg = DistilBertConfig(
+        vocab_size=vocab, dim=42, n_heads=3, n_layers=2, hidden_dim=60,
+        max_position_embeddings=64, dropout=0.1, attention_dropout=0.1, activation="gelu",
+        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = DistilBertForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(13))
+    assert model.config._attn_implementation == "eager"
+    save_fixture("distilbert", model)
+    family_goldens("distilbert", model, lambda m: m.distilbert,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am})
+
+
+def reload(name, directory):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    golden = load_file(os.path.join(GOLD, f"tiny-{name}.safetensors"))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        directory, attn_implementation="eager").eval()
+    print(f"[{name}] {directory}: pruned_heads {model.config.pruned_heads}")
+    with torch.no_grad():
+        logits = model(input_ids=golden["input_ids"],
+                       attention_mask=golden["attention_mask"]).logits
+    err = (logits - golden["logits_hm"]).abs().max().item()
+    print(f"[{name}] max |transformers(exported) - golden logits_hm| = {err:.3g}")
+    assert err < 1e-4, err
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["reload"]:
+        reload(sys.argv[2], sys.argv[3])
+    else:
+        distilbert()
