@@ -1,4 +1,5 @@
-// Embeddings fused with LayerNorm: out[r] = LN(word[id] + pos[r % T] + type[tt]) * gamma + beta.
+// Embeddings fused with LayerNorm: out[r] = LN(word[id] + pos[r % T + offset] + type[tt]) * gamma
+// + beta (offset 0, or RoBERTa's padding_idx + 1).
 // The word table may be split into chunks of rows (so no binding exceeds the adapter's limit):
 // one dispatch per chunk, and each token is written only by the dispatch whose chunk holds its id.
 
@@ -10,7 +11,7 @@ struct EmbedParams {
     rows: u32,     // ids in this chunk
     n_types: u32,
     eps: f32,
-    _pad: u32,
+    pos_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: EmbedParams;
@@ -34,7 +35,7 @@ fn embed_ln(
     let id = ids[row];
     let inside = id >= p.row0 && id < p.row0 + p.rows;
     let w0 = select(0u, id - p.row0, inside) * p.hidden;
-    let p0 = (row % p.seq_len) * p.hidden;
+    let p0 = (row % p.seq_len + p.pos_offset) * p.hidden;
     let t0 = min(type_ids[row], p.n_types - 1u) * p.hidden;
     let h = p.hidden;
 
@@ -70,7 +71,7 @@ fn embed_sum(
     let id = ids[row];
     if (id < p.row0 || id >= p.row0 + p.rows) { return; }
     let w0 = (id - p.row0) * p.hidden;
-    let p0 = (row % p.seq_len) * p.hidden;
+    let p0 = (row % p.seq_len + p.pos_offset) * p.hidden;
     let t0 = min(type_ids[row], p.n_types - 1u) * p.hidden;
     for (var i = lid; i < p.hidden; i += ROW_WG) {
         out[row * p.hidden + i] = word[w0 + i] + pos[p0 + i] + typ[t0 + i];

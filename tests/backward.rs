@@ -1066,6 +1066,7 @@ fn embed_sum_is_the_pre_layernorm_sum_across_word_chunks() {
         eps: 1e-12,
         n_rows: (b * t) as u32,
         seq_len: t as u32,
+        pos_offset: 0,
         hidden: h as u32,
     };
     let mut rec = g.recorder();

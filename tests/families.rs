@@ -182,10 +182,16 @@ fn distilbert_matches_transformers() {
     check_export("distilbert");
 }
 
+#[test]
+fn roberta_matches_transformers() {
+    check_family("roberta");
+    check_export("roberta");
+}
+
 /// The commands that read a classifier run on every family's checkpoint.
 #[test]
 fn commands_run_on_each_family() {
-    for name in ["distilbert"] {
+    for name in ["distilbert", "roberta"] {
         let dir = tempdir::TempDir::new(&format!("commands-{name}"));
         let model = fixture(&format!("tiny-{name}"));
         let mut tsv = String::from("sentence\tlabel\n");
@@ -270,11 +276,9 @@ fn commands_run_on_each_family() {
             "3",
         ]);
         let cfg = read_json(&tuned.join("config.json"));
-        assert_eq!(
-            cfg["architectures"][0],
-            "DistilBertForSequenceClassification"
-        );
-        assert_eq!(cfg["model_type"], "distilbert");
+        let class = read_json(&model.join("config.json"))["architectures"][0].clone();
+        assert_eq!(cfg["architectures"][0], class);
+        assert_eq!(cfg["model_type"], name);
         ok(&["eval", "--model", p(&tuned), "--data", p(&data)]);
     }
 }

@@ -216,65 +216,69 @@ fn embed_layernorm_matches_reference_with_a_chunked_table() {
     let bt = rng.vec(h, 1.0);
     let ids: Vec<u32> = (0..b * t).map(|_| rng.below(vocab as u32)).collect();
     let tts: Vec<u32> = (0..b * t).map(|_| rng.below(ntypes as u32)).collect();
-    let mut want = Vec::new();
-    for r in 0..b * t {
-        let v: Vec<f64> = (0..h)
-            .map(|j| {
-                word[ids[r] as usize * h + j] as f64
-                    + pos[(r % t) * h + j] as f64
-                    + typ[tts[r] as usize * h + j] as f64
-            })
-            .collect();
-        want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
-    }
-    // one chunk, and the table split into uneven chunks as for a table over the binding limit
-    for splits in [vec![vocab], vec![17, 17, 16], vec![1, 48, 1]] {
-        let mut chunks = Vec::new();
-        let mut row0 = 0usize;
-        for rows in splits {
-            let t = g
-                .upload_f32("word", &word[row0 * h..(row0 + rows) * h])
-                .unwrap();
-            chunks.push((row0 as u32, rows as u32, t));
-            row0 += rows;
+    // positions from 0 (BERT) and from padding_idx + 1 (RoBERTa)
+    for offset in [0usize, 2] {
+        let mut want = Vec::new();
+        for r in 0..b * t {
+            let v: Vec<f64> = (0..h)
+                .map(|j| {
+                    word[ids[r] as usize * h + j] as f64
+                        + pos[(r % t + offset) * h + j] as f64
+                        + typ[tts[r] as usize * h + j] as f64
+                })
+                .collect();
+            want.extend(layernorm_ref(&v, &gm, &bt, 1e-12));
         }
-        let (ti, tt) = (
-            g.upload_u32("ids", &ids).unwrap(),
-            g.upload_u32("tt", &tts).unwrap(),
-        );
-        let (tp, ty) = (
-            g.upload_f32("pos", &pos).unwrap(),
-            g.upload_f32("typ", &typ).unwrap(),
-        );
-        let (tg, tb) = (
-            g.upload_f32("g", &gm).unwrap(),
-            g.upload_f32("b", &bt).unwrap(),
-        );
-        let out = poisoned(b * t * h);
-        let mut rec = g.recorder();
-        let args = EmbedArgs {
-            ids: &ti,
-            type_ids: &tt,
-            word_chunks: &chunks,
-            pos: &tp,
-            typ: &ty,
-            n_types: ntypes as u32,
-            gamma: &tg,
-            beta: &tb,
-            eps: 1e-12,
-            n_rows: (b * t) as u32,
-            seq_len: t as u32,
-            hidden: h as u32,
-        };
-        embed_ln(&mut rec, &args, &out);
-        rec.finish();
-        assert_close(
-            &format!("embed_ln chunks={}", chunks.len()),
-            &g.read_f32(&out),
-            &want,
-            2e-5,
-            1e-4,
-        );
+        // one chunk, and the table split into uneven chunks as for a table over the binding limit
+        for splits in [vec![vocab], vec![17, 17, 16], vec![1, 48, 1]] {
+            let mut chunks = Vec::new();
+            let mut row0 = 0usize;
+            for rows in splits {
+                let t = g
+                    .upload_f32("word", &word[row0 * h..(row0 + rows) * h])
+                    .unwrap();
+                chunks.push((row0 as u32, rows as u32, t));
+                row0 += rows;
+            }
+            let (ti, tt) = (
+                g.upload_u32("ids", &ids).unwrap(),
+                g.upload_u32("tt", &tts).unwrap(),
+            );
+            let (tp, ty) = (
+                g.upload_f32("pos", &pos).unwrap(),
+                g.upload_f32("typ", &typ).unwrap(),
+            );
+            let (tg, tb) = (
+                g.upload_f32("g", &gm).unwrap(),
+                g.upload_f32("b", &bt).unwrap(),
+            );
+            let out = poisoned(b * t * h);
+            let mut rec = g.recorder();
+            let args = EmbedArgs {
+                ids: &ti,
+                type_ids: &tt,
+                word_chunks: &chunks,
+                pos: &tp,
+                typ: &ty,
+                n_types: ntypes as u32,
+                gamma: &tg,
+                beta: &tb,
+                eps: 1e-12,
+                n_rows: (b * t) as u32,
+                seq_len: t as u32,
+                pos_offset: offset as u32,
+                hidden: h as u32,
+            };
+            embed_ln(&mut rec, &args, &out);
+            rec.finish();
+            assert_close(
+                &format!("embed_ln chunks={} offset={offset}", chunks.len()),
+                &g.read_f32(&out),
+                &want,
+                2e-5,
+                1e-4,
+            );
+        }
     }
 }
 
@@ -408,6 +412,7 @@ fn an_embedding_table_over_the_binding_limit_loads_and_runs() {
         eps: 1e-12,
         n_rows: n as u32,
         seq_len: n as u32,
+        pos_offset: 0,
         hidden: h as u32,
     };
     embed_ln(&mut rec, &args, &out);

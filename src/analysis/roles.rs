@@ -401,7 +401,7 @@ pub fn run(gpu: &Gpu, args: &RolesArgs) -> Result<RolesReport> {
             args.data.display(),
             prep.truncated,
             prep.encoded.len(),
-            model.config.max_position_embeddings
+            model.config.max_tokens()
         );
     }
     let c = &model.config;

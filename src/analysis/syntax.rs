@@ -279,7 +279,7 @@ pub fn command(
             data.display(),
             prep.truncated,
             sentences.len(),
-            model.config.max_position_embeddings
+            model.config.max_tokens()
         );
     }
     let names = (model_dir.display().to_string(), data.display().to_string());

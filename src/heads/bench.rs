@@ -222,7 +222,7 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
         t.extend(ln(&part(f.output_layer_norm)));
     }
     t.extend(lin(name(f.pooler), h, h));
-    t.extend(lin(f.classifier.to_string(), 2, h));
+    t.extend(lin(f.seq_classifier.to_string(), 2, h));
     crate::io::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
     let cfg = serde_json::json!({
         "architectures": ["BertForSequenceClassification"], "model_type": "bert",
@@ -302,10 +302,11 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     }
     let c = &model.config;
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
-    if args.seq > c.max_position_embeddings {
+    if args.seq > c.max_tokens() {
         return Err(Error::Usage(format!(
             "--seq {} is over the model's {} positions",
-            args.seq, c.max_position_embeddings
+            args.seq,
+            c.max_tokens()
         )));
     }
     let (b, t) = (args.batch, args.seq);

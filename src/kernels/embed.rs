@@ -12,7 +12,7 @@ struct Params {
     rows: u32,
     n_types: u32,
     eps: f32,
-    _pad: u32,
+    pos_offset: u32,
 }
 
 pub struct EmbedArgs<'a> {
@@ -22,7 +22,7 @@ pub struct EmbedArgs<'a> {
     pub type_ids: &'a Tensor,
     /// The word table in chunks of rows: (first id, rows, [rows, H] tensor).
     pub word_chunks: &'a [(u32, u32, Tensor)],
-    /// [P, H] position table; row r of the batch uses position r % seq_len.
+    /// [P, H] position table; row r of the batch uses position r % seq_len + pos_offset.
     pub pos: &'a Tensor,
     /// [n_types, H] token-type table.
     pub typ: &'a Tensor,
@@ -32,15 +32,16 @@ pub struct EmbedArgs<'a> {
     pub eps: f32,
     pub n_rows: u32,
     pub seq_len: u32,
+    pub pos_offset: u32,
     pub hidden: u32,
 }
 
-/// out[r] = LN(word[ids[r]] + pos[r % T] + typ[type_ids[r]]).
+/// out[r] = LN(word[ids[r]] + pos[r % T + offset] + typ[type_ids[r]]).
 pub fn embed_ln(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor) {
     embed(rec, a, out, "embed_ln");
 }
 
-/// out[r] = word[ids[r]] + pos[r % T] + typ[type_ids[r]], before the LayerNorm (the backward
+/// out[r] = word[ids[r]] + pos[r % T + offset] + typ[type_ids[r]], before the LayerNorm (the backward
 /// pass needs it; `gamma`, `beta` and `eps` of `a` are unused).
 pub fn embed_sum(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor) {
     embed(rec, a, out, "embed_sum");
@@ -61,7 +62,7 @@ fn embed(rec: &mut Recorder, a: &EmbedArgs, out: &Tensor, entry: &'static str) {
                 rows: *rows,
                 n_types: a.n_types,
                 eps: a.eps,
-                _pad: 0,
+                pos_offset: a.pos_offset,
             },
         );
         let mut entries = vec![

@@ -16,6 +16,9 @@ pub struct Config {
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
+    /// The position of a sequence's first token: 0, or padding_idx + 1 for the families whose
+    /// positions count from after the padding index (RoBERTa).
+    pub position_offset: usize,
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
     pub architectures: Vec<String>,
@@ -46,6 +49,7 @@ struct Raw {
     intermediate_size: Option<usize>,
     max_position_embeddings: Option<usize>,
     type_vocab_size: Option<usize>,
+    pad_token_id: Option<usize>,
     layer_norm_eps: Option<f64>,
     #[serde(alias = "activation")]
     hidden_act: Option<String>,
@@ -97,6 +101,11 @@ impl Config {
             num_attention_heads: need(raw.num_attention_heads, "num_attention_heads")?,
             intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
             max_position_embeddings: need(raw.max_position_embeddings, "max_position_embeddings")?,
+            position_offset: if family.positions_after_padding {
+                raw.pad_token_id.unwrap_or(1) + 1
+            } else {
+                0
+            },
             type_vocab_size: match family.token_type_embeddings {
                 Some(_) => raw.type_vocab_size.unwrap_or(2).max(1),
                 None => 1,
@@ -133,6 +142,15 @@ impl Config {
                 format!(
                     "hidden_size {} is not a multiple of num_attention_heads {}",
                     cfg.hidden_size, cfg.num_attention_heads
+                ),
+            ));
+        }
+        if cfg.max_tokens() < 2 {
+            return Err(Error::input(
+                path,
+                format!(
+                    "max_position_embeddings {} leaves no room after the padding offset {}",
+                    cfg.max_position_embeddings, cfg.position_offset
                 ),
             ));
         }
@@ -177,6 +195,12 @@ impl Config {
             cfg.pruned_heads[l].dedup();
         }
         Ok(cfg)
+    }
+
+    /// The longest sequence the position table serves.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.position_offset)
     }
 
     pub fn head_dim(&self) -> usize {

@@ -35,8 +35,11 @@ pub struct Family {
     pub pooler: &'static str,
     pub pooler_prefixed: bool,
     pub pooler_activation: PoolerActivation,
-    /// At the root: the classifier of a task checkpoint.
-    pub classifier: &'static str,
+    /// At the root: the last linear layer of a sequence classifier and of a token classifier.
+    pub seq_classifier: &'static str,
+    pub token_classifier: &'static str,
+    /// Positions count from padding_idx + 1 (RoBERTa), not from 0.
+    pub positions_after_padding: bool,
 }
 
 pub const BERT: Family = Family {
@@ -61,7 +64,9 @@ pub const BERT: Family = Family {
     pooler: "pooler.dense",
     pooler_prefixed: true,
     pooler_activation: PoolerActivation::Tanh,
-    classifier: "classifier",
+    seq_classifier: "classifier",
+    token_classifier: "classifier",
+    positions_after_padding: false,
 };
 
 /// DistilBERT (`distilbert`): BERT's layer with other names, no token types, and a
@@ -84,11 +89,34 @@ pub const DISTILBERT: Family = Family {
     pooler: "pre_classifier",
     pooler_prefixed: false,
     pooler_activation: PoolerActivation::Relu,
-    classifier: "classifier",
+    seq_classifier: "classifier",
+    token_classifier: "classifier",
+    positions_after_padding: false,
+};
+
+/// RoBERTa (`roberta`): BERT's encoder under `roberta.`, positions after the padding index, one
+/// token type, and a classification head (`classifier.dense` + tanh + `classifier.out_proj`) in
+/// place of the pooler. A bare RobertaModel's own pooler is not read.
+pub const ROBERTA: Family = Family {
+    model_type: "roberta",
+    class_prefix: "Roberta",
+    prefix: "roberta.",
+    pooler: "classifier.dense",
+    pooler_prefixed: false,
+    seq_classifier: "classifier.out_proj",
+    positions_after_padding: true,
+    ..BERT
+};
+
+/// XLM-R (`xlm-roberta`): RoBERTa's graph and names (with a sentencepiece tokenizer).
+pub const XLM_ROBERTA: Family = Family {
+    model_type: "xlm-roberta",
+    class_prefix: "XLMRoberta",
+    ..ROBERTA
 };
 
 /// Every family headroom loads.
-pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT];
+pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT, &ROBERTA, &XLM_ROBERTA];
 
 impl Family {
     /// The family of a config.json `model_type`.
@@ -136,6 +164,14 @@ impl Family {
             .iter()
             .any(|p| tail == format!("{p}.weight") || tail == format!("{p}.bias"));
         qkv.then_some((l, HeadAxis::Rows))
+    }
+
+    /// The last linear layer of `task`'s head.
+    pub fn classifier(&self, task: super::TaskHead) -> &'static str {
+        match task {
+            super::TaskHead::TokenClassification => self.token_classifier,
+            _ => self.seq_classifier,
+        }
     }
 
     /// The `architectures` entry of a checkpoint with this task head.

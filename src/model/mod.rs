@@ -303,10 +303,8 @@ impl Model {
     fn load_with(gpu: &Gpu, dir: &Path, backward: bool, head: Option<&HeadSpec>) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?, config.family)?;
-        let tokenizer = BertTokenizer::load(
-            &require_file(dir, "tokenizer.json")?,
-            config.max_position_embeddings,
-        )?;
+        let tokenizer =
+            BertTokenizer::load(&require_file(dir, "tokenizer.json")?, config.max_tokens())?;
         let c = &config;
         let f = c.family;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);
@@ -419,13 +417,33 @@ impl Model {
         };
         let std = c.initializer_range as f32;
 
-        // Task heads live outside the encoder's prefix.
-        let cname = |what: &str| format!("{}.{what}", f.classifier);
-        let (task, classifier, num_labels) = match weights.shape(&cname("weight")) {
+        // Task heads live outside the encoder's prefix: which one the checkpoint has
+        let stored_task = |t: TaskHead| weights.has(&format!("{}.weight", f.classifier(t)));
+        let stored = match (
+            stored_task(TaskHead::SequenceClassification),
+            stored_task(TaskHead::TokenClassification),
+        ) {
+            (false, false) => None,
+            // one name for both heads (BERT): architectures tell, else the pooler does
+            (true, true) if f.seq_classifier == f.token_classifier => {
+                let named = |t: TaskHead| c.architectures.contains(&f.architecture(t));
+                let token = named(TaskHead::TokenClassification);
+                let seq = named(TaskHead::SequenceClassification);
+                Some(if token || (!seq && pooler.is_none()) {
+                    TaskHead::TokenClassification
+                } else {
+                    TaskHead::SequenceClassification
+                })
+            }
+            (true, _) => Some(TaskHead::SequenceClassification),
+            (false, true) => Some(TaskHead::TokenClassification),
+        };
+        let (task, classifier, num_labels) = match stored {
             None => match head {
                 None => (TaskHead::None, None, 0),
                 Some(spec) => {
                     let n = spec.labels;
+                    let cname = |what: &str| format!("{}.{what}", f.classifier(spec.task));
                     let w = train::normal_init(n * h, std, spec.seed);
                     let b = up(&cname("bias"), &vec![0.0; n])?;
                     let cls = Linear::new(gpu, &cname("weight"), &w, b, n, h, backward)?;
@@ -445,7 +463,9 @@ impl Model {
                     (spec.task, Some(cls), n)
                 }
             },
-            Some(shape) => {
+            Some(task) => {
+                let cname = |what: &str| format!("{}.{what}", f.classifier(task));
+                let shape = weights.shape(&cname("weight")).unwrap_or_default();
                 if shape.len() != 2 || shape[1] != h {
                     return Err(Error::input(
                         weights.path(),
@@ -459,19 +479,11 @@ impl Model {
                 let cw = weights.get(&cname("weight"), &[n, h])?;
                 let cb = up(&cname("bias"), &weights.get(&cname("bias"), &[n])?)?;
                 let cls = Linear::new(gpu, &cname("weight"), &cw, cb, n, h, backward)?;
-                let named = |t: TaskHead| c.architectures.contains(&f.architecture(t));
-                let token = named(TaskHead::TokenClassification);
-                let seq = named(TaskHead::SequenceClassification);
-                let task = if token || (!seq && pooler.is_none()) {
-                    TaskHead::TokenClassification
-                } else {
-                    TaskHead::SequenceClassification
-                };
                 if task == TaskHead::SequenceClassification && pooler.is_none() {
                     return Err(Error::input(
                         weights.path(),
                         format!(
-                            "missing tensor {pooler_name}.weight (a sequence classifier needs the pooler)"
+                            "missing tensor {pooler_name}.weight (a sequence classifier needs it)"
                         ),
                     ));
                 }
@@ -536,10 +548,10 @@ impl Model {
         if b == 0 || t == 0 {
             return Err(Error::Usage("empty batch".into()));
         }
-        if t > c.max_position_embeddings {
+        if t > c.max_tokens() {
             return Err(Error::Usage(format!(
-                "a sequence of {t} tokens is longer than max_position_embeddings {}",
-                c.max_position_embeddings
+                "a sequence of {t} tokens is longer than the model's {} positions",
+                c.max_tokens()
             )));
         }
         let mut ids = vec![0u32; b * t];
@@ -829,6 +841,7 @@ impl Model {
             eps,
             n_rows: bt32,
             seq_len: t32,
+            pos_offset: c.position_offset as u32,
             hidden: h32,
         };
         let emb_sum = if train {

@@ -448,7 +448,7 @@ impl Model {
         kernels::scatter_add_rows(
             rec,
             &du,
-            &keys(&|r| (r % t) as u32),
+            &keys(&|r| (r % t + c.position_offset) as u32),
             0,
             pos_rows,
             h32,
@@ -608,7 +608,7 @@ impl Model {
         }
         if let Some(cl) = &self.classifier {
             let g = grads.map(|g| &g.classifier);
-            out.extend(linear(f.classifier.to_string(), cl, g));
+            out.extend(linear(f.classifier(self.task).to_string(), cl, g));
         }
         out
     }

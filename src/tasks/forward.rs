@@ -50,7 +50,7 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
             "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
             args.data.display(),
             texts.len(),
-            model.config.max_position_embeddings
+            model.config.max_tokens()
         );
     }
     let start = std::time::Instant::now();

@@ -35,7 +35,15 @@ import torch
 import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
-from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
+from transformers import (
+    AutoTokenizer,
+    BertTokenizerFast,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    RobertaTokenizerFast,
+)
 
 assert transformers.__version__ == "4.57.1", transformers.__version__
 
@@ -84,7 +92,7 @@ def to_5d(gates):
 def family_goldens(name, model, base, run_kwargs):
     """`base(model)` is the bare encoder; `run_kwargs(ids, am)` the inputs it takes."""
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
-    tok = BertTokenizerFast.from_pretrained(TINY)
+    tok = AutoTokenizer.from_pretrained(os.path.join(FIX, f"tiny-{name}"))
     enc = tok(SENTENCES, padding="longest", return_tensors="pt")
     ids, am = enc["input_ids"], enc["attention_mask"]
     kw = run_kwargs(ids, am)
@@ -124,13 +132,37 @@ def family_goldens(name, model, base, run_kwargs):
           f"max|grad_gates| {t['grad_gates'].abs().max():.4g}")
 
 
-def save_fixture(name, model):
+def save_fixture(name, model, tokenizer=None):
+    """The model, and `tokenizer` (default: tiny-bert's WordPiece files)."""
     out = os.path.join(FIX, f"tiny-{name}")
     shutil.rmtree(out, ignore_errors=True)
     model.save_pretrained(out, safe_serialization=True)
-    for f in TOKENIZER_FILES:
-        shutil.copy(os.path.join(TINY, f), out)
+    if tokenizer is None:
+        for f in TOKENIZER_FILES:
+            shutil.copy(os.path.join(TINY, f), out)
+    else:
+        tokenizer.save_pretrained(out)
     print(f"[{name}] {out}")
+
+
+def corpus():
+    """Text to train the tiny tokenizers on: the repository's SST-2 sample and the sentences."""
+    with open(os.path.join(ROOT, "data", "sst2", "dev.tsv"), encoding="utf-8") as f:
+        rows = [line.split("\t")[0] for line in f.read().split("\n")[1:] if line]
+    return rows + SENTENCES
+
+
+def byte_level_bpe(vocab_size=1000):
+    """A byte-level BPE tokenizer (RoBERTa's kind) trained on `corpus()`."""
+    import tempfile
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus(), vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    with tempfile.TemporaryDirectory() as d:
+        bpe.save_model(d)
+        return RobertaTokenizerFast(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"))
 
 
 def distilbert():
@@ -147,6 +179,25 @@ def distilbert():
     assert model.config._attn_implementation == "eager"
     save_fixture("distilbert", model)
     family_goldens("distilbert", model, lambda m: m.distilbert,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am})
+
+
+def roberta():
+    torch.manual_seed(14)
+    tok = byte_level_bpe()
+    assert tok.pad_token_id == 1, tok.pad_token_id
+    cfg = RobertaConfig(
+        vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
+        intermediate_size=60, max_position_embeddings=130, type_vocab_size=1,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = RobertaForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(15))
+    assert model.config._attn_implementation == "eager"
+    save_fixture("roberta", model, tok)
+    family_goldens("roberta", model, lambda m: m.roberta,
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
@@ -171,3 +222,4 @@ if __name__ == "__main__":
         reload(sys.argv[2], sys.argv[3])
     else:
         distilbert()
+        roberta()
