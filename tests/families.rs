@@ -188,10 +188,16 @@ fn roberta_matches_transformers() {
     check_export("roberta");
 }
 
+#[test]
+fn xlm_roberta_matches_transformers() {
+    check_family("xlm-roberta");
+    check_export("xlm-roberta");
+}
+
 /// The commands that read a classifier run on every family's checkpoint.
 #[test]
 fn commands_run_on_each_family() {
-    for name in ["distilbert", "roberta"] {
+    for name in ["distilbert", "roberta", "xlm-roberta"] {
         let dir = tempdir::TempDir::new(&format!("commands-{name}"));
         let model = fixture(&format!("tiny-{name}"));
         let mut tsv = String::from("sentence\tlabel\n");

@@ -43,6 +43,9 @@ from transformers import (
     RobertaConfig,
     RobertaForSequenceClassification,
     RobertaTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaTokenizerFast,
 )
 
 assert transformers.__version__ == "4.57.1", transformers.__version__
@@ -182,6 +185,24 @@ def distilbert():
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
+def unigram(vocab_size=1000):
+    """A sentencepiece Unigram tokenizer (XLM-R's kind) trained on `corpus()`, with XLM-R's
+    special tokens and their ids."""
+    from tokenizers import SentencePieceUnigramTokenizer
+
+    sp = SentencePieceUnigramTokenizer()
+    sp.train_from_iterator(corpus(), vocab_size=vocab_size,
+                           special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    tok = XLMRobertaTokenizerFast(tokenizer_object=sp._tokenizer, bos_token="<s>",
+                                  eos_token="</s>", sep_token="</s>", cls_token="<s>",
+                                  unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    tok.add_special_tokens({"mask_token": "<mask>"})
+    from tokenizers.processors import RobertaProcessing
+    tok._tokenizer.post_processor = RobertaProcessing(
+        ("</s>", tok.convert_tokens_to_ids("</s>")), ("<s>", tok.convert_tokens_to_ids("<s>")))
+    return tok
+
+
 def roberta():
     torch.manual_seed(14)
     tok = byte_level_bpe()
@@ -198,6 +219,24 @@ def roberta():
     assert model.config._attn_implementation == "eager"
     save_fixture("roberta", model, tok)
     family_goldens("roberta", model, lambda m: m.roberta,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am})
+
+
+def xlm_roberta():
+    torch.manual_seed(16)
+    tok = unigram()
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id) == (0, 1, 2)
+    cfg = XLMRobertaConfig(
+        vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
+        intermediate_size=60, max_position_embeddings=130, type_vocab_size=1,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = XLMRobertaForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(17))
+    save_fixture("xlm-roberta", model, tok)
+    family_goldens("xlm-roberta", model, lambda m: m.roberta,
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
@@ -223,3 +262,4 @@ if __name__ == "__main__":
     else:
         distilbert()
         roberta()
+        xlm_roberta()
