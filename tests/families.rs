@@ -189,6 +189,12 @@ fn roberta_matches_transformers() {
 }
 
 #[test]
+fn electra_matches_transformers() {
+    check_family("electra");
+    check_export("electra");
+}
+
+#[test]
 fn xlm_roberta_matches_transformers() {
     check_family("xlm-roberta");
     check_export("xlm-roberta");
@@ -197,7 +203,7 @@ fn xlm_roberta_matches_transformers() {
 /// The commands that read a classifier run on every family's checkpoint.
 #[test]
 fn commands_run_on_each_family() {
-    for name in ["distilbert", "roberta", "xlm-roberta"] {
+    for name in ["distilbert", "roberta", "xlm-roberta", "electra"] {
         let dir = tempdir::TempDir::new(&format!("commands-{name}"));
         let model = fixture(&format!("tiny-{name}"));
         let mut tsv = String::from("sentence\tlabel\n");

@@ -230,6 +230,10 @@ impl Model {
                     PoolerActivation::Relu => {
                         kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
                     }
+                    PoolerActivation::Gelu => {
+                        let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
+                        kernels::gelu_backward(rec, x, &dpooled, n, &dpre)
+                    }
                 }
                 if let Some(g) = grads {
                     let pg = g
@@ -395,11 +399,23 @@ impl Model {
             }
         }
         if let Some(eg) = emb_grads {
+            // factorised embeddings: back through the projection to the embedding width
+            let demb = match (&self.emb.project, &eg.project) {
+                (Some(pj), Some(pg)) => {
+                    let x = acts.emb_projected.as_ref().expect("kept when training");
+                    let e32 = self.config.embedding_size as u32;
+                    param_grads(rec, pg, &dx, x, e32, bt32);
+                    let d = gpu.empty("grad.embeddings.out", bt * e32 as usize)?;
+                    input_grad(rec, &dx, pj, bt32, &d, MatmulOut::default());
+                    d
+                }
+                _ => dx,
+            };
             self.record_embedding_backward(
                 gpu,
                 rec,
                 acts,
-                &dx,
+                &demb,
                 eg,
                 row_stats.as_ref().expect("grads"),
             )?;

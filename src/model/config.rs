@@ -12,6 +12,8 @@ pub struct Config {
     pub family: &'static Family,
     pub vocab_size: usize,
     pub hidden_size: usize,
+    /// Width of the embedding tables: hidden_size, unless the family factorises them.
+    pub embedding_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
@@ -41,6 +43,7 @@ struct Raw {
     vocab_size: Option<usize>,
     #[serde(alias = "dim")]
     hidden_size: Option<usize>,
+    embedding_size: Option<usize>,
     #[serde(alias = "n_layers")]
     num_hidden_layers: Option<usize>,
     #[serde(alias = "n_heads")]
@@ -97,6 +100,10 @@ impl Config {
         let cfg = Config {
             vocab_size: need(raw.vocab_size, "vocab_size")?,
             hidden_size: need(raw.hidden_size, "hidden_size")?,
+            embedding_size: match raw.embedding_size {
+                Some(e) if family.embeddings_project.is_some() => need(Some(e), "embedding_size")?,
+                _ => need(raw.hidden_size, "hidden_size")?,
+            },
             num_hidden_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
             num_attention_heads: need(raw.num_attention_heads, "num_attention_heads")?,
             intermediate_size: need(raw.intermediate_size, "intermediate_size")?,

@@ -19,6 +19,9 @@ pub struct Family {
     /// None: the family has no token types (every token adds the same zero row).
     pub token_type_embeddings: Option<&'static str>,
     pub embeddings_layer_norm: &'static str,
+    /// Below the prefix: the projection from the embedding width to the hidden width, where
+    /// the family factorises its embeddings and a checkpoint's widths differ (ELECTRA).
+    pub embeddings_project: Option<&'static str>,
     /// Below the prefix: layer `l`'s tensors are `{layers}.{l}.{part}`.
     pub layers: &'static str,
     /// The parts of a layer: Q, K and V, the attention output projection and its LayerNorm,
@@ -50,6 +53,7 @@ pub const BERT: Family = Family {
     position_embeddings: "embeddings.position_embeddings",
     token_type_embeddings: Some("embeddings.token_type_embeddings"),
     embeddings_layer_norm: "embeddings.LayerNorm",
+    embeddings_project: None,
     layers: "encoder.layer",
     query_key_value: [
         "attention.self.query",
@@ -79,6 +83,7 @@ pub const DISTILBERT: Family = Family {
     position_embeddings: "embeddings.position_embeddings",
     token_type_embeddings: None,
     embeddings_layer_norm: "embeddings.LayerNorm",
+    embeddings_project: None,
     layers: "transformer.layer",
     query_key_value: ["attention.q_lin", "attention.k_lin", "attention.v_lin"],
     attention_output: "attention.out_lin",
@@ -115,8 +120,23 @@ pub const XLM_ROBERTA: Family = Family {
     ..ROBERTA
 };
 
+/// ELECTRA (`electra`, the discriminator): BERT's encoder under `electra.`, embeddings of their
+/// own width (`embedding_size`) projected to the hidden width, and a classification head
+/// (`classifier.dense` + GELU + `classifier.out_proj`).
+pub const ELECTRA: Family = Family {
+    model_type: "electra",
+    class_prefix: "Electra",
+    prefix: "electra.",
+    embeddings_project: Some("embeddings_project"),
+    pooler: "classifier.dense",
+    pooler_prefixed: false,
+    pooler_activation: PoolerActivation::Gelu,
+    seq_classifier: "classifier.out_proj",
+    ..BERT
+};
+
 /// Every family headroom loads.
-pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT, &ROBERTA, &XLM_ROBERTA];
+pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT, &ROBERTA, &XLM_ROBERTA, &ELECTRA];
 
 impl Family {
     /// The family of a config.json `model_type`.
@@ -190,6 +210,8 @@ impl Family {
 pub enum PoolerActivation {
     Tanh,
     Relu,
+    /// The erf form; its backward reads the pre-activation, which the forward then keeps.
+    Gelu,
 }
 
 impl PoolerActivation {
@@ -198,6 +220,7 @@ impl PoolerActivation {
         match self {
             PoolerActivation::Tanh => crate::kernels::Act::Tanh,
             PoolerActivation::Relu => crate::kernels::Act::Relu,
+            PoolerActivation::Gelu => crate::kernels::Act::Gelu,
         }
     }
 }

@@ -16,6 +16,7 @@ pub use backward::GateGrads;
 pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};
 pub use config::Config;
 pub use family::Family;
+use family::PoolerActivation;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};
 
@@ -98,6 +99,8 @@ struct Embeddings {
     pos: Tensor,
     typ: Tensor,
     ln: (Tensor, Tensor),
+    /// embedding width → hidden width, for factorised embeddings.
+    project: Option<Linear>,
 }
 
 pub struct Model {
@@ -148,6 +151,11 @@ struct Activations {
     type_ids: Vec<u32>,
     /// The pre-LayerNorm embedding sum, kept when training.
     emb_sum: Option<Tensor>,
+    /// The input of the embedding projection (after the LayerNorm and dropout), kept when
+    /// training a model with factorised embeddings.
+    emb_projected: Option<Tensor>,
+    /// The pooler's pre-activation, kept for the backward of a GELU pooler.
+    pooled_pre: Option<Tensor>,
     /// The classifier's input after dropout (the pooled output, or the last hidden states),
     /// kept when training.
     head_in: Option<Tensor>,
@@ -320,37 +328,46 @@ impl Model {
             let b = get(&format!("{name}.bias"), &[n_out])?;
             Linear::new(gpu, &wname, &w, b, n_out, n_in, backward)
         };
-        let ln = |name: &str| -> Result<(Tensor, Tensor)> {
+        let ln_of = |name: &str, width: usize| -> Result<(Tensor, Tensor)> {
             Ok((
-                get(&format!("{name}.weight"), &[h])?,
-                get(&format!("{name}.bias"), &[h])?,
+                get(&format!("{name}.weight"), &[width])?,
+                get(&format!("{name}.bias"), &[width])?,
             ))
         };
+        let ln = |name: &str| ln_of(name, h);
 
         // The word table may exceed one binding (250k × 768 f32 is 732 MiB; lavapipe binds at
         // most 128 MiB): split it into chunks of whole rows.
+        // The tables are e wide: the hidden width, or a factorised width that a projection
+        // widens after the LayerNorm.
+        let e = c.embedding_size;
         let word_name = format!("{p}{}.weight", f.word_embeddings);
-        let word = weights.get(&word_name, &[c.vocab_size, h])?;
-        let rows_per_chunk = ((gpu.max_binding() / 4) as usize / h).max(1);
+        let word = weights.get(&word_name, &[c.vocab_size, e])?;
+        let rows_per_chunk = ((gpu.max_binding() / 4) as usize / e).max(1);
         let mut word_chunks = Vec::new();
-        for (ci, chunk) in word.chunks(rows_per_chunk * h).enumerate() {
+        for (ci, chunk) in word.chunks(rows_per_chunk * e).enumerate() {
             let row0 = (ci * rows_per_chunk) as u32;
             let t = up(&word_name, chunk)?;
-            word_chunks.push((row0, (chunk.len() / h) as u32, t));
+            word_chunks.push((row0, (chunk.len() / e) as u32, t));
         }
         drop(word);
+        let project = match f.embeddings_project {
+            Some(name) if e != h => Some(linear(name, h, e)?),
+            _ => None,
+        };
         let emb = Embeddings {
             word_chunks,
             pos: get(
                 &format!("{}.weight", f.position_embeddings),
-                &[c.max_position_embeddings, h],
+                &[c.max_position_embeddings, e],
             )?,
             // a family without token types adds one zero row to every token
             typ: match f.token_type_embeddings {
-                Some(name) => get(&format!("{name}.weight"), &[c.type_vocab_size, h])?,
-                None => up("token_type_embeddings.zero", &vec![0.0; h])?,
+                Some(name) => get(&format!("{name}.weight"), &[c.type_vocab_size, e])?,
+                None => up("token_type_embeddings.zero", &vec![0.0; e])?,
             },
-            ln: ln(f.embeddings_layer_norm)?,
+            ln: ln_of(f.embeddings_layer_norm, e)?,
+            project,
         };
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -807,7 +824,7 @@ impl Model {
         let b = examples.len();
         assert_eq!(gates.len(), b * nl * nh, "gates must be [B, L, H]");
         let (ids_host, tts_host, lens, t) = self.pad_batch(examples)?;
-        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let (h, i, e) = (c.hidden_size, c.intermediate_size, c.embedding_size);
         let bt = b * t;
         let ids = gpu.upload_u32("input_ids", &ids_host)?;
         let tts = gpu.upload_u32("token_type_ids", &tts_host)?;
@@ -842,19 +859,29 @@ impl Model {
             n_rows: bt32,
             seq_len: t32,
             pos_offset: c.position_offset as u32,
-            hidden: h32,
+            hidden: e as u32,
         };
+        // factorised embeddings are written e wide, then projected into hidden[0]
+        let emb_out = match &self.emb.project {
+            Some(_) => Some(gpu.empty("embeddings.out", bt * e)?),
+            None => None,
+        };
+        let emb_target = emb_out.as_ref().unwrap_or(&hidden[0]);
         let emb_sum = if train {
-            let u = gpu.empty("embeddings.sum", bt * h)?;
+            let u = gpu.empty("embeddings.sum", bt * e)?;
             kernels::embed_sum(rec, &emb_args, &u);
-            let ln = gpu.empty("embeddings.ln", bt * h)?;
+            let ln = gpu.empty("embeddings.ln", bt * e)?;
             kernels::embed_ln(rec, &emb_args, &ln);
-            drop(rec, 0, &ln, bt * h, &hidden[0]);
+            drop(rec, 0, &ln, bt * e, emb_target);
             Some(u)
         } else {
-            kernels::embed_ln(rec, &emb_args, &hidden[0]);
+            kernels::embed_ln(rec, &emb_args, emb_target);
             None
         };
+        if let (Some(pj), Some(x)) = (&self.emb.project, &emb_out) {
+            self.lin(rec, pj, x, bt32, Act::None, &hidden[0]);
+        }
+        let emb_projected = if save { emb_out } else { None };
         for (li, layer) in self.layers.iter().enumerate() {
             let s = &layers[if save { li } else { 0 }];
             let (x_in, x_out) = if save {
@@ -908,9 +935,18 @@ impl Model {
             );
         }
         let last = hidden.last().expect("at least one hidden buffer");
+        let mut pooled_pre = None;
         let pooled = match &self.pooler {
             Some(pl) => {
                 let out = gpu.empty("pooled", b * h)?;
+                // a GELU pooler whose backward will run keeps its pre-activation
+                let act = c.family.pooler_activation;
+                let keep_pre = save && act == PoolerActivation::Gelu;
+                let pre = if keep_pre {
+                    Some(gpu.empty("pooled.pre", b * h)?)
+                } else {
+                    None
+                };
                 // The [CLS] row of example e starts at e*T*H: a strided A.
                 let args = MatmulArgs {
                     a: last,
@@ -918,10 +954,14 @@ impl Model {
                     bias: Some(&pl.b),
                     m: b as u32,
                     lda: t32 * h32,
-                    act: self.config.family.pooler_activation.act(),
+                    act: if keep_pre { Act::None } else { act.act() },
                     gather: None,
                 };
-                kernels::matmul(rec, &args, &out);
+                kernels::matmul(rec, &args, pre.as_ref().unwrap_or(&out));
+                if let Some(x) = &pre {
+                    kernels::gelu_forward(rec, x, (b * h) as u32, &out);
+                }
+                pooled_pre = pre;
                 Some(out)
             }
             None => None,
@@ -963,6 +1003,8 @@ impl Model {
             ids: ids_host,
             type_ids: tts_host,
             emb_sum,
+            emb_projected,
+            pooled_pre,
             head_in,
             dropout,
             lengths: examples.iter().map(|e| e.ids.len()).collect(),

@@ -24,6 +24,8 @@ pub(crate) struct EmbGrads {
     /// None for a family without token types.
     pub typ: Option<Tensor>,
     pub ln: LinGrad,
+    /// The projection of factorised embeddings, trained and frozen with them.
+    pub project: Option<LinGrad>,
 }
 
 pub(crate) struct LayerGrads {
@@ -62,6 +64,9 @@ impl Grads {
             v.push(&e.pos);
             v.extend(&e.typ);
             v.extend([&e.ln.w, &e.ln.b]);
+            if let Some(pj) = &e.project {
+                v.extend([&pj.w, &pj.b]);
+            }
         }
         for l in &self.layers {
             for g in [&l.qkv, &l.attn_out, &l.ln1, &l.inter, &l.out, &l.ln2] {
@@ -138,6 +143,10 @@ impl Model {
             }
             v.push(p(&self.emb.ln.0, None, false));
             v.push(p(&self.emb.ln.1, None, false));
+            if let Some(pj) = &self.emb.project {
+                v.push(p(&pj.w.buffer, Some(&pj.w), true));
+                v.push(p(&pj.b, None, false));
+            }
         }
         for l in &self.layers {
             for lin in [&l.qkv, &l.attn_out] {
@@ -197,7 +206,11 @@ impl Model {
                     Some(_) => Some(gpu.empty("grad.type", self.emb.typ.len)?),
                     None => None,
                 },
-                ln: lin("emb.ln", h, 1)?,
+                ln: lin("emb.ln", c.embedding_size as u32, 1)?,
+                project: match self.emb.project {
+                    Some(_) => Some(lin("emb.project", h, c.embedding_size as u32)?),
+                    None => None,
+                },
             })
         };
         let i = c.intermediate_size as u32;
@@ -400,8 +413,9 @@ impl Model {
         Ok((sum / counted as f64, dgates))
     }
 
-    /// Embedding backward: through the embedding dropout and LayerNorm to u = word + pos +
-    /// type, then row scatter-adds into the three tables (padding rows skipped).
+    /// Embedding backward from `dh0`, the gradient at the embeddings' output (embedding_size
+    /// wide): through the embedding dropout and LayerNorm to u = word + pos + type, then row
+    /// scatter-adds into the three tables (padding rows skipped).
     pub(super) fn record_embedding_backward(
         &self,
         gpu: &Gpu,
@@ -412,7 +426,8 @@ impl Model {
         row_stats: &Tensor,
     ) -> Result<()> {
         let c = &self.config;
-        let (b, t, h) = (acts.b, acts.t, c.hidden_size);
+        // the embeddings' own width (the hidden width unless factorised)
+        let (b, t, h) = (acts.b, acts.t, c.embedding_size);
         let bt = b * t;
         let (bt32, h32) = (bt as u32, h as u32);
         let eps = c.layer_norm_eps as f32;
@@ -519,12 +534,18 @@ impl Model {
         let emb = match grads {
             Some(g) => g.emb.as_ref().map(|e| {
                 let word: Vec<&Tensor> = e.word.iter().collect();
-                (word, &e.pos, e.typ.as_ref(), Some(&e.ln))
+                (
+                    word,
+                    &e.pos,
+                    e.typ.as_ref(),
+                    Some(&e.ln),
+                    e.project.as_ref(),
+                )
             }),
             None => {
                 let word: Vec<&Tensor> = self.emb.word_chunks.iter().map(|(_, _, t)| t).collect();
                 let typ = f.token_type_embeddings.map(|_| &self.emb.typ);
-                Some((word, &self.emb.pos, typ, None))
+                Some((word, &self.emb.pos, typ, None, None))
             }
         };
         // a Linear's or a LayerNorm's two tensors: [n, k] and [n], or [h] and [h]
@@ -540,24 +561,27 @@ impl Model {
             pair_entries(name, lin(l, g), vec![n, k])
         };
         let norm = |name: String, p: &'a (Tensor, Tensor), g: Option<&'a LinGrad>| {
-            pair_entries(name, pair(p, g), vec![h])
+            let width = p.0.len;
+            pair_entries(name, pair(p, g), vec![width])
         };
-        if let Some((word, pos, typ, ln)) = emb {
+        // the tables are embedding_size wide (the hidden width unless factorised)
+        let e = c.embedding_size;
+        if let Some((word, pos, typ, ln, project)) = emb {
             let parts = word.into_iter().map(|t| (t, 0..t.len)).collect();
             out.push(entry(
                 format!("{pre}{}.weight", f.word_embeddings),
-                vec![c.vocab_size, h],
+                vec![c.vocab_size, e],
                 parts,
             ));
             out.push(entry(
                 format!("{pre}{}.weight", f.position_embeddings),
-                vec![c.max_position_embeddings, h],
+                vec![c.max_position_embeddings, e],
                 whole(pos),
             ));
             if let (Some(name), Some(typ)) = (f.token_type_embeddings, typ) {
                 out.push(entry(
                     format!("{pre}{name}.weight"),
-                    vec![c.type_vocab_size, h],
+                    vec![c.type_vocab_size, e],
                     whole(typ),
                 ));
             }
@@ -566,6 +590,9 @@ impl Model {
                 &self.emb.ln,
                 ln,
             ));
+            if let (Some(pj), Some(name)) = (&self.emb.project, f.embeddings_project) {
+                out.extend(linear(format!("{pre}{name}"), pj, project));
+            }
         }
         for (li, l) in self.layers.iter().enumerate() {
             let lg = grads.map(|g| &g.layers[li]);

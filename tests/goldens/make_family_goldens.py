@@ -40,6 +40,8 @@ from transformers import (
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForSequenceClassification,
+    ElectraConfig,
+    ElectraForSequenceClassification,
     RobertaConfig,
     RobertaForSequenceClassification,
     RobertaTokenizerFast,
@@ -187,8 +189,15 @@ def distilbert():
 
 def unigram(vocab_size=1000):
     """A sentencepiece Unigram tokenizer (XLM-R's kind) trained on `corpus()`, with XLM-R's
-    special tokens and their ids."""
+    special tokens and their ids. The Unigram trainer is not deterministic, so the committed
+    tokenizer of tiny-xlm-roberta is kept when there is one (delete it to train anew)."""
     from tokenizers import SentencePieceUnigramTokenizer
+
+    committed = os.path.join(FIX, "tiny-xlm-roberta", "tokenizer.json")
+    if os.path.exists(committed):
+        return XLMRobertaTokenizerFast(tokenizer_file=committed, bos_token="<s>",
+                                       eos_token="</s>", sep_token="</s>", cls_token="<s>",
+                                       unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
 
     sp = SentencePieceUnigramTokenizer()
     sp.train_from_iterator(corpus(), vocab_size=vocab_size,
@@ -240,6 +249,23 @@ def xlm_roberta():
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
+def electra():
+    torch.manual_seed(18)
+    vocab = BertTokenizerFast.from_pretrained(TINY).vocab_size
+    cfg = ElectraConfig(
+        vocab_size=vocab, embedding_size=30, hidden_size=42, num_attention_heads=3,
+        num_hidden_layers=2, intermediate_size=60, max_position_embeddings=64,
+        type_vocab_size=2, num_labels=3, id2label=ID2LABEL,
+        label2id={v: k for k, v in ID2LABEL.items()}, initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    model = ElectraForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(19))
+    save_fixture("electra", model)
+    family_goldens("electra", model, lambda m: m.electra,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am})
+
+
 def reload(name, directory):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
@@ -263,3 +289,4 @@ if __name__ == "__main__":
         distilbert()
         roberta()
         xlm_roberta()
+        electra()
