@@ -72,7 +72,8 @@ fn ud_dev_sets_parse_with_every_sentence() {
 #[test]
 fn word_spans_keep_repeated_words_apart() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/all-MiniLM-L6-v2");
-    let tok = headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512).unwrap();
+    let tok =
+        headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512, false).unwrap();
     let words: Vec<String> = "the cat saw the unbelievably tall cat the"
         .split(' ')
         .map(String::from)
@@ -97,7 +98,8 @@ fn word_spans_keep_repeated_words_apart() {
         assert!(pos.iter().all(|&p| ids[p] == ids[pos[0]]));
     }
     // with truncation, words cut off have no span
-    let mut short = headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512).unwrap();
+    let mut short =
+        headroom::model::BertTokenizer::load(&dir.join("tokenizer.json"), 512, false).unwrap();
     short.limit_length(5);
     let (_, spans, truncated) = short.encode_word_spans(&[words]).unwrap();
     assert_eq!(truncated, 1);

@@ -294,3 +294,31 @@ fn commands_run_on_each_family() {
         ok(&["eval", "--model", p(&tuned), "--data", p(&data)]);
     }
 }
+
+/// A pair's segments: the tokenizer's token types for BERT's layout, and numbered from the
+/// sequence ids where the tokenizer gives none (RoBERTa's `<s> A </s></s> B </s>`), so that
+/// roles find each segment's delimiters and blocks.
+#[test]
+fn pairs_have_two_segments_in_every_family() {
+    let g = gpu();
+    let pair = vec![(
+        "The weather was fine.".to_string(),
+        Some("How long?".to_string()),
+    )];
+    for name in ["distilbert", "roberta", "xlm-roberta", "electra"] {
+        let model = Model::load(g, &fixture(&format!("tiny-{name}"))).unwrap();
+        let e = &model.tokenizer.encode_all(&pair).unwrap().0[0];
+        let t = &e.type_ids;
+        let first_b = t.iter().position(|&s| s == 1).expect("a second segment");
+        assert!(t[..first_b].iter().all(|&s| s == 0), "{name}: {t:?}");
+        assert!(t[first_b..].iter().all(|&s| s == 1), "{name}: {t:?}");
+        // the second segment is "How long?" with its delimiters ([SEP]; or </s> on each side)
+        let alone = vec![("How long?".to_string(), None)];
+        let content = model.tokenizer.encode_all(&alone).unwrap().0[0].ids.len() - 2;
+        let second = t.len() - first_b;
+        assert!(
+            second == content + 1 || second == content + 2,
+            "{name}: {t:?}"
+        );
+    }
+}

@@ -311,8 +311,11 @@ impl Model {
     fn load_with(gpu: &Gpu, dir: &Path, backward: bool, head: Option<&HeadSpec>) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?, config.family)?;
-        let tokenizer =
-            BertTokenizer::load(&require_file(dir, "tokenizer.json")?, config.max_tokens())?;
+        let tokenizer = BertTokenizer::load(
+            &require_file(dir, "tokenizer.json")?,
+            config.max_tokens(),
+            config.type_vocab_size == 1,
+        )?;
         let c = &config;
         let f = c.family;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);

@@ -22,6 +22,27 @@ pub struct BertTokenizer {
     path: PathBuf,
     inner: Tokenizer,
     max_len: usize,
+    /// Number the segments of a pair from the tokenizer's sequence ids (for models with one
+    /// token type, whose tokenizers give every token type 0): see [`segments`].
+    segments_from_sequences: bool,
+}
+
+/// The segment of each token of an encoded pair when the tokenizer gives no token types
+/// (RoBERTa: `<s> A </s></s> B </s>`): a content token's sequence index; a special token takes
+/// the segment of the token before it, except that the second of two specials in a row opens
+/// the next segment. For BERT's `[CLS] A [SEP] B [SEP]` this gives its token types.
+fn segments(sequence_ids: &[Option<usize>]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(sequence_ids.len());
+    let mut seg = 0u32;
+    for (j, s) in sequence_ids.iter().enumerate() {
+        seg = match s {
+            Some(s) => *s as u32,
+            None if j > 0 && sequence_ids[j - 1].is_none() && j + 1 < sequence_ids.len() => seg + 1,
+            None => seg,
+        };
+        out.push(seg);
+    }
+    out
 }
 
 /// One example as ids.
@@ -32,7 +53,13 @@ pub struct Encoded {
 }
 
 impl BertTokenizer {
-    pub fn load(path: &Path, max_len: usize) -> Result<BertTokenizer> {
+    /// `segments_from_sequences`: the model has one token type, so a pair's segments may be
+    /// numbered from the sequence ids (its embeddings read type 0 for every token regardless).
+    pub fn load(
+        path: &Path,
+        max_len: usize,
+        segments_from_sequences: bool,
+    ) -> Result<BertTokenizer> {
         let mut inner = Tokenizer::from_file(path)
             .map_err(|e| Error::input(path, format!("not a valid tokenizer.json: {e}")))?;
         inner.with_padding(None);
@@ -43,6 +70,7 @@ impl BertTokenizer {
             path: path.to_path_buf(),
             inner,
             max_len,
+            segments_from_sequences,
         })
     }
 
@@ -136,11 +164,33 @@ impl BertTokenizer {
             } else {
                 enc
             };
+            let type_ids = if b.is_some() && self.segments_from_sequences {
+                segments(&enc.get_sequence_ids())
+            } else {
+                enc.get_type_ids().to_vec()
+            };
             out.push(Encoded {
                 ids: enc.get_ids().to_vec(),
-                type_ids: enc.get_type_ids().to_vec(),
+                type_ids,
             });
         }
         Ok((out, truncated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segments;
+
+    #[test]
+    fn pair_segments_follow_bert_and_roberta_layouts() {
+        // [CLS] a a [SEP] b [SEP]
+        let bert = [None, Some(0), Some(0), None, Some(1), None];
+        assert_eq!(segments(&bert), vec![0, 0, 0, 0, 1, 1]);
+        // <s> a </s> </s> b b </s>
+        let roberta = [None, Some(0), None, None, Some(1), Some(1), None];
+        assert_eq!(segments(&roberta), vec![0, 0, 0, 1, 1, 1, 1]);
+        // a single sentence stays one segment
+        assert_eq!(segments(&[None, Some(0), None]), vec![0, 0, 0]);
     }
 }
