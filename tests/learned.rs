@@ -5,8 +5,9 @@
 
 mod common;
 use common::*;
-use headroom::heads::learned::{learn, GateLearner, Joint, LearnArgs, Method, Samples, Schedule};
+use headroom::heads::learned::{learn, GateLearner, LearnArgs, Method, Samples, Schedule};
 use headroom::model::{run_forward, AdamW, ForwardOptions, Gates, HeadSpec, Model, TrainConfig};
+use headroom::tasks::finetune::Optimiser;
 
 fn setup() -> (
     &'static headroom::gpu::Gpu,
@@ -172,7 +173,7 @@ fn a_joint_runs_first_step_is_a_finetune_step_plus_the_logit_update() {
     let mut a = args(Method::Dsp, 2, 11);
     a.batch_size = data.len();
     a.schedule.epochs = 1;
-    a.joint = Some(Joint {
+    a.joint = Some(Optimiser {
         lr: 1e-2,
         warmup_ratio: 0.0,
         weight_decay: 0.01,

@@ -2,7 +2,7 @@
 //! clipping, dropout); evaluates on dev after each epoch and writes the best epoch as an HF
 //! directory.
 
-use super::{finish_profile, open_gpu, Cli};
+use super::{finish_profile, open_gpu, Cli, TrainFlags};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -27,26 +27,13 @@ pub struct Args {
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-4)]
     lr: f32,
-    /// Fraction of the steps spent warming up linearly; then linear decay to 0.
-    #[arg(long, default_value_t = 0.06)]
-    warmup: f32,
-    /// Decoupled weight decay (not applied to biases and LayerNorm weights).
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Clip the global gradient norm to this.
-    #[arg(long, default_value_t = 1.0)]
-    max_grad_norm: f32,
-    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob).
-    #[arg(long)]
-    dropout: Option<f32>,
+    #[command(flatten)]
+    training: TrainFlags,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Truncate examples to this many tokens.
     #[arg(long, default_value_t = 128)]
     max_len: usize,
-    /// Keep the embedding tables and their LayerNorm fixed.
-    #[arg(long)]
-    freeze_embeddings: bool,
     /// Stop after this many optimizer steps.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -69,13 +56,9 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         epochs,
         batch_size,
         lr,
-        warmup,
-        weight_decay,
-        max_grad_norm,
-        dropout,
+        training,
         seed,
         max_len,
-        freeze_embeddings,
         max_steps,
         no_group_by_length,
         force,
@@ -88,14 +71,9 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         out: out.clone(),
         epochs: *epochs,
         batch_size: *batch_size,
-        lr: *lr,
-        warmup_ratio: *warmup,
-        weight_decay: *weight_decay,
-        max_grad_norm: *max_grad_norm,
-        dropout: *dropout,
+        optimiser: training.optimiser(*lr),
         seed: *seed,
         max_len: *max_len,
-        freeze_embeddings: *freeze_embeddings,
         max_steps: *max_steps,
         group_by_length: !*no_group_by_length,
         force: *force,

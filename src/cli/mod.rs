@@ -55,6 +55,41 @@ pub struct HeadMaskArg {
     pub file: Option<PathBuf>,
 }
 
+/// The weight-training flags that `finetune` and `prune --joint` share (the rate has its own
+/// name in each: `--lr`, `--weight-lr`).
+#[derive(clap::Args)]
+pub struct TrainFlags {
+    /// Fraction of the steps spent warming the learning rate up linearly; then linear decay
+    /// to 0.
+    #[arg(long, default_value_t = 0.06)]
+    pub warmup: f32,
+    /// Decoupled weight decay (not applied to biases and LayerNorm weights).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Clip the global gradient norm to this.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f32,
+    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob).
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Keep the embedding tables, their LayerNorm (and projection) fixed.
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+}
+
+impl TrainFlags {
+    pub fn optimiser(&self, lr: f32) -> headroom::tasks::finetune::Optimiser {
+        headroom::tasks::finetune::Optimiser {
+            lr,
+            warmup_ratio: self.warmup,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            dropout: self.dropout,
+            freeze_embeddings: self.freeze_embeddings,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// List adapters and show the chosen one with its limits and features.

@@ -1,7 +1,7 @@
 //! `headroom prune`: prune heads by importance and trace heads kept against the eval metric
 //! (mask-driven: masked heads are gated to 0). Writes curve.json, mask.json and curve.svg/png.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, TrainFlags};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -98,21 +98,9 @@ pub struct Args {
     /// --joint: the weights' peak learning rate.
     #[arg(long, default_value_t = 1e-4)]
     weight_lr: f32,
-    /// --joint: fraction of the steps spent warming the weights' rate up linearly.
-    #[arg(long, default_value_t = 0.06)]
-    warmup: f32,
-    /// --joint: decoupled weight decay (not applied to biases and LayerNorm weights).
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// --joint: clip the global gradient norm to this.
-    #[arg(long, default_value_t = 1.0)]
-    max_grad_norm: f32,
-    /// --joint: hidden dropout (default: the checkpoint's hidden_dropout_prob).
-    #[arg(long)]
-    dropout: Option<f32>,
-    /// --joint: keep the embedding tables and their LayerNorm fixed.
-    #[arg(long)]
-    freeze_embeddings: bool,
+    /// --joint: how the weights train, as in `finetune`.
+    #[command(flatten, next_help_heading = "Joint training (--joint), as finetune")]
+    training: TrainFlags,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
@@ -145,11 +133,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         joint,
         task,
         weight_lr,
-        warmup,
-        weight_decay,
-        max_grad_norm,
-        dropout,
-        freeze_embeddings,
+        training,
     } = args;
     let strategy = headroom::heads::prune::Strategy::parse(strategy)?;
     check_batch_size(*batch_size)?;
@@ -185,14 +169,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
             seeds.clone()
         },
         l0_lambdas: l0_lambda.clone(),
-        joint: joint.then(|| headroom::heads::learned::Joint {
-            lr: *weight_lr,
-            warmup_ratio: *warmup,
-            weight_decay: *weight_decay,
-            max_grad_norm: *max_grad_norm,
-            dropout: *dropout,
-            freeze_embeddings: *freeze_embeddings,
-        }),
+        joint: joint.then(|| training.optimiser(*weight_lr)),
         task: task
             .as_deref()
             .map(headroom::tasks::parse_task)

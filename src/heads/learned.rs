@@ -2,7 +2,7 @@
 //! (Li, Cotterell & Sachan) — one logit w_h per stored head, exactly K heads kept through a
 //! Gumbel soft top-K, or its straight-through variant — and Voita et al.'s hard-concrete gates
 //! with an L0 penalty. A pipelined step is one forward and one gate backward of the frozen
-//! model with per-example gates; a joint step (`Joint`) is a fine-tuning step of every weight
+//! model with per-example gates; a joint step (`LearnArgs::joint`) is a fine-tuning step of every weight
 //! under the same gates. Either way ∂ℓ/∂gate reaches the logits through the host maths in
 //! `maths::gates`.
 
@@ -11,8 +11,8 @@ use crate::gpu::Gpu;
 use crate::maths::gates::{anneal, gumbel, hard_top_k, soft_top_k, HardConcrete, SoftTopK};
 use crate::maths::rng::SplitMix64;
 use crate::model::batch::plan_for;
-use crate::model::{progress_bar, AdamW, Encoded, Model, TaskHead, TrainConfig, Trainer};
-use crate::tasks::finetune::linear_schedule;
+use crate::model::{progress_bar, Encoded, Model, TaskHead};
+use crate::tasks::finetune::Optimiser;
 use crate::tasks::TaskData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -60,52 +60,6 @@ pub struct Schedule {
     pub samples: Samples,
 }
 
-/// A joint run's weight training (`prune --joint`): finetune's optimiser (AdamW), schedule
-/// (linear warm-up, then linear decay to 0 over the run), clipping and dropout. The model must
-/// have been loaded with [`Model::load_for_training`].
-#[derive(Clone, Debug)]
-pub struct Joint {
-    /// Peak learning rate of the weights.
-    pub lr: f32,
-    pub warmup_ratio: f32,
-    pub weight_decay: f32,
-    pub max_grad_norm: f32,
-    /// None: the checkpoint's hidden_dropout_prob.
-    pub dropout: Option<f32>,
-    pub freeze_embeddings: bool,
-}
-
-impl Joint {
-    fn check(&self) -> Result<()> {
-        if !(self.lr.is_finite() && self.lr > 0.0) || !(0.0..1.0).contains(&self.warmup_ratio) {
-            return Err(Error::Usage(
-                "--weight-lr must be above 0 and --warmup in [0, 1)".into(),
-            ));
-        }
-        if self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
-            return Err(Error::Usage("--dropout must be in [0, 1)".into()));
-        }
-        Ok(())
-    }
-
-    fn trainer(&self, gpu: &Gpu, model: &Model, seed: u64) -> Result<Trainer> {
-        let cfg = TrainConfig {
-            adamw: AdamW {
-                lr: self.lr,
-                weight_decay: self.weight_decay,
-                ..AdamW::default()
-            },
-            max_grad_norm: self.max_grad_norm,
-            dropout: self
-                .dropout
-                .unwrap_or(model.config.hidden_dropout_prob as f32),
-            seed,
-            freeze_embeddings: self.freeze_embeddings,
-        };
-        model.trainer(gpu, cfg)
-    }
-}
-
 /// One run.
 #[derive(Clone, Debug)]
 pub struct LearnArgs {
@@ -117,8 +71,10 @@ pub struct LearnArgs {
     pub seed: u64,
     pub batch_size: usize,
     pub schedule: Schedule,
-    /// Some: train every weight with the logits; None: the model stays frozen.
-    pub joint: Option<Joint>,
+    /// Some: train every weight with the logits (`prune --joint`), as `finetune` does, over
+    /// the run's steps (the model must have been loaded with [`Model::load_for_training`]);
+    /// None: the model stays frozen.
+    pub joint: Option<Optimiser>,
 }
 
 impl LearnArgs {
@@ -151,7 +107,7 @@ impl LearnArgs {
             return bad("--lr, --epochs and --batch-size must be above 0".into());
         }
         match &self.joint {
-            Some(j) => j.check(),
+            Some(j) => j.check("--weight-lr"),
             None => Ok(()),
         }
     }
@@ -456,7 +412,7 @@ pub fn learn(
     let total_steps = sc.epochs * batches.len();
     let anneal_steps = sc.anneal_steps.unwrap_or(total_steps);
     let mut trainer = match &args.joint {
-        Some(j) => Some((j, j.trainer(gpu, model, args.seed)?)),
+        Some(j) => Some((j, model.trainer(gpu, j.train_config(model, args.seed))?)),
         None => None,
     };
     let bar = progress.then(|| progress_bar(total_steps));
@@ -472,8 +428,7 @@ pub fn learn(
             let draw = learner.draw(b, anneal(sc.tau0, sc.tau_final, step, anneal_steps));
             match &mut trainer {
                 Some((j, tr)) => {
-                    let warmup = (j.warmup_ratio as f64 * total_steps as f64).ceil() as usize;
-                    let lr = linear_schedule(j.lr, step, warmup, total_steps);
+                    let lr = j.lr_at(step, total_steps);
                     let (stats, dgates) =
                         model.train_step_gated(gpu, tr, &refs, &ys, &draw.gates, lr)?;
                     // the gradients are already those of the batch's mean loss

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::heads::importance::{self, Granularity};
-use crate::heads::learned::{self, Joint, LearnArgs, Method, Schedule};
+use crate::heads::learned::{self, LearnArgs, Method, Schedule};
 use crate::model::{Gates, HeadSpec, Model, TaskHead};
 use crate::tasks::{self, TaskData};
 use std::path::{Path, PathBuf};
@@ -119,7 +119,7 @@ pub struct PruneArgs {
     pub l0_lambdas: Vec<f64>,
     /// Learned strategies: train every weight with the logits (each run from the checkpoint's
     /// weights).
-    pub joint: Option<Joint>,
+    pub joint: Option<crate::tasks::finetune::Optimiser>,
     /// With `joint`: the task of the head to add to a bare encoder (a checkpoint with a head
     /// must match it).
     pub task: Option<TaskHead>,

@@ -9,6 +9,64 @@ use crate::tasks::{self, Metrics, TaskData};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How the weights train: AdamW at `lr` with linear warm-up over `warmup_ratio` of the steps
+/// and linear decay to 0, global-norm clipping and hidden dropout. Shared by `finetune` and
+/// learned gates trained jointly with the weights.
+#[derive(Clone, Debug)]
+pub struct Optimiser {
+    /// Peak learning rate.
+    pub lr: f32,
+    pub warmup_ratio: f32,
+    /// Decoupled weight decay (not on biases and LayerNorm parameters).
+    pub weight_decay: f32,
+    pub max_grad_norm: f32,
+    /// None: the checkpoint's hidden_dropout_prob.
+    pub dropout: Option<f32>,
+    pub freeze_embeddings: bool,
+}
+
+impl Optimiser {
+    /// Refuses a rate or warm-up the schedule cannot use; `lr_flag` names the rate's flag.
+    pub fn check(&self, lr_flag: &str) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) || !(0.0..1.0).contains(&self.warmup_ratio) {
+            return Err(Error::Usage(format!(
+                "{lr_flag} must be positive and --warmup in [0, 1)"
+            )));
+        }
+        if self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+            return Err(Error::Usage("--dropout must be in [0, 1)".into()));
+        }
+        Ok(())
+    }
+
+    /// The trainer's settings for `model`, dropout masks seeded by `seed`.
+    pub fn train_config(&self, model: &Model, seed: u64) -> TrainConfig {
+        TrainConfig {
+            adamw: AdamW {
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                ..AdamW::default()
+            },
+            max_grad_norm: self.max_grad_norm,
+            dropout: self
+                .dropout
+                .unwrap_or(model.config.hidden_dropout_prob as f32),
+            seed,
+            freeze_embeddings: self.freeze_embeddings,
+        }
+    }
+
+    /// Warm-up steps of a run of `total` steps.
+    pub fn warmup_steps(&self, total: usize) -> usize {
+        (self.warmup_ratio as f64 * total as f64).ceil() as usize
+    }
+
+    /// The learning rate at 0-based step `step` of `total`.
+    pub fn lr_at(&self, step: usize, total: usize) -> f32 {
+        linear_schedule(self.lr, step, self.warmup_steps(total), total)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FinetuneArgs {
     pub model: PathBuf,
@@ -18,15 +76,9 @@ pub struct FinetuneArgs {
     pub out: PathBuf,
     pub epochs: usize,
     pub batch_size: usize,
-    pub lr: f32,
-    pub warmup_ratio: f32,
-    pub weight_decay: f32,
-    pub max_grad_norm: f32,
-    /// None: the checkpoint's hidden_dropout_prob.
-    pub dropout: Option<f32>,
+    pub optimiser: Optimiser,
     pub seed: u64,
     pub max_len: usize,
-    pub freeze_embeddings: bool,
     /// Batch examples of similar length (transformers' `group_by_length`): less padding.
     pub group_by_length: bool,
     /// Stop after this many optimizer steps (quick runs and tests).
@@ -109,11 +161,8 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
             "--epochs and --batch-size must be at least 1".into(),
         ));
     }
-    if args.lr <= 0.0 || !args.lr.is_finite() || !(0.0..1.0).contains(&args.warmup_ratio) {
-        return Err(Error::Usage(
-            "--lr must be positive and --warmup in [0, 1)".into(),
-        ));
-    }
+    let opt = &args.optimiser;
+    opt.check("--lr")?;
     // Label names: the checkpoint's own when it has a head, else the training split's.
     let cfg = crate::model::Config::load(&args.model.join("config.json"))?;
     let mut labels = tasks::label_names(args.task, &args.train)?;
@@ -136,33 +185,21 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
     let dev = tasks::load(&model, &args.dev, &labels)?;
     tasks::warn_truncated(&args.train, &train, model.tokenizer.max_len());
     tasks::warn_truncated(&args.dev, &dev, model.tokenizer.max_len());
-    let dropout = args
-        .dropout
-        .unwrap_or(model.config.hidden_dropout_prob as f32);
-    let tcfg = TrainConfig {
-        adamw: AdamW {
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-            ..AdamW::default()
-        },
-        max_grad_norm: args.max_grad_norm,
-        dropout,
-        seed: args.seed,
-        freeze_embeddings: args.freeze_embeddings,
-    };
+    let tcfg = opt.train_config(&model, args.seed);
+    let dropout = tcfg.dropout;
     let mut tr = model.trainer(gpu, tcfg)?;
     let per_epoch = train.len().div_ceil(args.batch_size);
     let mut total = per_epoch * args.epochs;
     if let Some(m) = args.max_steps {
         total = total.min(m.max(1));
     }
-    let warmup = (args.warmup_ratio as f64 * total as f64).ceil() as usize;
+    let warmup = opt.warmup_steps(total);
     let settings = serde_json::json!({
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "warmup_ratio": args.warmup_ratio, "warmup_steps": warmup, "total_steps": total,
-        "weight_decay": args.weight_decay, "max_grad_norm": args.max_grad_norm,
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": opt.lr,
+        "warmup_ratio": opt.warmup_ratio, "warmup_steps": warmup, "total_steps": total,
+        "weight_decay": opt.weight_decay, "max_grad_norm": opt.max_grad_norm,
         "dropout": dropout, "attention_dropout": 0.0, "seed": args.seed,
-        "max_len": model.tokenizer.max_len(), "freeze_embeddings": args.freeze_embeddings,
+        "max_len": model.tokenizer.max_len(), "freeze_embeddings": opt.freeze_embeddings,
         "train": args.train.display().to_string(), "dev": args.dev.display().to_string(),
     });
     let mut report = FinetuneReport {
@@ -192,7 +229,7 @@ pub fn finetune(gpu: &Gpu, args: &FinetuneArgs) -> Result<FinetuneReport> {
             if batch_has_no_labels(&train, idx) {
                 continue;
             }
-            let lr = linear_schedule(args.lr, step, warmup, total);
+            let lr = opt.lr_at(step, total);
             let exs: Vec<_> = idx.iter().map(|&i| &train.examples[i]).collect();
             let ys = train.batch_labels(idx);
             let stats = match model.train_step(gpu, &mut tr, &exs, &ys, lr) {

@@ -212,41 +212,34 @@ def unigram(vocab_size=1000):
     return tok
 
 
-def roberta():
-    torch.manual_seed(14)
-    tok = byte_level_bpe()
-    assert tok.pad_token_id == 1, tok.pad_token_id
-    cfg = RobertaConfig(
+def roberta_like(name, config_class, model_class, tok, seed):
+    """A tiny RoBERTa-shaped classifier (RoBERTa, XLM-R) with tokenizer `tok`: its fixture and
+    goldens."""
+    torch.manual_seed(seed)
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id) == (0, 1, 2)
+    cfg = config_class(
         vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
         intermediate_size=60, max_position_embeddings=130, type_vocab_size=1,
         layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
         num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
         initializer_range=0.2, attn_implementation="eager",
     )
-    model = RobertaForSequenceClassification(cfg)
-    randomize_biases_and_norms(model, torch.Generator().manual_seed(15))
+    model = model_class(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(seed + 1))
     assert model.config._attn_implementation == "eager"
-    save_fixture("roberta", model, tok)
-    family_goldens("roberta", model, lambda m: m.roberta,
+    save_fixture(name, model, tok)
+    family_goldens(name, model, lambda m: m.roberta,
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
+
+
+def roberta():
+    roberta_like("roberta", RobertaConfig, RobertaForSequenceClassification,
+                 byte_level_bpe(), 14)
 
 
 def xlm_roberta():
-    torch.manual_seed(16)
-    tok = unigram()
-    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id) == (0, 1, 2)
-    cfg = XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
-        intermediate_size=60, max_position_embeddings=130, type_vocab_size=1,
-        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
-        initializer_range=0.2, attn_implementation="eager",
-    )
-    model = XLMRobertaForSequenceClassification(cfg)
-    randomize_biases_and_norms(model, torch.Generator().manual_seed(17))
-    save_fixture("xlm-roberta", model, tok)
-    family_goldens("xlm-roberta", model, lambda m: m.roberta,
-                   lambda ids, am: {"input_ids": ids, "attention_mask": am})
+    roberta_like("xlm-roberta", XLMRobertaConfig, XLMRobertaForSequenceClassification,
+                 unigram(), 16)
 
 
 def electra():
