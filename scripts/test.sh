@@ -12,5 +12,5 @@ cargo test --release "$@"
 # The transformers gradient goldens again with the tiled matmul kernels (the GPU path), so a
 # CPU-only machine checks both variants of every training matmul.
 if [[ $# -eq 0 ]]; then
-  HEADROOM_MATMUL=tiled cargo test --release --test train --test gate_grads
+  HEADROOM_MATMUL=tiled cargo test --release --test train --test gate_grads --test families
 fi
