@@ -442,7 +442,7 @@ fn long_texts_are_truncated_with_a_warning() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
     assert!(
-        stderr.contains("1 of 2 examples were longer than max_position_embeddings (64)"),
+        stderr.contains("1 of 2 examples were longer than the model's 64 tokens"),
         "{stderr}"
     );
     let (bytes, _) = read_out(&out);

@@ -322,3 +322,73 @@ fn pairs_have_two_segments_in_every_family() {
         );
     }
 }
+
+/// A sentence-transformers directory (the default model: mean pooling, then Normalize) gives
+/// sentence-transformers' embeddings, through the library and through `forward`.
+#[test]
+fn sentence_transformers_directories_give_their_sentence_embeddings() {
+    let g = gpu();
+    let dir = default_model_dir();
+    let golden = Golden::open("minilm-sentence.safetensors");
+    let model = Model::load(g, &dir).unwrap();
+    let pooling = headroom::model::SentencePooling::load(&dir).unwrap();
+    assert_eq!(pooling.mode, headroom::kernels::Pooling::Mean);
+    assert!(pooling.normalize);
+    let enc = model
+        .tokenizer
+        .encode_all(&golden_texts("sentences.tsv"))
+        .unwrap()
+        .0;
+    let opts = ForwardOptions {
+        sentence: Some(pooling),
+        batch_size: 4,
+        ..ForwardOptions::default()
+    };
+    let r = run_forward(g, &model, &enc, &Gates::Ones, &opts).unwrap();
+    let want = golden.f32("sentence_embedding").1;
+    assert_rel(
+        "minilm sentence embeddings",
+        &r.sentence.unwrap(),
+        &want,
+        1e-4,
+    );
+
+    // the command writes them; a directory without modules.json is refused
+    let tmp = tempdir::TempDir::new("sentence");
+    let out = tmp.path().join("out.safetensors");
+    let data = golden_path("sentences.tsv");
+    let r = headroom(&[
+        "forward",
+        "--model",
+        p(&dir),
+        "--data",
+        p(&data),
+        "--out",
+        p(&out),
+        "--sentence-embedding",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let got: Vec<f32> = st
+        .tensor("sentence_embedding")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_rel("forward --sentence-embedding", &got, &want, 1e-4);
+    let tiny = fixture("tiny-bert");
+    let r = headroom(&[
+        "forward",
+        "--model",
+        p(&tiny),
+        "--data",
+        p(&data),
+        "--out",
+        p(&tmp.path().join("no.safetensors")),
+        "--sentence-embedding",
+    ]);
+    assert_user_error(&r, "modules.json", "not a sentence-transformers directory");
+    assert!(!tmp.path().join("no.safetensors").exists());
+}

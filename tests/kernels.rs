@@ -710,3 +710,60 @@ fn sieves_of_synthetic_attention() {
         );
     }
 }
+
+#[test]
+fn pooling_matches_reference_for_every_mode() {
+    let g = gpu();
+    let mut rng = Rng::new(21);
+    // awkward sizes: H not a multiple of the 64 invocations, one example of length 1
+    let (b, t, h) = (5usize, 9usize, 70usize);
+    let x = rng.vec(b * t * h, 2.0);
+    let lens: Vec<u32> = vec![9, 1, 4, 7, 2];
+    let (tx, tl) = (
+        g.upload_f32("x", &x).unwrap(),
+        g.upload_u32("lens", &lens).unwrap(),
+    );
+    for mode in [
+        Pooling::Mean,
+        Pooling::First,
+        Pooling::Max,
+        Pooling::MeanSqrtLen,
+    ] {
+        for normalize in [false, true] {
+            let mut want = Vec::new();
+            for e in 0..b {
+                let n = lens[e] as usize;
+                let x = &x;
+                let col = |j: usize| (0..n).map(move |r| x[(e * t + r) * h + j] as f64);
+                let row: Vec<f64> = (0..h)
+                    .map(|j| match mode {
+                        Pooling::Mean => col(j).sum::<f64>() / n as f64,
+                        Pooling::First => x[e * t * h + j] as f64,
+                        Pooling::Max => col(j).fold(f64::MIN, f64::max),
+                        Pooling::MeanSqrtLen => col(j).sum::<f64>() / (n as f64).sqrt(),
+                    })
+                    .collect();
+                let norm = if normalize {
+                    row.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12)
+                } else {
+                    1.0
+                };
+                want.extend(row.iter().map(|v| (v / norm) as f32));
+            }
+            let out = poisoned(b * h);
+            let mut rec = g.recorder();
+            pool(
+                &mut rec,
+                &tx,
+                &tl,
+                (b as u32, t as u32, h as u32),
+                mode,
+                normalize,
+                &out,
+            );
+            rec.finish();
+            let what = format!("pool {mode:?} normalize={normalize}");
+            assert_close(&what, &g.read_f32(&out), &want, 1e-5, 1e-5);
+        }
+    }
+}

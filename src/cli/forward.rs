@@ -16,6 +16,10 @@ pub struct Args {
     /// Also write last_hidden_state [N,T,H], attention_mask and input_ids [N,T].
     #[arg(long)]
     hidden: bool,
+    /// Also write sentence_embedding [N,H]: the pooling (and normalisation) of a
+    /// sentence-transformers directory's modules.json, with its max_seq_length.
+    #[arg(long)]
+    sentence_embedding: bool,
     /// Examples per batch (batches also stay within the adapter's binding limit).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -32,6 +36,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         data: a.data.clone(),
         head_mask: a.head_mask.file.clone(),
         hidden: a.hidden,
+        sentence_embedding: a.sentence_embedding,
         batch_size: a.batch_size,
         out: a.out.clone(),
     };

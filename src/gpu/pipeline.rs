@@ -18,17 +18,18 @@ pub enum Shader {
     Loss,
     Optimizer,
     Segment,
+    Pool,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
 /// erf, for GELU forward and backward.
 const ERF: &str = include_str!("../../shaders/erf.wgsl");
-/// The matmul epilogue (bias, GELU, tanh), prepended to both matmul variants.
+/// The matmul epilogue (bias, GELU, tanh, ReLU), prepended to both matmul variants.
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
@@ -40,6 +41,7 @@ impl Shader {
         Shader::Loss,
         Shader::Optimizer,
         Shader::Segment,
+        Shader::Pool,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optimizer => "optimizer.wgsl",
             Shader::Segment => "segment.wgsl",
+            Shader::Pool => "pool.wgsl",
         }
     }
 
@@ -91,6 +94,7 @@ impl Shader {
             Shader::Loss => include_str!("../../shaders/loss.wgsl").to_string(),
             Shader::Optimizer => include_str!("../../shaders/optimizer.wgsl").to_string(),
             Shader::Segment => include_str!("../../shaders/segment.wgsl").to_string(),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl").to_string(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod layernorm;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod pool;
 pub mod segment;
 
 pub use activation::{dropout, gelu_backward, gelu_forward, relu_backward, tanh_backward};
@@ -24,4 +25,5 @@ pub use matmul::{
     LinearWeight, MatmulArgs, MatmulOut,
 };
 pub use optimizer::{adamw_step, sum_squares, AdamW};
+pub use pool::{pool, Pooling};
 pub use segment::scatter_add_rows;

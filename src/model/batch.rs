@@ -1,7 +1,7 @@
 //! Batching: sort by length, pad each batch to its longest, keep every buffer within the
 //! adapter's binding limit, and return results in input order.
 
-use super::{Encoded, Model, TaskHead};
+use super::{Encoded, HeadSkip, Model, Readback, SentencePooling, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
@@ -21,6 +21,8 @@ pub struct ForwardOptions {
     pub batch_size: usize,
     pub hidden: bool,
     pub progress: bool,
+    /// Also pool each example's token states into a sentence embedding.
+    pub sentence: Option<SentencePooling>,
 }
 
 impl Default for ForwardOptions {
@@ -29,6 +31,7 @@ impl Default for ForwardOptions {
             batch_size: 32,
             hidden: false,
             progress: false,
+            sentence: None,
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct ForwardResult {
     pub pooled: Option<Vec<f32>>,
     /// [N, seq, H] when asked for.
     pub hidden: Option<Vec<f32>>,
+    /// [N, H] sentence embeddings when asked for.
+    pub sentence: Option<Vec<f32>>,
 }
 
 /// Groups example indices (sorted longest first) into batches of at most `batch_size` examples
@@ -150,6 +155,11 @@ pub fn run_forward(
     });
     let mut pooled = model.has_pooler().then(|| vec![0f32; n * h]);
     let mut hidden = opts.hidden.then(|| vec![0f32; n * seq * h]);
+    let mut sentence = opts.sentence.map(|_| vec![0f32; n * h]);
+    let readback = Readback {
+        hidden: opts.hidden,
+        sentence: opts.sentence,
+    };
 
     let bar = opts.progress.then(|| progress_bar(n));
     for idx in &batches {
@@ -162,7 +172,7 @@ pub fn run_forward(
                 Gates::PerExample(m) => g.extend_from_slice(&m[i * lh..(i + 1) * lh]),
             }
         }
-        let out = model.forward_batch(gpu, &exs, &g, opts.hidden)?;
+        let out = model.forward_batch_reading(gpu, &exs, &g, &readback, HeadSkip::Skip)?;
         let t = out.seq;
         for (e, &i) in idx.iter().enumerate() {
             if let (Some(dst), Some(src)) = (logits.as_mut(), out.logits.as_ref()) {
@@ -176,6 +186,9 @@ pub fn run_forward(
                 }
             }
             if let (Some(dst), Some(src)) = (pooled.as_mut(), out.pooled.as_ref()) {
+                dst[i * h..][..h].copy_from_slice(&src[e * h..][..h]);
+            }
+            if let (Some(dst), Some(src)) = (sentence.as_mut(), out.sentence.as_ref()) {
                 dst[i * h..][..h].copy_from_slice(&src[e * h..][..h]);
             }
             if let (Some(dst), Some(src)) = (hidden.as_mut(), out.hidden.as_ref()) {
@@ -197,5 +210,6 @@ pub fn run_forward(
         num_labels: c_out,
         pooled,
         hidden,
+        sentence,
     })
 }

@@ -5,6 +5,7 @@ pub mod backward;
 pub mod batch;
 pub mod config;
 pub mod family;
+pub mod sentence;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;
@@ -17,6 +18,7 @@ pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates}
 pub use config::Config;
 pub use family::Family;
 use family::PoolerActivation;
+pub use sentence::SentencePooling;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};
 
@@ -265,6 +267,17 @@ pub struct BatchOutput {
     pub logits: Option<Vec<f32>>,
     pub pooled: Option<Vec<f32>>,
     pub hidden: Option<Vec<f32>>,
+    /// [B, H] sentence embeddings.
+    pub sentence: Option<Vec<f32>>,
+}
+
+/// What a forward pass reads back besides the logits and the pooled output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Readback {
+    /// The last hidden states [B, T, H].
+    pub hidden: bool,
+    /// Sentence embeddings [B, H], pooled as a sentence-transformers directory says.
+    pub sentence: Option<SentencePooling>,
 }
 
 fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
@@ -1066,15 +1079,51 @@ impl Model {
         want_hidden: bool,
         skip: HeadSkip,
     ) -> Result<BatchOutput> {
+        let readback = Readback {
+            hidden: want_hidden,
+            sentence: None,
+        };
+        self.forward_batch_reading(gpu, examples, gates, &readback, skip)
+    }
+
+    /// As [`Model::forward_batch_with`], reading back what `readback` asks for.
+    pub fn forward_batch_reading(
+        &self,
+        gpu: &Gpu,
+        examples: &[&Encoded],
+        gates: &[f32],
+        readback: &Readback,
+        skip: HeadSkip,
+    ) -> Result<BatchOutput> {
         let mut rec = gpu.recorder();
         let acts = self.record_forward(gpu, &mut rec, examples, gates, false, None, skip)?;
+        let last = acts.hidden.last().expect("hidden");
+        let sentence = match &readback.sentence {
+            Some(sp) => {
+                let (b, t, h) = (acts.b, acts.t, self.config.hidden_size);
+                let out = gpu.empty("sentence_embedding", b * h)?;
+                let dims = (b as u32, t as u32, h as u32);
+                kernels::pool(
+                    &mut rec,
+                    last,
+                    &acts.lens,
+                    dims,
+                    sp.mode,
+                    sp.normalize,
+                    &out,
+                );
+                Some(out)
+            }
+            None => None,
+        };
         rec.finish();
         Ok(BatchOutput {
             batch: acts.b,
             seq: acts.t,
             logits: acts.logits.as_ref().map(|t| gpu.read_f32(t)),
             pooled: acts.pooled.as_ref().map(|t| gpu.read_f32(t)),
-            hidden: want_hidden.then(|| gpu.read_f32(acts.hidden.last().expect("hidden"))),
+            hidden: readback.hidden.then(|| gpu.read_f32(last)),
+            sentence: sentence.as_ref().map(|t| gpu.read_f32(t)),
         })
     }
 }

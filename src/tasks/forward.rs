@@ -1,11 +1,11 @@
 //! The `forward` job: the encoder over every row of a TSV, written in input order to one
-//! safetensors file (logits, pooled output, hidden states).
+//! safetensors file (logits, pooled output, hidden states, sentence embeddings).
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::input;
 use crate::io::output::{check_not_input, write_safetensors, OutTensor};
-use crate::model::{run_forward, ForwardOptions, Model, TaskHead};
+use crate::model::{run_forward, ForwardOptions, Model, SentencePooling, TaskHead};
 use std::path::{Path, PathBuf};
 
 pub struct ForwardArgs {
@@ -13,6 +13,8 @@ pub struct ForwardArgs {
     pub data: PathBuf,
     pub head_mask: Option<PathBuf>,
     pub hidden: bool,
+    /// Also write the sentence embedding a sentence-transformers directory defines.
+    pub sentence_embedding: bool,
     pub batch_size: usize,
     pub out: PathBuf,
 }
@@ -30,7 +32,17 @@ pub struct ForwardSummary {
 
 /// `headroom forward`.
 pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
-    let model = Model::load(gpu, &args.model)?;
+    let mut model = Model::load(gpu, &args.model)?;
+    // a sentence-transformers directory also truncates to its own max_seq_length
+    let sentence = if args.sentence_embedding {
+        let sp = SentencePooling::load(&args.model)?;
+        if let Some(n) = sp.max_seq_length {
+            model.tokenizer.limit_length(n);
+        }
+        Some(sp)
+    } else {
+        None
+    };
     let model_files: Vec<PathBuf> = ["config.json", "model.safetensors", "tokenizer.json"]
         .iter()
         .map(|f| args.model.join(f))
@@ -47,10 +59,10 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     let (enc, truncated) = super::data::encode(&model, &texts, &args.data)?;
     if truncated > 0 {
         eprintln!(
-            "warning: {}: {truncated} of {} examples were longer than max_position_embeddings ({}) and were truncated",
+            "warning: {}: {truncated} of {} examples were longer than the model's {} tokens and were truncated",
             args.data.display(),
             texts.len(),
-            model.config.max_tokens()
+            model.tokenizer.max_len()
         );
     }
     let start = std::time::Instant::now();
@@ -58,6 +70,7 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
         batch_size: args.batch_size,
         hidden: args.hidden,
         progress: true,
+        sentence,
     };
     let res = run_forward(gpu, &model, &enc, &gates, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -91,6 +104,9 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     }
     if let Some(p) = &res.pooled {
         tensors.push(OutTensor::f32("pooled", vec![n, h], p));
+    }
+    if let Some(s) = &res.sentence {
+        tensors.push(OutTensor::f32("sentence_embedding", vec![n, h], s));
     }
     if let Some(hd) = &res.hidden {
         tensors.push(OutTensor::f32("last_hidden_state", vec![n, t, h], hd));

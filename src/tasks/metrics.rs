@@ -37,6 +37,7 @@ pub fn example_losses(
         batch_size,
         hidden: false,
         progress: false,
+        sentence: None,
     };
     let res = run_forward(gpu, model, examples, gates, &opts)?;
     let logits = res.logits.as_ref().expect("a task model has logits");
@@ -82,6 +83,7 @@ pub fn evaluate(
         batch_size,
         hidden: false,
         progress,
+        sentence: None,
     };
     let res = run_forward(gpu, model, &data.examples, gates, &opts)?;
     let logits = res.logits.as_ref().expect("a task model has logits");

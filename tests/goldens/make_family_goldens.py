@@ -259,6 +259,28 @@ def electra():
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
+def sentence_embeddings():
+    """tests/goldens/minilm-sentence.safetensors: the default model's sentence embeddings of the
+    six sentences as sentence-transformers computes them (its modules.json: mean pooling over
+    the real tokens, then L2 normalisation), from transformers' last hidden states."""
+    from transformers import AutoModel
+
+    minilm = os.path.join(ROOT, "weights", "all-MiniLM-L6-v2")
+    tok = AutoTokenizer.from_pretrained(minilm)
+    model = AutoModel.from_pretrained(minilm).eval()
+    enc = tok(SENTENCES, padding="longest", truncation=True, max_length=256,
+              return_tensors="pt")
+    with torch.no_grad():
+        states = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    emb = F.normalize(mean, p=2, dim=1)
+    path = os.path.join(GOLD, "minilm-sentence.safetensors")
+    save_file({"input_ids": enc["input_ids"].contiguous(),
+               "sentence_embedding": emb.float().contiguous()}, path)
+    print(f"[minilm] {path}: sentence embeddings {tuple(emb.shape)}")
+
+
 def reload(name, directory):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
@@ -283,3 +305,4 @@ if __name__ == "__main__":
         roberta()
         xlm_roberta()
         electra()
+        sentence_embeddings()
