@@ -198,7 +198,7 @@ fn batched_runner_returns_input_order() {
     let opts = headroom::model::ForwardOptions {
         batch_size: 2,
         hidden: true,
-        progress: false,
+        ..Default::default()
     };
     let out =
         headroom::model::run_forward(gpu(), &model, &enc, &Gates::Broadcast(hm), &opts).unwrap();
