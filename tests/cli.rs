@@ -323,8 +323,23 @@ fn bad_model_files_fail_cleanly() {
         &m,
         &data,
         &[],
-        "unknown model_type \"gpt2\"; supported: bert, distilbert",
+        "unknown model_type \"gpt2\"; supported: bert, distilbert, roberta, xlm-roberta, electra",
         "unknown model_type",
+    );
+
+    let tmp = Tmp::new("vocab");
+    let m = tmp.model("tiny-bert");
+    let cfg = std::fs::read_to_string(m.join("config.json"))
+        .unwrap()
+        .replace("\"vocab_size\": 3000", "\"vocab_size\": 2000");
+    std::fs::write(m.join("config.json"), cfg).unwrap();
+    expect_forward_error(
+        &tmp,
+        &m,
+        &data,
+        &[],
+        "tokenizer.json: the tokenizer has 3000 tokens but config.json's vocab_size is 2000",
+        "tokenizer of another model",
     );
 
     let tmp = Tmp::new("nodir");

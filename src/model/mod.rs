@@ -329,6 +329,17 @@ impl Model {
             config.max_tokens(),
             config.type_vocab_size == 1,
         )?;
+        // every id the tokenizer can produce must have a row in the word table
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(Error::input(
+                tokenizer.path(),
+                format!(
+                    "the tokenizer has {} tokens but config.json's vocab_size is {}: they belong to different models",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            ));
+        }
         let c = &config;
         let f = c.family;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);

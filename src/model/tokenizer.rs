@@ -74,6 +74,15 @@ impl BertTokenizer {
         })
     }
 
+    /// Tokens the tokenizer can produce, added (special) tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Truncates to at most `n` tokens from now on (never above the model's positions).
     pub fn limit_length(&mut self, n: usize) {
         self.max_len = self.max_len.min(n.max(2));
