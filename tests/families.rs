@@ -392,3 +392,32 @@ fn sentence_transformers_directories_give_their_sentence_embeddings() {
     assert_user_error(&r, "modules.json", "not a sentence-transformers directory");
     assert!(!tmp.path().join("no.safetensors").exists());
 }
+
+/// `bench --shape` writes each family's checkpoint in that family's layout (here at a tiny size
+/// with the same names), and it loads as a sequence classifier of that family.
+#[test]
+fn bench_shapes_write_their_familys_checkpoints() {
+    use headroom::heads::bench::{random_checkpoint, Shape};
+    let g = gpu();
+    for shape in Shape::ALL {
+        let tiny = Shape {
+            layers: 2,
+            heads: 2,
+            hidden: 8,
+            intermediate: 16,
+            vocab: 110,
+            ..shape
+        };
+        let dir = tempdir::TempDir::new(&format!("shape-{}", shape.name));
+        random_checkpoint(dir.path(), &tiny, 1).unwrap();
+        let m = Model::load(g, dir.path()).unwrap();
+        assert_eq!(m.config.family, shape.family, "{}", shape.name);
+        assert_eq!(
+            m.task,
+            headroom::model::TaskHead::SequenceClassification,
+            "{}",
+            shape.name
+        );
+        assert_eq!(m.config.max_tokens(), 512, "{}", shape.name);
+    }
+}

@@ -10,7 +10,8 @@ pub struct Args {
     /// An unpruned HF model directory ...
     #[arg(long, conflicts_with = "shape")]
     model: Option<PathBuf>,
-    /// ... or a random checkpoint of this shape: minilm (6×12, 384) or base (12×12, 768).
+    /// ... or a random checkpoint of this shape: minilm (BERT 6×12, 384), base (BERT 12×12,
+    /// 768), roberta-base, distilbert-base (6 layers) or electra-base.
     #[arg(long)]
     shape: Option<String>,
     #[arg(long, default_value_t = 32)]

@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::output::OutTensor;
+use crate::model::family::{self, Family};
 use crate::model::{Config, Encoded, HeadSkip, Model};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -36,37 +37,56 @@ impl Mode {
     }
 }
 
-/// A BERT shape for a random checkpoint.
+/// The shape and family of a random checkpoint.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
     pub name: &'static str,
+    pub family: &'static Family,
     pub layers: usize,
     pub heads: usize,
     pub hidden: usize,
     pub intermediate: usize,
+    pub vocab: usize,
 }
 
 impl Shape {
-    pub fn parse(s: &str) -> Result<Shape> {
-        match s {
-            "minilm" => Ok(Shape {
-                name: "minilm",
-                layers: 6,
-                heads: 12,
-                hidden: 384,
-                intermediate: 1536,
-            }),
-            "base" => Ok(Shape {
-                name: "base",
-                layers: 12,
-                heads: 12,
-                hidden: 768,
-                intermediate: 3072,
-            }),
-            _ => Err(Error::Usage(format!(
-                "unknown --shape {s:?} (minilm, base)"
-            ))),
+    /// The shapes `--shape` names: two BERT sizes and the base size of other families.
+    pub const ALL: [Shape; 5] = [
+        Shape::of("minilm", &family::BERT, 6, 384, 30522),
+        Shape::of("base", &family::BERT, 12, 768, 30522),
+        Shape::of("roberta-base", &family::ROBERTA, 12, 768, 50265),
+        Shape::of("distilbert-base", &family::DISTILBERT, 6, 768, 30522),
+        Shape::of("electra-base", &family::ELECTRA, 12, 768, 30522),
+    ];
+
+    /// 12 heads and a 4× feed-forward, as every one of these models has.
+    const fn of(
+        name: &'static str,
+        family: &'static Family,
+        layers: usize,
+        hidden: usize,
+        vocab: usize,
+    ) -> Shape {
+        Shape {
+            name,
+            family,
+            layers,
+            heads: 12,
+            hidden,
+            intermediate: 4 * hidden,
+            vocab,
         }
+    }
+
+    pub fn parse(s: &str) -> Result<Shape> {
+        Shape::ALL
+            .iter()
+            .find(|x| x.name == s)
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<&str> = Shape::ALL.iter().map(|x| x.name).collect();
+                Error::Usage(format!("unknown --shape {s:?} ({})", names.join(", ")))
+            })
     }
 }
 
@@ -172,24 +192,32 @@ fn flops(c: &Config, b: usize, t: usize, proj: usize, attn: usize) -> (f64, f64)
     (attention, ffn)
 }
 
-/// A random BERT checkpoint of `shape` (a 2-label sequence classifier; weights ~U(±0.035),
-/// LayerNorm γ 1 β 0) with a word-piece tokenizer.json of the special tokens, in `dir`.
+/// A random checkpoint of `shape` in its family's layout (a 2-label sequence classifier;
+/// weights ~U(±0.035), LayerNorm γ 1 β 0) with a word-piece tokenizer.json of the special
+/// tokens, in `dir`.
 pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
-    let (h, i, l, v, p) = (shape.hidden, shape.intermediate, shape.layers, 30522, 512);
+    let f = shape.family;
+    // RoBERTa's positions start after the padding index 1
+    let offset = if f.positions_after_padding { 2 } else { 0 };
+    let (h, i, l, v, p) = (
+        shape.hidden,
+        shape.intermediate,
+        shape.layers,
+        shape.vocab,
+        512 + offset,
+    );
+    let types = if f.positions_after_padding { 1 } else { 2 };
     let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x5EED_BE2C);
     let mut rnd = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|_| (rng.uniform() as f32 - 0.5) * 0.07)
             .collect()
     };
-    let f = &crate::model::family::BERT;
     let name = |n: &str| format!("{}{n}", f.prefix);
     let mut t = Vec::new();
-    for (table, rows) in [
-        (f.word_embeddings, v),
-        (f.position_embeddings, p),
-        (f.token_type_embeddings.expect("BERT has token types"), 2),
-    ] {
+    let mut tables = vec![(f.word_embeddings, v), (f.position_embeddings, p)];
+    tables.extend(f.token_type_embeddings.map(|n| (n, types)));
+    for (table, rows) in tables {
         let w = rnd(rows * h);
         t.push(OutTensor::f32(
             &name(&format!("{table}.weight")),
@@ -221,15 +249,17 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
         t.extend(ln(&part(f.attention_layer_norm)));
         t.extend(ln(&part(f.output_layer_norm)));
     }
-    t.extend(lin(name(f.pooler), h, h));
+    t.extend(lin(f.pooler_name(f.prefix), h, h));
     t.extend(lin(f.seq_classifier.to_string(), 2, h));
     crate::io::output::write_safetensors(&dir.join("model.safetensors"), &t, &[])?;
+    // BERT's key names (headroom reads DistilBERT's under them too)
     let cfg = serde_json::json!({
-        "architectures": ["BertForSequenceClassification"], "model_type": "bert",
+        "architectures": [f.architecture(crate::model::TaskHead::SequenceClassification)],
+        "model_type": f.model_type,
         "vocab_size": v, "hidden_size": h, "num_hidden_layers": l,
         "num_attention_heads": shape.heads, "intermediate_size": i,
-        "max_position_embeddings": p, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-        "hidden_act": "gelu",
+        "max_position_embeddings": p, "type_vocab_size": types, "layer_norm_eps": 1e-12,
+        "hidden_act": "gelu", "pad_token_id": if offset > 0 { 1 } else { 0 },
     });
     crate::io::output::write_atomic(&dir.join("config.json"), cfg.to_string().as_bytes())?;
     let tok = serde_json::json!({
@@ -289,7 +319,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         }
         _ => {
             return Err(Error::Usage(
-                "give one of --model DIR and --shape minilm|base".into(),
+                "give one of --model DIR and --shape (minilm, base, roberta-base, distilbert-base, electra-base)".into(),
             ))
         }
     };
