@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables of scripts/learned-experiments.sh: for each method, the eval metric at 48, 36, 24
-and 12 heads kept (mean ± sample sd over seeds where there are several), hard-concrete's head
-count per λ, and each step's wall time. Writes OUT/summary.md and OUT/summary.json and prints
+and 12 heads kept (mean ± sample sd over seeds where there are several), joint DSP beside a
+fine-tuning on the same subset, hard-concrete's head count per λ, and each step's wall time. Writes OUT/summary.md and OUT/summary.json and prints
 the table. Standard library only. Usage: learned_summary.py OUT"""
 import json, os, statistics, sys
 
@@ -58,10 +58,11 @@ def main():
         if c:
             unpruned, metric = c["unpruned_metric"], "dev " + c["metric"]
             add(label, {k: [at(c, k)] for k in BUDGETS}, steps.get(name, {}).get("seconds", ""))
-    randoms = [load(out, f"random-{s}") for s in range(3)]
-    randoms = [c for c in randoms if c]
+    # random masks: whole one-shot curves (random-S), or the K = 24 trial alone (random24-S)
+    names = [n for s in range(3) for n in (f"random-{s}", f"random24-{s}") if load(out, n)]
+    randoms = [load(out, n) for n in names]
     if randoms:
-        wall = sum(steps.get(f"random-{s}", {}).get("seconds", 0) for s in range(3))
+        wall = sum(steps.get(n, {}).get("seconds", 0) for n in names)
         add(f"random ({len(randoms)} seeds)", {k: [at(c, k) for c in randoms] for k in BUDGETS}, wall)
     for name, label in (("dsp-per-example", "DSP, per-example samples"),
                         ("dsp-per-batch", "DSP, per-batch samples"), ("dsp-ste", "DSP-STE")):
@@ -77,6 +78,21 @@ def main():
         wall = steps.get(name, {}).get("seconds", "")
         n = len(c["learned"])
         add(f"{label} ({n} seeds at 24)", per, wall)
+    joint = load(out, "dsp-joint")
+    if joint:
+        per = {}
+        for run in joint["learned"]:
+            per.setdefault(run["heads"], []).append(run["metric"])
+        add(f"DSP joint, from the base model ({len(joint['learned'])} seeds)", per,
+            steps.get("dsp-joint", {}).get("seconds", ""))
+    try:
+        with open(os.path.join(out, "minilm-subset", "finetune.json")) as f:
+            ft = json.load(f)
+        summary["finetune_subset"] = {"best_dev": ft["best_dev"], "epochs": len(ft["epochs"])}
+        rows.append(f"| fine-tuned on the same subset, all 72 heads | | | {100 * ft['best_dev']:.2f} "
+                    f"(72 heads) | | {steps.get('finetune-subset', {}).get('seconds', '')} |")
+    except OSError:
+        pass
     table = [f"{metric} (%) at K heads kept of 72; unpruned: "
              f"{100 * unpruned:.2f}" if unpruned is not None else f"{metric} (%)", "",
              "| method | K = 48 | K = 36 | K = 24 | K = 12 | wall s |", "|---|---|---|---|---|---|"] + rows
