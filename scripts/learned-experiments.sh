@@ -19,6 +19,7 @@
 # - JOINT_SEEDS: seeds of the joint runs (default 0,1,2);
 # - STEPS: the steps to run, space-separated. Default: finetune michel-oneshot dsp-per-example
 #   random dsp-per-batch dsp-ste michel-iterative dsp-curve hard-concrete. Also available:
+#   random24 (random masks at K = 24 alone, cheaper than random's whole curves), and
 #   finetune-subset and dsp-joint (joint DSP at K = 24 from the base model on the subset,
 #   against a plain fine-tuning on the same subset).
 # --quick: a smoke run (few sentences, one fine-tuning step) to check the script end to end.
@@ -92,6 +93,11 @@ step dsp-per-example "${prune[@]}" --strategy dsp --heads 24 --seeds 0,1,2 --epo
 for s in 0 1 2; do
   step "random-$s" "${prune[@]}" --strategy oneshot --importance random --seed "$s" \
     --step 0.0834 --out "$out/random-$s"
+done
+# random masks at K = 24 alone (one evaluation each instead of a whole curve)
+for s in 0 1 2; do
+  step "random24-$s" "${prune[@]}" --strategy trials --trials 48 --importance random --seed "$s" \
+    --out "$out/random24-$s"
 done
 step dsp-per-batch "${prune[@]}" --strategy dsp --heads 24 --seeds 0,1,2 --epochs "$epochs" \
   --samples per-batch --out "$out/dsp-per-batch"
