@@ -297,50 +297,37 @@ fn bad_model_files_fail_cleanly() {
         "missing tensor",
     );
 
-    let tmp = Tmp::new("shape");
-    let m = tmp.model("tiny-bert");
-    let cfg = std::fs::read_to_string(m.join("config.json"))
-        .unwrap()
-        .replace("\"intermediate_size\": 128", "\"intermediate_size\": 100");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
-    expect_forward_error(
-        &tmp,
-        &m,
-        &data,
-        &[],
-        "config.json implies [100, 64]",
-        "shape mismatch",
-    );
-
-    let tmp = Tmp::new("mtype");
-    let m = tmp.model("tiny-bert");
-    let cfg = std::fs::read_to_string(m.join("config.json"))
-        .unwrap()
-        .replace("\"model_type\": \"bert\"", "\"model_type\": \"gpt2\"");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
-    expect_forward_error(
-        &tmp,
-        &m,
-        &data,
-        &[],
-        "unknown model_type \"gpt2\"; supported: bert, distilbert, roberta, xlm-roberta, electra",
-        "unknown model_type",
-    );
-
-    let tmp = Tmp::new("vocab");
-    let m = tmp.model("tiny-bert");
-    let cfg = std::fs::read_to_string(m.join("config.json"))
-        .unwrap()
-        .replace("\"vocab_size\": 3000", "\"vocab_size\": 2000");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
-    expect_forward_error(
-        &tmp,
-        &m,
-        &data,
-        &[],
-        "tokenizer.json: the tokenizer has 3000 tokens but config.json's vocab_size is 2000",
-        "tokenizer of another model",
-    );
+    // config.json edited so that it disagrees with the weights or the tokenizer
+    for (tag, from, to, needle, what) in [
+        (
+            "shape",
+            "\"intermediate_size\": 128",
+            "\"intermediate_size\": 100",
+            "config.json implies [100, 64]",
+            "shape mismatch",
+        ),
+        (
+            "mtype",
+            "\"model_type\": \"bert\"",
+            "\"model_type\": \"gpt2\"",
+            "unknown model_type \"gpt2\"; supported: bert, distilbert, roberta, xlm-roberta, electra",
+            "unknown model_type",
+        ),
+        (
+            "vocab",
+            "\"vocab_size\": 3000",
+            "\"vocab_size\": 2000",
+            "tokenizer.json: the tokenizer has 3000 tokens but config.json's vocab_size is 2000",
+            "tokenizer of another model",
+        ),
+    ] {
+        let tmp = Tmp::new(tag);
+        let m = tmp.model("tiny-bert");
+        let cfg = std::fs::read_to_string(m.join("config.json")).unwrap();
+        assert!(cfg.contains(from), "{tag}: {from} in the fixture's config.json");
+        std::fs::write(m.join("config.json"), cfg.replace(from, to)).unwrap();
+        expect_forward_error(&tmp, &m, &data, &[], needle, what);
+    }
 
     let tmp = Tmp::new("nodir");
     expect_forward_error(
