@@ -35,3 +35,18 @@ fn segment_add(
         out[t * p.width + c] += s;
     }
 }
+
+// Row gather: out[r, c] = src[targets[r], c] for r < groups (the rows a masked-LM head reads).
+@compute @workgroup_size(64)
+fn gather_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.groups) { return; }
+    let s = targets[r];
+    for (var c = lid; c < p.width; c += 64u) {
+        out[r * p.width + c] = src[s * p.width + c];
+    }
+}

@@ -421,3 +421,101 @@ fn bench_shapes_write_their_familys_checkpoints() {
         assert_eq!(m.config.max_tokens(), 512, "{}", shape.name);
     }
 }
+
+/// A `*ForMaskedLM` checkpoint (tests/goldens/make_mlm_goldens.py) against transformers: the
+/// prediction scores, each sentence's masked-LM loss with and without head masks, and the
+/// per-example gate gradients of that loss. The decoder runs in chunks of 700 ids, so every
+/// fixture's vocabulary spans several, the last one partial.
+fn check_mlm(name: &str) {
+    let g = gpu();
+    let golden = Golden::open(&format!("tiny-{name}-mlm.safetensors"));
+    let dir = fixture(&format!("tiny-{name}-mlm"));
+    let model = Model::load_for_mlm(g, &dir, true, 700).unwrap();
+    assert!(model.config.vocab_size > 700, "more than one chunk");
+    let what = |s: &str| format!("{name} masked LM {s}");
+    let (shape, ids) = golden.i64("masked_ids");
+    let (n, t) = (shape[0], shape[1]);
+    let mask = golden.i64("attention_mask").1;
+    let enc: Vec<Encoded> = (0..n)
+        .map(|e| {
+            let len = mask[e * t..(e + 1) * t].iter().filter(|&&m| m == 1).count();
+            Encoded {
+                ids: ids[e * t..e * t + len].iter().map(|&v| v as u32).collect(),
+                type_ids: vec![0; len],
+            }
+        })
+        .collect();
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let labels: Vec<i32> = golden.i64("mlm_labels").1.iter().map(|&v| v as i32).collect();
+    let lh = model.config.total_heads();
+
+    // prediction scores of the first two sentences, through `forward`'s batching
+    let opts = ForwardOptions {
+        mlm_logits: true,
+        batch_size: 1,
+        ..ForwardOptions::default()
+    };
+    let r = run_forward(g, &model, &enc[..2], &Gates::Ones, &opts).unwrap();
+    let v = model.config.vocab_size;
+    let got = r.mlm_logits.unwrap();
+    let want = golden.f32("mlm_logits").1;
+    for e in 0..2 {
+        let len = enc[e].ids.len();
+        assert_rel(
+            &what(&format!("scores of sentence {e}")),
+            &got[e * r.seq * v..(e * r.seq + len) * v],
+            &want[e * t * v..(e * t + len) * v],
+            1e-4,
+        );
+    }
+
+    // the loss under every gate at 1, a [L, H] mask, and per-example gates, with gradients
+    let ones = vec![1.0; n * lh];
+    let hm: Vec<f32> = golden.f32("head_mask").1.iter().cycle().take(n * lh).copied().collect();
+    let gates = golden.f32("gates").1;
+    for (gt, key) in [(&ones, "loss"), (&hm, "loss_hm"), (&gates, "loss_gates")] {
+        let out = model.gate_gradients(g, &refs, &labels, gt).unwrap();
+        assert_rel(&what(key), &out.loss, &golden.f32(key).1, 1e-4);
+        if key == "loss_gates" {
+            assert_rel(&what("grad_gates"), &out.dgates, &golden.f32("grad_gates").1, 1e-4);
+        }
+        // the forward-only path agrees, and predicts each position's best-scoring id
+        let p = model.mlm_predict(g, &refs, &labels, gt).unwrap();
+        let mut per_example = vec![0f32; n];
+        for (&pos, &l) in p.positions.iter().zip(&p.loss) {
+            per_example[pos / t] += l;
+        }
+        assert_rel(&what(&format!("{key} (forward only)")), &per_example, &golden.f32(key).1, 1e-4);
+        if key == "loss" {
+            for (&pos, &best) in p.positions.iter().zip(&p.predicted) {
+                let (e, j) = (pos / t, pos % t);
+                if e < 2 {
+                    let row = &want[(e * t + j) * v..(e * t + j + 1) * v];
+                    let argmax = (0..v).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                    assert_eq!(best as usize, argmax, "{name}: prediction at {e}:{j}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn masked_lm_heads_match_transformers() {
+    for name in ["bert", "roberta", "distilbert", "electra"] {
+        check_mlm(name);
+    }
+}
+
+#[test]
+fn a_checkpoint_without_a_masked_lm_head_is_refused_by_name() {
+    let err = Model::load_for_mlm(gpu(), &fixture("tiny-roberta"), false, 4096)
+        .err()
+        .expect("tiny-roberta is a sequence classifier")
+        .to_string();
+    assert!(
+        err.contains("no masked-LM head: missing lm_head.dense.weight, lm_head.dense.bias")
+            && err.contains("lm_head.bias")
+            && err.contains("RobertaForMaskedLM"),
+        "{err}"
+    );
+}

@@ -767,3 +767,107 @@ fn pooling_matches_reference_for_every_mode() {
         }
     }
 }
+
+#[test]
+fn vocabulary_cross_entropy_over_chunks_matches_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(23);
+    // 7 rows over a vocabulary of 203 ids in chunks of 64, 64, 64 and 11 (the last narrower
+    // than the workgroup); one ignored row; a tie for the argmax across two chunks
+    let (rows, vocab, chunk) = (7usize, 203usize, 64usize);
+    let mut logits = rng.vec(rows * vocab, 6.0);
+    logits[3 * vocab + 10] = 9.5;
+    logits[3 * vocab + 150] = 9.5;
+    let labels: Vec<i32> = vec![0, 202, 64, 10, -100, 127, 63];
+    let tl = g
+        .upload_u32(
+            "labels",
+            &labels.iter().map(|&y| y as u32).collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let state = poisoned(VOCAB_STATE_ROWS * rows);
+    let loss = poisoned(rows);
+    let vl = VocabLoss {
+        labels: &tl,
+        state: &state,
+        rows: rows as u32,
+    };
+    let chunk_of = |c0: usize| -> Vec<f32> {
+        let w = chunk.min(vocab - c0);
+        (0..rows)
+            .flat_map(|r| logits[r * vocab + c0..r * vocab + c0 + w].to_vec())
+            .collect()
+    };
+    let scale = 0.5f32;
+    let mut grads = vec![0f32; rows * vocab];
+    let mut rec = g.recorder();
+    let chunks: Vec<(usize, Tensor)> = (0..vocab)
+        .step_by(chunk)
+        .map(|c0| (c0, g.upload_f32("logits", &chunk_of(c0)).unwrap()))
+        .collect();
+    for (c0, t) in &chunks {
+        vl.fold(&mut rec, t, chunk.min(vocab - c0) as u32, *c0 as u32);
+    }
+    vl.finish(&mut rec, &loss);
+    for (c0, t) in &chunks {
+        vl.grad(&mut rec, t, chunk.min(vocab - c0) as u32, *c0 as u32, scale);
+    }
+    rec.finish();
+    for (c0, t) in &chunks {
+        let w = chunk.min(vocab - c0);
+        let d = g.read_f32(t);
+        for r in 0..rows {
+            grads[r * vocab + c0..r * vocab + c0 + w].copy_from_slice(&d[r * w..(r + 1) * w]);
+        }
+    }
+    let st = g.read_f32(&state);
+    let (mut want_loss, mut want_grad) = (vec![0f32; rows], vec![0f32; rows * vocab]);
+    for r in 0..rows {
+        let row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        let best = row.iter().position(|&v| v == m).unwrap();
+        assert_eq!(st[4 * rows + r] as usize, best, "argmax of row {r}");
+        assert!(
+            (st[5 * rows + r] as f64 - lse).abs() < 1e-4,
+            "lse of row {r}"
+        );
+        if labels[r] < 0 {
+            continue;
+        }
+        let y = labels[r] as usize;
+        want_loss[r] = (lse - row[y]) as f32;
+        for (j, v) in row.iter().enumerate() {
+            let onehot = if j == y { 1.0 } else { 0.0 };
+            want_grad[r * vocab + j] = (scale as f64 * ((v - lse).exp() - onehot)) as f32;
+        }
+    }
+    assert_eq!(st[4 * rows + 3] as usize, 10, "a tie goes to the lower id");
+    assert_close("vocab loss", &g.read_f32(&loss), &want_loss, 1e-4, 1e-5);
+    assert_close("vocab dlogits", &grads, &want_grad, 1e-6, 1e-4);
+}
+
+#[test]
+fn gather_rows_copies_the_listed_rows() {
+    let g = gpu();
+    let mut rng = Rng::new(24);
+    let (n, width) = (11usize, 70usize);
+    let src = rng.vec(n * width, 1.0);
+    let rows: Vec<u32> = vec![10, 0, 3, 3, 7];
+    let out = poisoned(rows.len() * width);
+    let (ts, tr) = (
+        g.upload_f32("src", &src).unwrap(),
+        g.upload_u32("rows", &rows).unwrap(),
+    );
+    let mut rec = g.recorder();
+    gather_rows(&mut rec, &ts, &tr, rows.len() as u32, width as u32, &out);
+    rec.finish();
+    let want: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| src[r as usize * width..(r as usize + 1) * width].to_vec())
+        .collect();
+    assert_eq!(g.read_f32(&out), want);
+}

@@ -1,5 +1,5 @@
 //! `headroom forward`: run the encoder over a TSV of sentences and write logits / pooled / hidden
-//! states.
+//! states / sentence embeddings / masked-LM scores.
 
 use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg};
 use std::path::PathBuf;
@@ -20,6 +20,10 @@ pub struct Args {
     /// sentence-transformers directory's modules.json, with its max_seq_length.
     #[arg(long)]
     sentence_embedding: bool,
+    /// Also write mlm_logits [N,T,vocabulary], the masked-LM head's scores (a *ForMaskedLM
+    /// checkpoint; the file grows with the vocabulary), with attention_mask and input_ids.
+    #[arg(long)]
+    mlm_logits: bool,
     /// Examples per batch (batches also stay within the adapter's binding limit).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -37,6 +41,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         head_mask: a.head_mask.file.clone(),
         hidden: a.hidden,
         sentence_embedding: a.sentence_embedding,
+        mlm_logits: a.mlm_logits,
         batch_size: a.batch_size,
         out: a.out.clone(),
     };

@@ -19,6 +19,7 @@ pub enum Shader {
     Optimizer,
     Segment,
     Pool,
+    VocabLoss,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
@@ -29,7 +30,7 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 12] = [
+    pub const ALL: [Shader; 13] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
@@ -42,6 +43,7 @@ impl Shader {
         Shader::Optimizer,
         Shader::Segment,
         Shader::Pool,
+        Shader::VocabLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Shader {
             Shader::Optimizer => "optimizer.wgsl",
             Shader::Segment => "segment.wgsl",
             Shader::Pool => "pool.wgsl",
+            Shader::VocabLoss => "vocab_loss.wgsl",
         }
     }
 
@@ -95,6 +98,7 @@ impl Shader {
             Shader::Optimizer => include_str!("../../shaders/optimizer.wgsl").to_string(),
             Shader::Segment => include_str!("../../shaders/segment.wgsl").to_string(),
             Shader::Pool => include_str!("../../shaders/pool.wgsl").to_string(),
+            Shader::VocabLoss => include_str!("../../shaders/vocab_loss.wgsl").to_string(),
         }
     }
 

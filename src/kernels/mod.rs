@@ -18,7 +18,7 @@ pub use attention_analysis::{attention_analysis, token_info, AnalysisArgs};
 pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
 pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
-pub use loss::cross_entropy;
+pub use loss::{cross_entropy, VocabLoss, VOCAB_STATE_ROWS};
 pub use matmul::{
     bias_grad, bias_rows, input_grad, input_grad_variant, linear_grads, linear_grads_variant,
     matmul, matmul_into, matmul_variant, weight_grad, Act, BiasGrad, GatherSide, HeadGather,
@@ -26,4 +26,4 @@ pub use matmul::{
 };
 pub use optimizer::{adamw_step, sum_squares, AdamW};
 pub use pool::{pool, Pooling};
-pub use segment::scatter_add_rows;
+pub use segment::{gather_rows, scatter_add_rows};

@@ -1,4 +1,5 @@
-//! `shaders/segment.wgsl`: deterministic scatter-add of rows (embedding gradients).
+//! `shaders/segment.wgsl`: deterministic scatter-add of rows (embedding gradients) and row
+//! gathers.
 
 use crate::error::Result;
 use crate::gpu::{Recorder, Shader, Tensor};
@@ -68,4 +69,35 @@ pub fn scatter_add_rows(
     );
     rec.dispatch("segment_add", &pipe, &bg, groups);
     Ok(())
+}
+
+/// out[r, :] = src[rows[r], :] for each of the `n` entries of `rows` (u32), `width` wide.
+pub fn gather_rows(
+    rec: &mut Recorder,
+    src: &Tensor,
+    rows: &Tensor,
+    n: u32,
+    width: u32,
+    out: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::Segment, "gather_rows", &[]);
+    let params = gpu.uniform(
+        "gather_rows.params",
+        &Params {
+            groups: n,
+            width,
+            _p: [0; 2],
+        },
+    );
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, src.binding()),
+            (2, rows.binding()),
+            (5, out.binding()),
+        ],
+    );
+    rec.dispatch("gather_rows", &pipe, &bg, n);
 }

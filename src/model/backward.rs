@@ -43,6 +43,15 @@ pub(super) struct LossOut {
     pub dlogits: Tensor,
 }
 
+/// Where the backward pass starts.
+pub(super) enum HeadGrad<'a> {
+    /// The task head's dlogits.
+    Logits(&'a Tensor),
+    /// The gradient of the last hidden states [B·T, H], from a head with a backward of its
+    /// own (the masked-LM head).
+    Hidden(Tensor),
+}
+
 /// Where the backward pass writes the gate gradients and attention entropy ([B, L, H] each).
 pub(super) struct GateBuffers {
     pub dgates: Tensor,
@@ -140,14 +149,28 @@ impl Model {
             None,
             super::HeadSkip::Dense,
         )?;
-        let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
         let gb = GateBuffers::new(gpu, b * acts.plan.stride)?;
-        self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, None)?;
-        rec.finish();
+        let loss = if self.has_mlm_head() {
+            let dx = gpu.empty("grad.hidden", acts.b * acts.t * self.config.hidden_size)?;
+            let loss = self.record_mlm_backward(gpu, &mut rec, &acts, labels, &dx)?;
+            self.record_backward(gpu, &mut rec, &acts, HeadGrad::Hidden(dx), &gb, None)?;
+            rec.finish();
+            loss.per_example(gpu, b)
+        } else {
+            let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
+            let start = HeadGrad::Logits(&loss.dlogits);
+            self.record_backward(gpu, &mut rec, &acts, start, &gb, None)?;
+            rec.finish();
+            // a token classifier's rows are the batch's tokens: sum each example's
+            let rows = gpu.read_f32(&loss.loss);
+            rows.chunks(rows.len() / b)
+                .map(|r| r.iter().sum())
+                .collect()
+        };
         // per head of [B, L, heads]; heads a pruned checkpoint lacks read 0
         let heads = |t: &Tensor| self.expand_heads(&acts.plan, &gpu.read_f32(t), b);
         Ok(GateGrads {
-            loss: gpu.read_f32(&loss.loss),
+            loss,
             dgates: heads(&gb.dgates),
             entropy_sum: heads(&gb.entropy_sum),
             token_abs: heads(&gb.token_abs),
@@ -156,7 +179,7 @@ impl Model {
         })
     }
 
-    /// Records the backward pass from `dlogits`. Always yields gate gradients and entropy;
+    /// Records the backward pass from `start`. Always yields gate gradients and entropy;
     /// with `grads`, also every weight gradient (written, not accumulated) and, unless the
     /// embeddings are frozen (`grads.emb` is None), the embedding-table gradients.
     pub(super) fn record_backward(
@@ -164,12 +187,11 @@ impl Model {
         gpu: &Gpu,
         rec: &mut Recorder,
         acts: &Activations,
-        dlogits: &Tensor,
+        start: HeadGrad,
         gb: &GateBuffers,
         grads: Option<&Grads>,
     ) -> Result<()> {
         let c = &self.config;
-        let classifier = self.classifier.as_ref().expect("checked by record_loss");
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let (b, t) = (acts.b, acts.t);
         let bt = b * t;
@@ -196,75 +218,82 @@ impl Model {
         let last = acts.hidden.last().expect("hidden");
         let site_head = 1 + 2 * c.num_hidden_layers as u64;
 
-        let dx = gpu.empty("grad.hidden", bt * h)?;
-        match self.task {
-            TaskHead::SequenceClassification => {
-                let pooler = self.pooler.as_ref().expect("pooler checked at load");
-                let pooled = acts.pooled.as_ref().expect("pooled");
-                if let Some(g) = grads {
-                    let x = acts.head_in.as_ref().unwrap_or(pooled);
-                    param_grads(rec, &g.classifier, dlogits, x, h32, b32);
-                }
-                let dpooled = gpu.empty("grad.pooled", b * h)?;
-                input_grad(
-                    rec,
-                    dlogits,
-                    classifier,
-                    b32,
-                    &dpooled,
-                    MatmulOut::default(),
-                );
-                let dpooled = if train {
-                    let d = gpu.empty("grad.pooled.dropout", b * h)?;
-                    drop(rec, site_head, &dpooled, b * h, &d);
-                    d
-                } else {
-                    dpooled
-                };
-                let dpre = gpu.empty("grad.pooler.pre", b * h)?;
-                let n = (b * h) as u32;
-                match self.config.family.pooler_activation {
-                    PoolerActivation::Tanh => {
-                        kernels::tanh_backward(rec, pooled, &dpooled, n, &dpre)
+        let dx = match start {
+            HeadGrad::Hidden(dx) => dx,
+            HeadGrad::Logits(dlogits) => {
+                let classifier = self.classifier.as_ref().expect("checked by record_loss");
+                let dx = gpu.empty("grad.hidden", bt * h)?;
+                match self.task {
+                    TaskHead::SequenceClassification => {
+                        let pooler = self.pooler.as_ref().expect("pooler checked at load");
+                        let pooled = acts.pooled.as_ref().expect("pooled");
+                        if let Some(g) = grads {
+                            let x = acts.head_in.as_ref().unwrap_or(pooled);
+                            param_grads(rec, &g.classifier, dlogits, x, h32, b32);
+                        }
+                        let dpooled = gpu.empty("grad.pooled", b * h)?;
+                        input_grad(
+                            rec,
+                            dlogits,
+                            classifier,
+                            b32,
+                            &dpooled,
+                            MatmulOut::default(),
+                        );
+                        let dpooled = if train {
+                            let d = gpu.empty("grad.pooled.dropout", b * h)?;
+                            drop(rec, site_head, &dpooled, b * h, &d);
+                            d
+                        } else {
+                            dpooled
+                        };
+                        let dpre = gpu.empty("grad.pooler.pre", b * h)?;
+                        let n = (b * h) as u32;
+                        match self.config.family.pooler_activation {
+                            PoolerActivation::Tanh => {
+                                kernels::tanh_backward(rec, pooled, &dpooled, n, &dpre)
+                            }
+                            PoolerActivation::Relu => {
+                                kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
+                            }
+                            PoolerActivation::Gelu => {
+                                let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
+                                kernels::gelu_backward(rec, x, &dpooled, n, &dpre)
+                            }
+                        }
+                        if let Some(g) = grads {
+                            let pg = g
+                                .pooler
+                                .as_ref()
+                                .expect("pooler gradients for a sequence classifier");
+                            // the pooler reads each example's [CLS] row: rows T·H apart
+                            param_grads(rec, pg, &dpre, last, t as u32 * h32, b32);
+                        }
+                        // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
+                        rec.encoder().clear_buffer(&dx.buffer, 0, None);
+                        let out = MatmulOut {
+                            ldc: (t * h) as u32,
+                            accumulate: false,
+                        };
+                        input_grad(rec, &dpre, pooler, b32, &dx, out);
                     }
-                    PoolerActivation::Relu => {
-                        kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
-                    }
-                    PoolerActivation::Gelu => {
-                        let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
-                        kernels::gelu_backward(rec, x, &dpooled, n, &dpre)
+                    _ => {
+                        if let Some(g) = grads {
+                            let x = acts.head_in.as_ref().unwrap_or(last);
+                            param_grads(rec, &g.classifier, dlogits, x, h32, bt32);
+                        }
+                        if train {
+                            let d = gpu.empty("grad.hidden.dropout", bt * h)?;
+                            input_grad(rec, dlogits, classifier, bt32, &d, MatmulOut::default());
+                            drop(rec, site_head, &d, bt * h, &dx);
+                        } else {
+                            input_grad(rec, dlogits, classifier, bt32, &dx, MatmulOut::default());
+                        }
                     }
                 }
-                if let Some(g) = grads {
-                    let pg = g
-                        .pooler
-                        .as_ref()
-                        .expect("pooler gradients for a sequence classifier");
-                    // the pooler reads each example's [CLS] row: rows T·H apart
-                    param_grads(rec, pg, &dpre, last, t as u32 * h32, b32);
-                }
-                // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
-                rec.encoder().clear_buffer(&dx.buffer, 0, None);
-                let out = MatmulOut {
-                    ldc: (t * h) as u32,
-                    accumulate: false,
-                };
-                input_grad(rec, &dpre, pooler, b32, &dx, out);
+                dx
             }
-            _ => {
-                if let Some(g) = grads {
-                    let x = acts.head_in.as_ref().unwrap_or(last);
-                    param_grads(rec, &g.classifier, dlogits, x, h32, bt32);
-                }
-                if train {
-                    let d = gpu.empty("grad.hidden.dropout", bt * h)?;
-                    input_grad(rec, dlogits, classifier, bt32, &d, MatmulOut::default());
-                    drop(rec, site_head, &d, bt * h, &dx);
-                } else {
-                    input_grad(rec, dlogits, classifier, bt32, &dx, MatmulOut::default());
-                }
-            }
-        }
+        };
 
         let eps = c.layer_norm_eps as f32;
         let da2 = gpu.empty("grad.ln2", bt * h)?;

@@ -23,6 +23,8 @@ pub struct ForwardOptions {
     pub progress: bool,
     /// Also pool each example's token states into a sentence embedding.
     pub sentence: Option<SentencePooling>,
+    /// Also read the masked-LM head's scores (a model loaded for the MLM objective).
+    pub mlm_logits: bool,
 }
 
 impl Default for ForwardOptions {
@@ -32,6 +34,7 @@ impl Default for ForwardOptions {
             hidden: false,
             progress: false,
             sentence: None,
+            mlm_logits: false,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct ForwardResult {
     pub hidden: Option<Vec<f32>>,
     /// [N, H] sentence embeddings when asked for.
     pub sentence: Option<Vec<f32>>,
+    /// [N, seq, vocabulary] masked-LM scores when asked for.
+    pub mlm_logits: Option<Vec<f32>>,
 }
 
 /// Groups example indices (sorted longest first) into batches of at most `batch_size` examples
@@ -156,9 +161,12 @@ pub fn run_forward(
     let mut pooled = model.has_pooler().then(|| vec![0f32; n * h]);
     let mut hidden = opts.hidden.then(|| vec![0f32; n * seq * h]);
     let mut sentence = opts.sentence.map(|_| vec![0f32; n * h]);
+    let v = c.vocab_size;
+    let mut mlm_logits = opts.mlm_logits.then(|| vec![0f32; n * seq * v]);
     let readback = Readback {
         hidden: opts.hidden,
         sentence: opts.sentence,
+        mlm_logits: opts.mlm_logits,
     };
 
     let bar = opts.progress.then(|| progress_bar(n));
@@ -194,6 +202,9 @@ pub fn run_forward(
             if let (Some(dst), Some(src)) = (hidden.as_mut(), out.hidden.as_ref()) {
                 dst[i * seq * h..][..t * h].copy_from_slice(&src[e * t * h..][..t * h]);
             }
+            if let (Some(dst), Some(src)) = (mlm_logits.as_mut(), out.mlm_logits.as_ref()) {
+                dst[i * seq * v..][..t * v].copy_from_slice(&src[e * t * v..][..t * v]);
+            }
         }
         if let Some(b) = &bar {
             b.inc(idx.len() as u64);
@@ -211,5 +222,6 @@ pub fn run_forward(
         pooled,
         hidden,
         sentence,
+        mlm_logits,
     })
 }

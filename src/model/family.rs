@@ -43,6 +43,21 @@ pub struct Family {
     pub token_classifier: &'static str,
     /// Positions count from padding_idx + 1 (RoBERTa), not from 0.
     pub positions_after_padding: bool,
+    /// The masked-LM head of a `*ForMaskedLM` checkpoint.
+    pub mlm: MlmNames,
+}
+
+/// Where a masked-LM head keeps its tensors, at the root of the checkpoint: a dense layer
+/// (hidden → embedding width) with GELU, a LayerNorm, and a decoder onto the vocabulary whose
+/// weight is the word embedding table unless the checkpoint stores its own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MlmNames {
+    pub transform: &'static str,
+    pub layer_norm: &'static str,
+    /// The decoder's weight is `{decoder}.weight` when stored (else tied to the word table).
+    pub decoder: &'static str,
+    /// The vocabulary bias, a tensor's full name.
+    pub bias: &'static str,
 }
 
 pub const BERT: Family = Family {
@@ -71,6 +86,12 @@ pub const BERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    mlm: MlmNames {
+        transform: "cls.predictions.transform.dense",
+        layer_norm: "cls.predictions.transform.LayerNorm",
+        decoder: "cls.predictions.decoder",
+        bias: "cls.predictions.bias",
+    },
 };
 
 /// DistilBERT (`distilbert`): BERT's layer with other names, no token types, and a
@@ -97,6 +118,12 @@ pub const DISTILBERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    mlm: MlmNames {
+        transform: "vocab_transform",
+        layer_norm: "vocab_layer_norm",
+        decoder: "vocab_projector",
+        bias: "vocab_projector.bias",
+    },
 };
 
 /// RoBERTa (`roberta`): BERT's encoder under `roberta.`, positions after the padding index, one
@@ -110,6 +137,12 @@ pub const ROBERTA: Family = Family {
     pooler_prefixed: false,
     seq_classifier: "classifier.out_proj",
     positions_after_padding: true,
+    mlm: MlmNames {
+        transform: "lm_head.dense",
+        layer_norm: "lm_head.layer_norm",
+        decoder: "lm_head.decoder",
+        bias: "lm_head.bias",
+    },
     ..BERT
 };
 
@@ -122,7 +155,8 @@ pub const XLM_ROBERTA: Family = Family {
 
 /// ELECTRA (`electra`, the discriminator): BERT's encoder under `electra.`, embeddings of their
 /// own width (`embedding_size`) projected to the hidden width, and a classification head
-/// (`classifier.dense` + GELU + `classifier.out_proj`).
+/// (`classifier.dense` + GELU + `classifier.out_proj`). Its masked-LM head is the generator's
+/// (`ElectraForMaskedLM`), which maps the hidden states back to the embedding width.
 pub const ELECTRA: Family = Family {
     model_type: "electra",
     class_prefix: "Electra",
@@ -132,6 +166,12 @@ pub const ELECTRA: Family = Family {
     pooler_prefixed: false,
     pooler_activation: PoolerActivation::Gelu,
     seq_classifier: "classifier.out_proj",
+    mlm: MlmNames {
+        transform: "generator_predictions.dense",
+        layer_norm: "generator_predictions.LayerNorm",
+        decoder: "generator_lm_head",
+        bias: "generator_lm_head.bias",
+    },
     ..BERT
 };
 

@@ -5,6 +5,7 @@ pub mod backward;
 pub mod batch;
 pub mod config;
 pub mod family;
+pub mod mlm;
 pub mod sentence;
 pub mod tokenizer;
 pub mod train;
@@ -18,6 +19,7 @@ pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates}
 pub use config::Config;
 pub use family::Family;
 use family::PoolerActivation;
+pub use mlm::{MlmPredictions, VOCAB_CHUNK};
 pub use sentence::SentencePooling;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};
@@ -115,6 +117,8 @@ pub struct Model {
     layers: Vec<Layer>,
     pooler: Option<Linear>,
     classifier: Option<Linear>,
+    /// The masked-LM head, when loaded for that objective ([`Model::load_for_mlm`]).
+    mlm: Option<mlm::MlmHead>,
 }
 
 /// (ids [B*T], token types [B*T], lengths [B], T) of a padded batch.
@@ -269,6 +273,8 @@ pub struct BatchOutput {
     pub hidden: Option<Vec<f32>>,
     /// [B, H] sentence embeddings.
     pub sentence: Option<Vec<f32>>,
+    /// [B, T, vocabulary] masked-LM prediction scores.
+    pub mlm_logits: Option<Vec<f32>>,
 }
 
 /// What a forward pass reads back besides the logits and the pooled output.
@@ -278,6 +284,8 @@ pub struct Readback {
     pub hidden: bool,
     /// Sentence embeddings [B, H], pooled as a sentence-transformers directory says.
     pub sentence: Option<SentencePooling>,
+    /// The masked-LM head's scores [B, T, vocabulary] (a model loaded for the MLM objective).
+    pub mlm_logits: bool,
 }
 
 fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
@@ -305,12 +313,25 @@ impl TaskHead {
 impl Model {
     /// Loads an HF model directory (config.json, model.safetensors, tokenizer.json).
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Model> {
-        Model::load_with(gpu, dir, false, None)
+        Model::load_with(gpu, dir, false, None, None)
     }
 
     /// Loads the model with the transposed weights its backward pass needs (gate gradients).
     pub fn load_for_gradients(gpu: &Gpu, dir: &Path) -> Result<Model> {
-        Model::load_with(gpu, dir, true, None)
+        Model::load_with(gpu, dir, true, None, None)
+    }
+
+    /// Loads a `*ForMaskedLM` checkpoint with its masked-LM head, whose loss then replaces a
+    /// classifier's in [`Model::gate_gradients`]; `backward` as for gate gradients. The
+    /// decoder runs in chunks of `vocab_chunk` vocabulary rows ([`VOCAB_CHUNK`] unless a test
+    /// wants several chunks of a tiny vocabulary).
+    pub fn load_for_mlm(
+        gpu: &Gpu,
+        dir: &Path,
+        backward: bool,
+        vocab_chunk: usize,
+    ) -> Result<Model> {
+        Model::load_with(gpu, dir, backward, None, Some(vocab_chunk))
     }
 
     /// Loads a model to fine-tune for `head`: a checkpoint's own classifier when it has one
@@ -318,10 +339,16 @@ impl Model {
     /// does (normal with `initializer_range`, zero bias), and a new pooler where a sequence
     /// classifier needs one and the checkpoint has none.
     pub fn load_for_training(gpu: &Gpu, dir: &Path, head: &HeadSpec) -> Result<Model> {
-        Model::load_with(gpu, dir, true, Some(head))
+        Model::load_with(gpu, dir, true, Some(head), None)
     }
 
-    fn load_with(gpu: &Gpu, dir: &Path, backward: bool, head: Option<&HeadSpec>) -> Result<Model> {
+    fn load_with(
+        gpu: &Gpu,
+        dir: &Path,
+        backward: bool,
+        head: Option<&HeadSpec>,
+        mlm_chunk: Option<usize>,
+    ) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?, config.family)?;
         let tokenizer = BertTokenizer::load(
@@ -559,6 +586,10 @@ impl Model {
                 config.id2label.len()
             );
         }
+        let mlm = match mlm_chunk {
+            Some(rows) => Some(mlm::MlmHead::load(gpu, &weights, &config, backward, rows)?),
+            None => None,
+        };
         Ok(Model {
             dir: dir.to_path_buf(),
             config,
@@ -569,6 +600,7 @@ impl Model {
             layers,
             pooler,
             classifier,
+            mlm,
         })
     }
 
@@ -1092,7 +1124,7 @@ impl Model {
     ) -> Result<BatchOutput> {
         let readback = Readback {
             hidden: want_hidden,
-            sentence: None,
+            ..Readback::default()
         };
         self.forward_batch_reading(gpu, examples, gates, &readback, skip)
     }
@@ -1127,7 +1159,12 @@ impl Model {
             }
             None => None,
         };
-        rec.finish();
+        let mlm_logits = if readback.mlm_logits {
+            Some(self.read_mlm_logits(gpu, rec, last, acts.b * acts.t)?)
+        } else {
+            rec.finish();
+            None
+        };
         Ok(BatchOutput {
             batch: acts.b,
             seq: acts.t,
@@ -1135,6 +1172,7 @@ impl Model {
             pooled: acts.pooled.as_ref().map(|t| gpu.read_f32(t)),
             hidden: readback.hidden.then(|| gpu.read_f32(last)),
             sentence: sentence.as_ref().map(|t| gpu.read_f32(t)),
+            mlm_logits,
         })
     }
 }

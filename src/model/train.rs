@@ -406,7 +406,8 @@ impl Model {
         )?;
         let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0 / counted as f32)?;
         let gb = GateBuffers::new(gpu, b * acts.plan.stride)?;
-        self.record_backward(gpu, &mut rec, &acts, &loss.dlogits, &gb, Some(&tr.grads))?;
+        let start = super::backward::HeadGrad::Logits(&loss.dlogits);
+        self.record_backward(gpu, &mut rec, &acts, start, &gb, Some(&tr.grads))?;
         rec.finish();
         let sum: f64 = gpu.read_f32(&loss.loss).iter().map(|&v| v as f64).sum();
         let dgates = gates.map(|_| self.expand_heads(&acts.plan, &gpu.read_f32(&gb.dgates), b));

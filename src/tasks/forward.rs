@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::input;
 use crate::io::output::{check_not_input, write_safetensors, OutTensor};
-use crate::model::{run_forward, ForwardOptions, Model, SentencePooling, TaskHead};
+use crate::model::{run_forward, ForwardOptions, Model, SentencePooling, TaskHead, VOCAB_CHUNK};
 use std::path::{Path, PathBuf};
 
 pub struct ForwardArgs {
@@ -15,6 +15,8 @@ pub struct ForwardArgs {
     pub hidden: bool,
     /// Also write the sentence embedding a sentence-transformers directory defines.
     pub sentence_embedding: bool,
+    /// Also write the masked-LM head's scores [N, T, vocabulary] (a `*ForMaskedLM` checkpoint).
+    pub mlm_logits: bool,
     pub batch_size: usize,
     pub out: PathBuf,
 }
@@ -32,7 +34,11 @@ pub struct ForwardSummary {
 
 /// `headroom forward`.
 pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
-    let mut model = Model::load(gpu, &args.model)?;
+    let mut model = if args.mlm_logits {
+        Model::load_for_mlm(gpu, &args.model, false, VOCAB_CHUNK)?
+    } else {
+        Model::load(gpu, &args.model)?
+    };
     // a sentence-transformers directory also truncates to its own max_seq_length
     let sentence = if args.sentence_embedding {
         let sp = SentencePooling::load(&args.model)?;
@@ -71,6 +77,7 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
         hidden: args.hidden,
         progress: true,
         sentence,
+        mlm_logits: args.mlm_logits,
     };
     let res = run_forward(gpu, &model, &enc, &gates, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -110,6 +117,12 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     }
     if let Some(hd) = &res.hidden {
         tensors.push(OutTensor::f32("last_hidden_state", vec![n, t, h], hd));
+    }
+    if let Some(l) = &res.mlm_logits {
+        tensors.push(OutTensor::f32("mlm_logits", vec![n, t, c.vocab_size], l));
+    }
+    // per-token outputs come with the ids and mask that say which rows are padding
+    if res.hidden.is_some() || res.mlm_logits.is_some() {
         let mut mask = vec![0i64; n * t];
         let mut ids = vec![0i64; n * t];
         for (i, e) in enc.iter().enumerate() {

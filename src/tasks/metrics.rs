@@ -38,6 +38,7 @@ pub fn example_losses(
         hidden: false,
         progress: false,
         sentence: None,
+        mlm_logits: false,
     };
     let res = run_forward(gpu, model, examples, gates, &opts)?;
     let logits = res.logits.as_ref().expect("a task model has logits");
@@ -84,6 +85,7 @@ pub fn evaluate(
         hidden: false,
         progress,
         sentence: None,
+        mlm_logits: false,
     };
     let res = run_forward(gpu, model, &data.examples, gates, &opts)?;
     let logits = res.logits.as_ref().expect("a task model has logits");
