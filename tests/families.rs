@@ -446,7 +446,12 @@ fn check_mlm(name: &str) {
         })
         .collect();
     let refs: Vec<&Encoded> = enc.iter().collect();
-    let labels: Vec<i32> = golden.i64("mlm_labels").1.iter().map(|&v| v as i32).collect();
+    let labels: Vec<i32> = golden
+        .i64("mlm_labels")
+        .1
+        .iter()
+        .map(|&v| v as i32)
+        .collect();
     let lh = model.config.total_heads();
 
     // prediction scores of the first two sentences, through `forward`'s batching
@@ -471,13 +476,25 @@ fn check_mlm(name: &str) {
 
     // the loss under every gate at 1, a [L, H] mask, and per-example gates, with gradients
     let ones = vec![1.0; n * lh];
-    let hm: Vec<f32> = golden.f32("head_mask").1.iter().cycle().take(n * lh).copied().collect();
+    let hm: Vec<f32> = golden
+        .f32("head_mask")
+        .1
+        .iter()
+        .cycle()
+        .take(n * lh)
+        .copied()
+        .collect();
     let gates = golden.f32("gates").1;
     for (gt, key) in [(&ones, "loss"), (&hm, "loss_hm"), (&gates, "loss_gates")] {
         let out = model.gate_gradients(g, &refs, &labels, gt).unwrap();
         assert_rel(&what(key), &out.loss, &golden.f32(key).1, 1e-4);
         if key == "loss_gates" {
-            assert_rel(&what("grad_gates"), &out.dgates, &golden.f32("grad_gates").1, 1e-4);
+            assert_rel(
+                &what("grad_gates"),
+                &out.dgates,
+                &golden.f32("grad_gates").1,
+                1e-4,
+            );
         }
         // the forward-only path agrees, and predicts each position's best-scoring id
         let p = model.mlm_predict(g, &refs, &labels, gt).unwrap();
@@ -485,7 +502,12 @@ fn check_mlm(name: &str) {
         for (&pos, &l) in p.positions.iter().zip(&p.loss) {
             per_example[pos / t] += l;
         }
-        assert_rel(&what(&format!("{key} (forward only)")), &per_example, &golden.f32(key).1, 1e-4);
+        assert_rel(
+            &what(&format!("{key} (forward only)")),
+            &per_example,
+            &golden.f32(key).1,
+            1e-4,
+        );
         if key == "loss" {
             for (&pos, &best) in p.positions.iter().zip(&p.predicted) {
                 let (e, j) = (pos / t, pos % t);

@@ -1,7 +1,8 @@
 //! `headroom eval`: evaluate a classifier as JSON: accuracy (sequence classification, labelled TSV)
-//! or entity precision / recall / F1 and token accuracy (token classification, CoNLL).
+//! or entity precision / recall / F1 and token accuracy (token classification, CoNLL), or a
+//! masked-LM head's loss, perplexity and accuracy on masked text.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg, ObjectiveArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -9,9 +10,12 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArg,
     /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
-    /// name), or CoNLL (`token<TAB>tag`, blank line between sentences) for token models.
+    /// name), or CoNLL (`token<TAB>tag`, blank line between sentences) for token models;
+    /// text for --objective mlm.
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    objective: ObjectiveArg,
     #[command(flatten)]
     head_mask: HeadMaskArg,
     /// Examples per batch.
@@ -21,12 +25,15 @@ pub struct Args {
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     check_batch_size(a.batch_size)?;
+    let objective = a.objective.parse()?;
     let gpu = open_gpu(cli)?;
     let args = headroom::tasks::eval::EvalArgs {
         model: a.model.dir.clone(),
         data: a.data.clone(),
         head_mask: a.head_mask.file.clone(),
         batch_size: a.batch_size,
+        objective,
+        mask_seed: a.objective.mask_seed,
     };
     let report = headroom::tasks::eval::eval(&gpu, &args)?;
     println!(

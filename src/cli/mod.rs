@@ -55,6 +55,25 @@ pub struct HeadMaskArg {
     pub file: Option<PathBuf>,
 }
 
+/// `--objective` and its masking seed, as `score` and `eval` declare them.
+#[derive(clap::Args)]
+pub struct ObjectiveArg {
+    /// task: the checkpoint's classifier on a labelled split; mlm: the masked-LM head of a
+    /// *ForMaskedLM checkpoint on --data's text (TSV `sentence` column, .conll words or
+    /// .conllu tokens), 15% of its tokens chosen, 80/10/10 mask/random/keep.
+    #[arg(long, default_value = "task")]
+    objective: String,
+    /// Seed of the masked-LM corruption: one seed masks the same tokens in every run.
+    #[arg(long, default_value_t = 0)]
+    pub mask_seed: u64,
+}
+
+impl ObjectiveArg {
+    pub fn parse(&self) -> headroom::Result<headroom::tasks::Objective> {
+        headroom::tasks::Objective::parse(&self.objective)
+    }
+}
+
 /// The weight-training flags that `finetune` and `prune --joint` share (the rate has its own
 /// name in each: `--lr`, `--weight-lr`).
 #[derive(clap::Args)]

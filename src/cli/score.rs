@@ -1,7 +1,7 @@
-//! `headroom score`: head importance (Michel et al.): mean |∂loss/∂gate| per head, attention
-//! entropy and confidence, with a layer×head heatmap.
+//! `headroom score`: head importance (Michel et al.): mean |∂loss/∂gate| per head under a task
+//! or the masked-LM loss, attention entropy and confidence, with a layer×head heatmap.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, ModelArg};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, ModelArg, ObjectiveArg};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -9,9 +9,11 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArg,
     /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
-    /// name), or CoNLL (`token<TAB>tag`) for a token classifier.
+    /// name), or CoNLL (`token<TAB>tag`) for a token classifier; text for --objective mlm.
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    objective: ObjectiveArg,
     /// Output directory: head_importance.npy, attn_entropy.npy, attn_confidence.npy,
     /// report.json, head_importance.svg/.png.
     #[arg(long)]
@@ -34,6 +36,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     check_batch_size(a.batch_size)?;
+    let objective = a.objective.parse()?;
     let task = a
         .task
         .as_deref()
@@ -48,6 +51,8 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         batch_size: a.batch_size,
         bootstrap: a.bootstrap,
         task,
+        objective,
+        mask_seed: a.objective.mask_seed,
     };
     let s = headroom::heads::score::score(&gpu, &args)?;
     println!(

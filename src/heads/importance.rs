@@ -96,7 +96,7 @@ impl Scores {
 
 /// One forward and one backward pass per batch, every gate at 1, or at `mask` [L, H] (a head
 /// gated to 0 still gets its exact gradient). Sequence classification: ℓ_x is the example's
-/// cross-entropy; token classification: the sum over its labelled tokens.
+/// cross-entropy; token classification and masked LM: the sum over its labelled tokens.
 pub fn score(
     gpu: &Gpu,
     model: &Model,
@@ -105,7 +105,7 @@ pub fn score(
     batch_size: usize,
     progress: bool,
 ) -> Result<Scores> {
-    if model.task == TaskHead::None {
+    if model.task == TaskHead::None && !model.has_mlm_head() {
         return Err(Error::Usage(format!(
             "{}: scoring needs a classifier head (this checkpoint is a bare encoder)",
             model.dir.display()

@@ -1,13 +1,15 @@
-//! The `score` job: head importance of a classifier on a labelled file, written as npy arrays,
-//! a JSON report with every granularity and normalisation, and a heatmap.
+//! The `score` job: head importance of a classifier on a labelled file, or of a masked-LM head
+//! on masked text, written as npy arrays, a JSON report with every granularity and
+//! normalisation, and a heatmap.
 
 use super::importance::{self, Granularity};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::output::{check_not_input, npy_f32, write_atomic};
 use crate::io::plot;
-use crate::model::{Model, TaskHead};
+use crate::model::{Model, TaskHead, VOCAB_CHUNK};
 use crate::tasks;
+use crate::tasks::Objective;
 use std::path::PathBuf;
 
 pub struct ScoreArgs {
@@ -18,8 +20,12 @@ pub struct ScoreArgs {
     pub batch_size: usize,
     /// Resamples for 95% bootstrap intervals (0: none).
     pub bootstrap: usize,
-    /// Expected task (None: the checkpoint's).
+    /// Expected task (None: the checkpoint's); the task objective only.
     pub task: Option<TaskHead>,
+    /// The loss whose gate gradients score the heads.
+    pub objective: Objective,
+    /// The masked-LM objective's masking seed.
+    pub mask_seed: u64,
 }
 
 pub struct ScoreSummary {
@@ -38,21 +44,19 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         return Err(Error::output(&args.out, "exists and is not a directory"));
     }
     check_not_input(&args.out, &[&args.model, &args.data])?;
-    let model = Model::load_for_gradients(gpu, &args.model)?;
-    if let Some(t) = args.task {
-        if t != model.task {
-            return Err(Error::input(
-                &args.model,
-                format!(
-                    "the checkpoint is a {} model, not {}",
-                    model.task.name(),
-                    t.name()
-                ),
-            ));
+    let (model, split) = match args.objective {
+        Objective::Task => load_task(gpu, args)?,
+        Objective::Mlm => {
+            if args.task.is_some() {
+                return Err(Error::Usage(
+                    "--task checks a classifier; it does not apply to --objective mlm".into(),
+                ));
+            }
+            let model = Model::load_for_mlm(gpu, &args.model, true, VOCAB_CHUNK)?;
+            let split = tasks::mlm::load(&model, &args.data, args.mask_seed)?;
+            (model, split)
         }
-    }
-    let labels = tasks::model_labels(&model);
-    let split = tasks::load(&model, &args.data, &labels)?;
+    };
     tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
     let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
@@ -81,8 +85,15 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         .map(|&g| (g.name().to_string(), variant(g)))
         .collect();
     let seconds = start.elapsed().as_secs_f64();
+    let masked_tokens = match args.objective {
+        Objective::Mlm => Some(split.labels.iter().flatten().filter(|&&y| y >= 0).count()),
+        Objective::Task => None,
+    };
     let report = serde_json::json!({
         "task": model.task.name(),
+        "objective": args.objective.name(),
+        "mask_seed": (args.objective == Objective::Mlm).then_some(args.mask_seed),
+        "masked_tokens": masked_tokens,
         "granularity": gran.name(),
         "shape": [nl, nh],
         "importance": chosen,
@@ -141,4 +152,24 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         files: written,
         top,
     })
+}
+
+/// The classifier and its labelled split, the checkpoint's task checked against `args.task`.
+fn load_task(gpu: &Gpu, args: &ScoreArgs) -> Result<(Model, tasks::TaskData)> {
+    let model = Model::load_for_gradients(gpu, &args.model)?;
+    if let Some(t) = args.task {
+        if t != model.task {
+            return Err(Error::input(
+                &args.model,
+                format!(
+                    "the checkpoint is a {} model, not {}",
+                    model.task.name(),
+                    t.name()
+                ),
+            ));
+        }
+    }
+    let labels = tasks::model_labels(&model);
+    let split = tasks::load(&model, &args.data, &labels)?;
+    Ok((model, split))
 }

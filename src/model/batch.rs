@@ -16,6 +16,21 @@ pub enum Gates {
     PerExample(Vec<f32>),
 }
 
+impl Gates {
+    /// The gates [B, L, H] of the examples `idx` (input indices), `lh` = L·H per example.
+    pub fn for_batch(&self, idx: &[usize], lh: usize) -> Vec<f32> {
+        let mut g = Vec::with_capacity(idx.len() * lh);
+        for &i in idx {
+            match self {
+                Gates::Ones => g.extend(std::iter::repeat_n(1.0f32, lh)),
+                Gates::Broadcast(m) => g.extend_from_slice(m),
+                Gates::PerExample(m) => g.extend_from_slice(&m[i * lh..(i + 1) * lh]),
+            }
+        }
+        g
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ForwardOptions {
     pub batch_size: usize,
@@ -172,14 +187,7 @@ pub fn run_forward(
     let bar = opts.progress.then(|| progress_bar(n));
     for idx in &batches {
         let exs: Vec<&Encoded> = idx.iter().map(|&i| &examples[i]).collect();
-        let mut g = Vec::with_capacity(idx.len() * lh);
-        for &i in idx {
-            match gates {
-                Gates::Ones => g.extend(std::iter::repeat_n(1.0f32, lh)),
-                Gates::Broadcast(m) => g.extend_from_slice(m),
-                Gates::PerExample(m) => g.extend_from_slice(&m[i * lh..(i + 1) * lh]),
-            }
-        }
+        let g = gates.for_batch(idx, lh);
         let out = model.forward_batch_reading(gpu, &exs, &g, &readback, HeadSkip::Skip)?;
         let t = out.seq;
         for (e, &i) in idx.iter().enumerate() {

@@ -83,6 +83,30 @@ impl BertTokenizer {
         &self.path
     }
 
+    /// Ids of the special tokens (`[CLS]`, `<s>`, `[PAD]`, `[UNK]`, …), ascending: what
+    /// masked-LM corruption never chooses, as transformers' collator does not.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The id of the mask token (`[MASK]` or `<mask>`), if the tokenizer has one.
+    pub fn mask_id(&self) -> Option<u32> {
+        self.inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special && (t.content == "[MASK]" || t.content == "<mask>"))
+            .map(|(id, _)| id)
+            .min()
+    }
+
     /// Truncates to at most `n` tokens from now on (never above the model's positions).
     pub fn limit_length(&mut self, n: usize) {
         self.max_len = self.max_len.min(n.max(2));

@@ -1,5 +1,5 @@
 //! Labelled task data (sequence classification from TSV, token classification from CoNLL),
-//! encoded for one model, and its label sets.
+//! encoded for one model, and its label sets. Masked-LM data lives in `mlm.rs`.
 
 use crate::error::{Error, Result};
 use crate::io::input::{self, TaggedSentence, Texts};
@@ -20,6 +20,8 @@ pub struct TaskData {
     /// Token classification: gold tag ids per word and each word's first token (None when
     /// truncated away).
     pub words: Option<Vec<WordGold>>,
+    /// Labels are per token (token classification, masked LM), not per example.
+    pub token_labels: bool,
     pub truncated: usize,
 }
 
@@ -35,7 +37,7 @@ impl TaskData {
     /// Labels of a batch as the loss kernel wants them: per example, or per token of the batch
     /// padded to its longest (padding −100).
     pub fn batch_labels(&self, idx: &[usize]) -> Vec<i32> {
-        if self.words.is_none() {
+        if !self.token_labels {
             return idx.iter().map(|&i| self.labels[i][0]).collect();
         }
         let t = idx
@@ -152,6 +154,7 @@ fn load_split(model: &Model, path: &Path, labels: &[String]) -> Result<TaskData>
                 examples,
                 labels: ys.into_iter().map(|y| vec![y]).collect(),
                 words: None,
+                token_labels: false,
                 truncated,
             })
         }
@@ -211,6 +214,7 @@ fn load_tagged(
         examples,
         labels: all_labels,
         words: Some(gold),
+        token_labels: true,
         truncated,
     })
 }

@@ -1,0 +1,244 @@
+//! The masked-LM objective: text from any split, corrupted as BERT's pre-training corrupts it,
+//! and the head's loss, accuracy and perplexity on it.
+//!
+//! Each real, non-special token is chosen with probability 15 %; a chosen token becomes the
+//! mask token (80 %), a uniformly random id (10 %) or stays (10 %), and is labelled with its
+//! original id. The draws of example i come from a stream seeded by (seed, i) alone, so every
+//! run with one seed masks the same tokens, whatever the batching or the model's head mask.
+
+use super::data::{encode, TaskData};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::{conllu, input};
+use crate::maths::rng::SplitMix64;
+use crate::model::batch::{plan_for, progress_bar};
+use crate::model::{BertTokenizer, Encoded, Gates, Model};
+use std::path::Path;
+
+/// The share of real tokens a masked-LM example chooses.
+pub const MASK_PROB: f64 = 0.15;
+
+/// The loss `score` and `eval` measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// The checkpoint's classifier on a labelled split.
+    #[default]
+    Task,
+    /// The masked-LM head on masked text.
+    Mlm,
+}
+
+impl Objective {
+    pub fn parse(s: &str) -> Result<Objective> {
+        match s {
+            "task" => Ok(Objective::Task),
+            "mlm" => Ok(Objective::Mlm),
+            _ => Err(Error::Usage(format!(
+                "unknown objective {s:?} (expected task or mlm)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Task => "task",
+            Objective::Mlm => "mlm",
+        }
+    }
+}
+
+/// Reads the text of `path` (a CoNLL-U file by its `.conllu` extension: its surface tokens; a
+/// CoNLL file by `.conll`: its words; otherwise a TSV with a `sentence` column, and
+/// `sentence2` for pairs), encodes it for `model` and masks it with `seed`.
+pub fn load(model: &Model, path: &Path, seed: u64) -> Result<TaskData> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let (examples, truncated) = match ext {
+        "conllu" => {
+            let words: Vec<Vec<String>> =
+                conllu::read(path)?.into_iter().map(|s| s.units).collect();
+            let (enc, _, truncated) = model.tokenizer.encode_words(&words)?;
+            (enc, truncated)
+        }
+        "conll" => {
+            let words: Vec<Vec<String>> = input::read_conll(path)?
+                .into_iter()
+                .map(|s| s.words)
+                .collect();
+            let (enc, _, truncated) = model.tokenizer.encode_words(&words)?;
+            (enc, truncated)
+        }
+        _ => encode(model, &input::read_sentences(path)?, path)?,
+    };
+    if examples.is_empty() {
+        return Err(Error::input(path, "no examples (the split is empty)"));
+    }
+    let vocab = model.config.vocab_size;
+    let (examples, labels) = mask(&model.tokenizer, vocab, examples, seed)?;
+    Ok(TaskData {
+        examples,
+        labels,
+        words: None,
+        token_labels: true,
+        truncated,
+    })
+}
+
+/// Masks `examples` of a model with `vocab` word embeddings and tokenizer `tok` with `seed`:
+/// the corrupted examples and, per example, each token's label (its original id where chosen,
+/// −100 elsewhere).
+pub fn mask(
+    tok: &BertTokenizer,
+    vocab: usize,
+    mut examples: Vec<Encoded>,
+    seed: u64,
+) -> Result<(Vec<Encoded>, Vec<Vec<i32>>)> {
+    let mask_id = tok.mask_id().ok_or_else(|| {
+        Error::input(
+            tok.path(),
+            "has no mask token ([MASK] or <mask>), which the masked-LM objective needs",
+        )
+    })?;
+    let special = tok.special_ids();
+    let vocab = tok.vocab_size().min(vocab);
+    let mut labels = Vec::with_capacity(examples.len());
+    for (i, ex) in examples.iter_mut().enumerate() {
+        let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut y = vec![-100; ex.ids.len()];
+        for (j, id) in ex.ids.iter_mut().enumerate() {
+            if special.binary_search(id).is_ok() || rng.uniform() >= MASK_PROB {
+                continue;
+            }
+            y[j] = *id as i32;
+            let u = rng.uniform();
+            if u < 0.8 {
+                *id = mask_id;
+            } else if u < 0.9 {
+                *id = rng.below(vocab) as u32;
+            }
+        }
+        labels.push(y);
+    }
+    Ok((examples, labels))
+}
+
+/// The masked-LM head's scores on masked data.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MlmMetrics {
+    pub examples: usize,
+    pub masked_tokens: usize,
+    /// Mean cross-entropy per masked token (nats).
+    pub loss: f64,
+    /// exp(loss).
+    pub perplexity: f64,
+    /// Share of masked tokens whose original id scores highest.
+    pub accuracy: f64,
+}
+
+/// Runs `model` (loaded with its masked-LM head) over masked `data` under `gates`.
+pub fn evaluate(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    gates: &Gates,
+    batch_size: usize,
+    progress: bool,
+) -> Result<MlmMetrics> {
+    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
+    let lh = model.config.total_heads();
+    let bar = progress.then(|| progress_bar(data.len()));
+    let (mut loss, mut correct, mut count) = (0f64, 0usize, 0usize);
+    for idx in plan_for(gpu, model, &lengths, batch_size)? {
+        let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.examples[i]).collect();
+        let ys = data.batch_labels(&idx);
+        let p = model.mlm_predict(gpu, &refs, &ys, &gates.for_batch(&idx, lh))?;
+        for ((&pos, &l), &best) in p.positions.iter().zip(&p.loss).zip(&p.predicted) {
+            loss += l as f64;
+            correct += (ys[pos] == best as i32) as usize;
+            count += 1;
+        }
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mean = loss / count.max(1) as f64;
+    Ok(MlmMetrics {
+        examples: data.len(),
+        masked_tokens: count,
+        loss: mean,
+        perplexity: mean.exp(),
+        accuracy: correct as f64 / count.max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokenizer() -> BertTokenizer {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert-mlm");
+        BertTokenizer::load(&dir.join("tokenizer.json"), 64, false).unwrap()
+    }
+
+    #[test]
+    fn masking_follows_bert_and_depends_on_the_seed_and_position_alone() {
+        let tok = tokenizer();
+        let special = tok.special_ids();
+        let mask_id = tok.mask_id().unwrap();
+        assert_eq!(
+            (mask_id, special.len()),
+            (103, 5),
+            "[MASK] among five specials"
+        );
+        // 400 examples of 60 ids: [CLS] 58 ordinary ids [SEP]
+        let examples: Vec<Encoded> = (0..400u32)
+            .map(|i| {
+                let mut ids = vec![101];
+                ids.extend((0..58).map(|j| 1000 + (i * 7 + j) % 1500));
+                ids.push(102);
+                Encoded {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                }
+            })
+            .collect();
+        let (masked, labels) = mask(&tok, 3000, examples.clone(), 5).unwrap();
+        let (mut chosen, mut as_mask, mut kept, mut total) = (0, 0, 0, 0);
+        for ((ex, m), y) in examples.iter().zip(&masked).zip(&labels) {
+            assert_eq!((y[0], y[59]), (-100, -100), "specials are never chosen");
+            for j in 0..ex.ids.len() {
+                total += 1;
+                if y[j] < 0 {
+                    assert_eq!(m.ids[j], ex.ids[j], "an unchosen token is unchanged");
+                    continue;
+                }
+                chosen += 1;
+                assert_eq!(y[j], ex.ids[j] as i32, "the label is the original id");
+                as_mask += (m.ids[j] == mask_id) as usize;
+                kept += (m.ids[j] == ex.ids[j]) as usize;
+            }
+        }
+        let share = |k: usize, n: usize| k as f64 / n as f64;
+        // 23 200 real tokens: binomial deviations are well inside these bounds
+        assert!(
+            (share(chosen, total - 800) - 0.15).abs() < 0.01,
+            "{chosen} of {total}"
+        );
+        assert!(
+            (share(as_mask, chosen) - 0.8).abs() < 0.03,
+            "{as_mask} of {chosen}"
+        );
+        assert!(
+            (share(kept, chosen) - 0.1).abs() < 0.03,
+            "{kept} of {chosen}"
+        );
+        // the first eight examples mask as they do among 400; another seed masks otherwise
+        let (first, _) = mask(&tok, 3000, examples[..8].to_vec(), 5).unwrap();
+        assert_eq!(first, masked[..8]);
+        let (other, _) = mask(&tok, 3000, examples[..8].to_vec(), 6).unwrap();
+        assert_ne!(other, first);
+    }
+}

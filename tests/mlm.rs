@@ -1,0 +1,257 @@
+//! The masked-LM objective through the CLI: `eval` and `score --objective mlm`, `forward
+//! --mlm-logits`, and their refusals. The head's maths against transformers is in
+//! families.rs (`masked_lm_heads_match_transformers`).
+
+mod common;
+use common::tempdir::TempDir;
+use common::*;
+
+fn sentences() -> String {
+    golden_path("sentences.tsv").display().to_string()
+}
+
+fn eval_mlm(model: &str, extra: &[&str]) -> serde_json::Value {
+    let data = sentences();
+    let mut args = vec![
+        "eval",
+        "--model",
+        model,
+        "--data",
+        &data,
+        "--objective",
+        "mlm",
+    ];
+    args.extend_from_slice(extra);
+    let out = headroom(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn eval_and_score_measure_the_same_masked_lm_loss() {
+    let model = fixture("tiny-bert-mlm");
+    let m = p(&model);
+    let e = eval_mlm(m, &["--mask-seed", "4"]);
+    assert_eq!(e["objective"], "mlm");
+    assert_eq!(e["examples"], 6);
+    let tokens = e["masked_tokens"].as_u64().unwrap() as f64;
+    let loss = e["loss"].as_f64().unwrap();
+    assert!(tokens > 0.0 && loss > 0.0);
+    assert!((e["perplexity"].as_f64().unwrap() - loss.exp()).abs() < 1e-6 * loss.exp());
+    let acc = e["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+
+    // score's mean loss is per example (summed over its masked tokens): the same total
+    let dir = TempDir::new("mlm-score");
+    let out_dir = dir.path().join("scores");
+    let data = sentences();
+    let out = headroom(&[
+        "score",
+        "--model",
+        m,
+        "--data",
+        &data,
+        "--objective",
+        "mlm",
+        "--mask-seed",
+        "4",
+        "--out",
+        p(&out_dir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&out_dir.join("report.json"));
+    assert_eq!(
+        (r["objective"].as_str(), r["mask_seed"].as_u64()),
+        (Some("mlm"), Some(4))
+    );
+    assert_eq!(r["masked_tokens"].as_f64(), Some(tokens));
+    let per_example = r["mean_loss"].as_f64().unwrap();
+    let total = loss * tokens;
+    assert!(
+        (per_example * 6.0 - total).abs() < 1e-4 * total,
+        "score {per_example} × 6 against eval {loss} × {tokens}"
+    );
+    let importance = r["importance"].as_array().unwrap();
+    assert!(importance.iter().all(|v| v.as_f64().unwrap() > 0.0));
+
+    // another seed masks other tokens; a head mask changes the loss
+    let other = eval_mlm(m, &["--mask-seed", "5"]);
+    assert_ne!(other["loss"], e["loss"]);
+    let mask = dir.path().join("mask.json");
+    std::fs::write(&mask, "[[0, 1, 1], [1, 0, 1]]").unwrap();
+    let masked = eval_mlm(m, &["--mask-seed", "4", "--head-mask", p(&mask)]);
+    assert_eq!(masked["heads_kept"], 4);
+    assert_eq!(masked["masked_tokens"], e["masked_tokens"]);
+    assert_ne!(masked["loss"], e["loss"]);
+}
+
+#[test]
+fn forward_writes_the_masked_lm_scores_on_request() {
+    let dir = TempDir::new("mlm-forward");
+    let out = dir.path().join("f.safetensors");
+    let model = fixture("tiny-electra-mlm");
+    let data = sentences();
+    let run = headroom(&[
+        "forward",
+        "--model",
+        p(&model),
+        "--data",
+        &data,
+        "--mlm-logits",
+        "--out",
+        p(&out),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("mlm_logits").unwrap();
+    let ids = st.tensor("input_ids").unwrap();
+    assert_eq!(t.shape()[0], 6);
+    assert_eq!(t.shape()[1], ids.shape()[1]);
+    assert_eq!(t.shape()[2], 3000);
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert!(v.iter().all(|x| x.is_finite()));
+    // without the flag the bare encoder has nothing else to write
+    let plain = headroom(&[
+        "forward",
+        "--model",
+        p(&model),
+        "--data",
+        &data,
+        "--out",
+        p(&out),
+    ]);
+    assert_user_error(
+        &plain,
+        "nothing to write",
+        "forward of a masked-LM model without a flag",
+    );
+}
+
+#[test]
+fn masked_lm_refusals_are_one_line() {
+    let dir = TempDir::new("mlm-refusals");
+    let data = sentences();
+    let classifier = fixture("tiny-roberta");
+    let mlm = fixture("tiny-bert-mlm");
+    let out = dir.path().join("o");
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec![
+                "eval",
+                "--model",
+                p(&mlm),
+                "--data",
+                &data,
+                "--objective",
+                "bogus",
+            ],
+            "unknown objective \"bogus\"",
+            "an unknown objective",
+        ),
+        (
+            vec![
+                "eval",
+                "--model",
+                p(&classifier),
+                "--data",
+                &data,
+                "--objective",
+                "mlm",
+            ],
+            "no masked-LM head: missing lm_head.dense.weight",
+            "eval mlm on a classifier",
+        ),
+        (
+            vec![
+                "score",
+                "--model",
+                p(&classifier),
+                "--data",
+                &data,
+                "--objective",
+                "mlm",
+                "--out",
+                p(&out),
+            ],
+            "no masked-LM head: missing lm_head.dense.weight",
+            "score mlm on a classifier",
+        ),
+        (
+            vec![
+                "score",
+                "--model",
+                p(&mlm),
+                "--data",
+                &data,
+                "--objective",
+                "mlm",
+                "--task",
+                "seq-cls",
+                "--out",
+                p(&out),
+            ],
+            "does not apply to --objective mlm",
+            "--task with the mlm objective",
+        ),
+        (
+            vec![
+                "forward",
+                "--model",
+                p(&classifier),
+                "--data",
+                &data,
+                "--mlm-logits",
+                "--out",
+                p(&out),
+            ],
+            "RobertaForMaskedLM",
+            "forward --mlm-logits on a classifier",
+        ),
+    ];
+    for (args, needle, what) in &cases {
+        assert_user_error(&headroom(args), needle, what);
+        assert!(!out.exists(), "{what}: nothing written");
+    }
+
+    // a tokenizer.json without a mask token
+    let copy = dir.path().join("no-mask");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(mlm.join(f), copy.join(f)).unwrap();
+    }
+    let tok_path = copy.join("tokenizer.json");
+    let mut tok: serde_json::Value = read_json(&tok_path);
+    let added = tok["added_tokens"].as_array_mut().unwrap();
+    added.retain(|t| t["content"] != "[MASK]");
+    std::fs::write(&tok_path, serde_json::to_string(&tok).unwrap()).unwrap();
+    assert_user_error(
+        &headroom(&[
+            "eval",
+            "--model",
+            p(&copy),
+            "--data",
+            &data,
+            "--objective",
+            "mlm",
+        ]),
+        "has no mask token",
+        "a tokenizer without a mask token",
+    );
+}
