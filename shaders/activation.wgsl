@@ -1,5 +1,6 @@
 // Elementwise activation backward: dx = dy * act'(.)
-//   gelu_backward: from the pre-activation x: gelu'(x) = Phi(x) + x * phi(x)
+//   gelu_backward: from the pre-activation x: gelu'(x) = Phi(x) + x * phi(x) (erf form), or the
+//                  derivative of the tanh form when TANH_GELU (ALBERT's gelu_new)
 //   tanh_backward: from the output y: tanh' = 1 - y^2
 //   relu_backward: from the output y: relu' = (y > 0)
 // gelu_forward writes gelu(saved) into dx (bindings reused). erf.wgsl is prepended.
@@ -10,6 +11,10 @@ struct ActParams {
     _p1: u32,
     _p2: u32,
 }
+
+// GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), for
+// gelu_forward and gelu_backward.
+override TANH_GELU: bool = false;
 
 @group(0) @binding(0) var<uniform> p: ActParams;
 @group(0) @binding(1) var<storage, read> saved: array<f32>;
@@ -29,6 +34,13 @@ fn gelu_backward(
     let i = index(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = saved[i];
+    if (TANH_GELU) {
+        let u = 0.79788456080286536 * (x + 0.044715 * x * x * x);
+        let th = tanh(u);
+        let du = 0.79788456080286536 * (1.0 + 0.134145 * x * x);
+        dx[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du);
+        return;
+    }
     let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
     let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
     dx[i] = dy[i] * (cdf + x * pdf);
@@ -57,7 +69,7 @@ fn relu_backward(
     dx[i] = select(0.0, dy[i], saved[i] > 0.0);
 }
 
-// Forward GELU (erf form) as its own pass, where the pre-activation must be kept.
+// Forward GELU (erf or tanh form) as its own pass, where the pre-activation must be kept.
 @compute @workgroup_size(64)
 fn gelu_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -67,6 +79,10 @@ fn gelu_forward(
     let i = index(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = saved[i];
+    if (TANH_GELU) {
+        dx[i] = 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
+        return;
+    }
     dx[i] = 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
 }
 

@@ -117,6 +117,9 @@ fn ln_row_stats(
     }
 }
 
+// Add the parameter gradients into dgamma and dbeta (a layer shared by several applications).
+override ACCUMULATE: bool = false;
+
 @compute @workgroup_size(64)
 fn ln_param_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -133,6 +136,11 @@ fn ln_param_grad(
         dg += d * (ln_in(k) - row_stats[2u * r]) * row_stats[2u * r + 1u];
         db += d;
     }
-    dgamma[i] = dg;
-    dbeta[i] = db;
+    if (ACCUMULATE) {
+        dgamma[i] += dg;
+        dbeta[i] += db;
+    } else {
+        dgamma[i] = dg;
+        dbeta[i] = db;
+    }
 }

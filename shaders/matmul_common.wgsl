@@ -1,7 +1,8 @@
 // Shared by matmul.wgsl and matmul_texture.wgsl (prepended to both): the epilogue applied to
 // each output element, with the bias read from the `bias` binding each kernel declares.
 // Needs erf.wgsl before it.
-// ACT: 0 none, 1 GELU (erf form, as BERT's "gelu"), 2 tanh, 3 ReLU.
+// ACT: 0 none, 1 GELU (erf form, as BERT's "gelu"), 2 tanh, 3 ReLU, 4 GELU (tanh form, as
+// ALBERT's "gelu_new").
 
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = true;
@@ -52,6 +53,8 @@ fn epilogue(v: f32, col: u32) -> f32 {
         r = tanh(r);
     } else if (ACT == 3u) {
         r = max(r, 0.0);
+    } else if (ACT == 4u) {
+        r = 0.5 * r * (1.0 + tanh(0.79788456080286536 * (r + 0.044715 * r * r * r)));
     }
     return r;
 }

@@ -111,7 +111,7 @@ fn activation_backwards_match_finite_differences() {
     );
     let dx = poisoned(n);
     let mut rec = g.recorder();
-    gelu_backward(&mut rec, &tx, &tdy, n as u32, &dx);
+    gelu_backward(&mut rec, Gelu::Erf, &tx, &tdy, n as u32, &dx);
     rec.finish();
     let want: Vec<f32> = (0..n)
         .map(|i| {
@@ -120,6 +120,22 @@ fn activation_backwards_match_finite_differences() {
         })
         .collect();
     assert_close("gelu_backward", &g.read_f32(&dx), &want, 2e-5, 1e-4);
+
+    // the tanh form, forward and backward
+    let (y, dx) = (poisoned(n), poisoned(n));
+    let mut rec = g.recorder();
+    gelu_forward(&mut rec, Gelu::Tanh, &tx, n as u32, &y);
+    gelu_backward(&mut rec, Gelu::Tanh, &tx, &tdy, n as u32, &dx);
+    rec.finish();
+    let want_y: Vec<f32> = x.iter().map(|&v| gelu_tanh(v as f64) as f32).collect();
+    assert_close("gelu_forward (tanh)", &g.read_f32(&y), &want_y, 1e-6, 1e-5);
+    let want: Vec<f32> = (0..n)
+        .map(|i| {
+            let f = |v: &[f64]| gelu_tanh(v[0]);
+            (fd(&f, &[x[i] as f64], 0, 1e-4) * dy[i] as f64) as f32
+        })
+        .collect();
+    assert_close("gelu_backward (tanh)", &g.read_f32(&dx), &want, 2e-5, 1e-4);
 
     let y: Vec<f32> = x.iter().map(|v| v.tanh()).collect();
     let ty = g.upload_f32("y", &y).unwrap();
@@ -768,6 +784,7 @@ fn layernorm_parameter_gradients_match_finite_differences() {
             rows as u32,
             h as u32,
             &stats,
+            false,
             &dgm,
             &dbt,
         );

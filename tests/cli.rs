@@ -297,9 +297,11 @@ fn bad_model_files_fail_cleanly() {
         "missing tensor",
     );
 
-    // config.json edited so that it disagrees with the weights or the tokenizer
-    for (tag, from, to, needle, what) in [
+    // config.json edited so that it disagrees with the weights or the tokenizer, or asks for
+    // what headroom does not run
+    for (fixture, tag, from, to, needle, what) in [
         (
+            "tiny-bert",
             "shape",
             "\"intermediate_size\": 128",
             "\"intermediate_size\": 100",
@@ -307,13 +309,39 @@ fn bad_model_files_fail_cleanly() {
             "shape mismatch",
         ),
         (
+            "tiny-bert",
             "mtype",
             "\"model_type\": \"bert\"",
             "\"model_type\": \"gpt2\"",
-            "unknown model_type \"gpt2\"; supported: bert, distilbert, roberta, xlm-roberta, electra",
+            "unknown model_type \"gpt2\"; supported: bert, distilbert, roberta, xlm-roberta, electra, albert",
             "unknown model_type",
         ),
         (
+            "tiny-bert",
+            "act",
+            "\"hidden_act\": \"gelu\"",
+            "\"hidden_act\": \"relu\"",
+            "hidden_act \"relu\" is not supported",
+            "another activation",
+        ),
+        (
+            "tiny-albert",
+            "inner",
+            "\"inner_group_num\": 1",
+            "\"inner_group_num\": 2",
+            "inner_group_num 2 is not supported",
+            "ALBERT with two layers per group",
+        ),
+        (
+            "tiny-albert",
+            "groups",
+            "\"num_hidden_groups\": 2",
+            "\"num_hidden_groups\": 3",
+            "num_hidden_layers 4 is not a multiple of num_hidden_groups 3",
+            "ALBERT with uneven groups",
+        ),
+        (
+            "tiny-bert",
             "vocab",
             "\"vocab_size\": 3000",
             "\"vocab_size\": 2000",
@@ -322,7 +350,7 @@ fn bad_model_files_fail_cleanly() {
         ),
     ] {
         let tmp = Tmp::new(tag);
-        let m = tmp.model("tiny-bert");
+        let m = tmp.model(fixture);
         let cfg = std::fs::read_to_string(m.join("config.json")).unwrap();
         assert!(cfg.contains(from), "{tag}: {from} in the fixture's config.json");
         std::fs::write(m.join("config.json"), cfg.replace(from, to)).unwrap();

@@ -61,6 +61,7 @@ fn matmul_matches_reference_on_awkward_shapes() {
         check_matmul(&mut rng, m, n, k, k, Act::None, true);
     }
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Gelu, true);
+    check_matmul(&mut rng, 37, 70, 50, 50, Act::GeluTanh, true);
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Tanh, true);
     check_matmul(&mut rng, 37, 70, 50, 50, Act::Relu, true);
     check_matmul(&mut rng, 29, 33, 40, 40, Act::None, false);

@@ -4,7 +4,9 @@ use super::Gpu;
 use crate::error::{Error, Result};
 use wgpu::util::DeviceExt;
 
-/// A storage buffer of `len` 32-bit elements (f32 or u32; the kernel decides).
+/// A storage buffer of `len` 32-bit elements (f32 or u32; the kernel decides). A clone is
+/// another handle on the same buffer.
+#[derive(Clone)]
 pub struct Tensor {
     pub buffer: wgpu::Buffer,
     pub len: usize,

@@ -22,7 +22,8 @@ pub struct ExportArgs {
 
 #[derive(Debug, serde::Serialize)]
 pub struct ExportReport {
-    /// Per layer, the original indices of every pruned head after the export.
+    /// Per stored layer (ALBERT: per group), the original indices of every pruned head after
+    /// the export.
     pub pruned_heads: Vec<Vec<usize>>,
     /// Heads this export removed (the source may have been pruned already).
     pub newly_pruned: usize,
@@ -51,8 +52,9 @@ fn dtype_size(path: &Path, name: &str, dtype: safetensors::Dtype) -> Result<usiz
     })
 }
 
-/// The heads the export keeps, per layer, as (original index, index among the stored heads).
-/// Errors on a mask of the wrong shape or with values other than 0 and 1.
+/// The heads the export keeps, per stored layer, as (original index, index among the stored
+/// heads). Errors on a mask of the wrong shape, with values other than 0 and 1, or (shared
+/// layers) with rows that differ across one stored layer's applications.
 fn plan(args: &ExportArgs, c: &Config) -> Result<Vec<Vec<(usize, usize)>>> {
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
     if args.mask.len() != nl * nh {
@@ -76,7 +78,7 @@ fn plan(args: &ExportArgs, c: &Config) -> Result<Vec<Vec<(usize, usize)>>> {
         ));
     }
     let mut revived = Vec::new();
-    let keep = (0..nl)
+    let keep: Vec<Vec<(usize, usize)>> = (0..nl)
         .map(|l| {
             let stored = c.kept_heads(l);
             for h in 0..nh {
@@ -99,7 +101,23 @@ fn plan(args: &ExportArgs, c: &Config) -> Result<Vec<Vec<(usize, usize)>>> {
             revived.join(", ")
         );
     }
-    Ok(keep)
+    // a head of a shared layer (ALBERT) is removed from every application of it
+    let mut stored: Vec<Vec<(usize, usize)>> = Vec::with_capacity(c.stored_layers);
+    for (l, k) in keep.into_iter().enumerate() {
+        let s = c.stored_layer(l);
+        if s == stored.len() {
+            stored.push(k);
+        } else if stored[s] != k {
+            let first = (0..l).find(|&a| c.stored_layer(a) == s).unwrap_or(0);
+            return Err(Error::input(
+                &args.mask_path,
+                format!(
+                    "layers {first} and {l} apply one shared layer (group {s}), and export removes a head from every application of it: their mask rows must be equal"
+                ),
+            ));
+        }
+    }
+    Ok(stored)
 }
 
 /// Selects rows (`cols` false) or columns of a [rows, row_len] tensor by head blocks of `d`
@@ -161,7 +179,8 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
         }
     }
     let c = Config::load(&cfg_path)?;
-    let (nl, nh, d) = (c.num_hidden_layers, c.num_attention_heads, c.head_dim());
+    // layers as the checkpoint stores them (ALBERT: its groups)
+    let (nl, nh, d) = (c.stored_layers, c.num_attention_heads, c.head_dim());
     let keep = plan(args, &c)?;
     let weights = Weights::open(&st_path, c.family)?;
     let prefix = weights.prefix.clone();
@@ -181,7 +200,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
             None => (shape, bytes.to_vec()),
             Some((l, _)) if l >= nl => (shape, bytes.to_vec()),
             Some((l, HeadAxis::Rows)) => {
-                let stored = c.kept_heads(l).len();
+                let stored = c.kept_stored_heads(l).len();
                 if shape.is_empty() || shape[0] != stored * d || shape.len() > 2 {
                     return Err(Error::input(
                         &st_path,
@@ -195,7 +214,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
                 (s, select(bytes, &shape, elem, d, &local, false))
             }
             Some((l, HeadAxis::Columns)) => {
-                let stored = c.kept_heads(l).len();
+                let stored = c.kept_stored_heads(l).len();
                 if shape.len() != 2 || shape[1] != stored * d {
                     return Err(Error::input(
                         &st_path,
@@ -258,7 +277,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
             "warning: layers {empty_layers:?} keep no head: headroom runs them (the attention output is the bias) but transformers 4.57 fails on such a layer"
         );
     }
-    let already: usize = (0..nl).map(|l| nh - c.kept_heads(l).len()).sum();
+    let already: usize = (0..nl).map(|l| nh - c.kept_stored_heads(l).len()).sum();
     crate::io::output::write_dir_atomic(&args.out, |tmp| {
         crate::io::output::write_atomic(&tmp.join("config.json"), text.as_bytes())?;
         let meta = [("format", "pt".to_string())];

@@ -1,5 +1,6 @@
 //! `shaders/activation.wgsl`: elementwise activation backward.
 
+use super::Act;
 use crate::gpu::{Recorder, Shader, Tensor};
 
 #[repr(C)]
@@ -9,9 +10,40 @@ struct Params {
     _p: [u32; 3],
 }
 
-fn run(rec: &mut Recorder, entry: &'static str, saved: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+/// Which GELU: the erf form (BERT's `gelu`) or the tanh approximation (`gelu_new`,
+/// `gelu_pytorch_tanh`: ALBERT's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Gelu {
+    #[default]
+    Erf,
+    Tanh,
+}
+
+impl Gelu {
+    /// The matmul epilogue that applies it.
+    pub fn act(self) -> Act {
+        match self {
+            Gelu::Erf => Act::Gelu,
+            Gelu::Tanh => Act::GeluTanh,
+        }
+    }
+
+    fn constants(self) -> [(&'static str, f64); 1] {
+        [("TANH_GELU", (self == Gelu::Tanh) as u32 as f64)]
+    }
+}
+
+fn run(
+    rec: &mut Recorder,
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+    saved: &Tensor,
+    dy: &Tensor,
+    n: u32,
+    dx: &Tensor,
+) {
     let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::Activation, entry, &[]);
+    let pipe = gpu.pipeline(Shader::Activation, entry, constants);
     let params = gpu.uniform(entry, &Params { n, _p: [0; 3] });
     let bg = gpu.bind(
         &pipe,
@@ -26,24 +58,24 @@ fn run(rec: &mut Recorder, entry: &'static str, saved: &Tensor, dy: &Tensor, n: 
 }
 
 /// dx = dy · gelu'(x), from the pre-activation `x`.
-pub fn gelu_backward(rec: &mut Recorder, x: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "gelu_backward", x, dy, n, dx)
+pub fn gelu_backward(rec: &mut Recorder, form: Gelu, x: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
+    run(rec, "gelu_backward", &form.constants(), x, dy, n, dx)
 }
 
 /// dx = dy · (1 − y²), from the output `y` = tanh(x).
 pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "tanh_backward", y, dy, n, dx)
+    run(rec, "tanh_backward", &[], y, dy, n, dx)
 }
 
 /// dx = dy · [y > 0], from the output `y` = relu(x).
 pub fn relu_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "relu_backward", y, dy, n, dx)
+    run(rec, "relu_backward", &[], y, dy, n, dx)
 }
 
 /// y = gelu(x) as its own pass (the backward keeps the pre-activation x).
-pub fn gelu_forward(rec: &mut Recorder, x: &Tensor, n: u32, y: &Tensor) {
+pub fn gelu_forward(rec: &mut Recorder, form: Gelu, x: &Tensor, n: u32, y: &Tensor) {
     let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::Activation, "gelu_forward", &[]);
+    let pipe = gpu.pipeline(Shader::Activation, "gelu_forward", &form.constants());
     let params = gpu.uniform("gelu_forward", &Params { n, _p: [0; 3] });
     let bg = gpu.bind_at(
         &pipe,

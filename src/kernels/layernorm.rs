@@ -96,8 +96,8 @@ pub fn ln_backward(
     rec.dispatch("ln_backward", &pipe, &bg, n_rows);
 }
 
-/// LayerNorm parameter gradients over u = x + res: dγ = Σ_rows dy ⊙ û, dβ = Σ_rows dy.
-/// `row_stats` is scratch of 2 × n_rows elements.
+/// LayerNorm parameter gradients over u = x + res: dγ = Σ_rows dy ⊙ û, dβ = Σ_rows dy, written
+/// or, with `accumulate`, added. `row_stats` is scratch of 2 × n_rows elements.
 #[allow(clippy::too_many_arguments)]
 pub fn ln_param_grad(
     rec: &mut Recorder,
@@ -108,6 +108,7 @@ pub fn ln_param_grad(
     n_rows: u32,
     hidden: u32,
     row_stats: &Tensor,
+    accumulate: bool,
     dgamma: &Tensor,
     dbeta: &Tensor,
 ) {
@@ -133,7 +134,8 @@ pub fn ln_param_grad(
         ],
     );
     rec.dispatch("ln_row_stats", &pipe, &bg, n_rows);
-    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_param_grad", &wg);
+    let constants = [wg[0], ("ACCUMULATE", accumulate as u32 as f64)];
+    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_param_grad", &constants);
     let bg = gpu.bind_at(
         &pipe,
         &[

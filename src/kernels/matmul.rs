@@ -45,13 +45,17 @@ pub enum Act {
     Gelu = 1,
     Tanh = 2,
     Relu = 3,
+    /// GELU's tanh approximation (`gelu_new`).
+    GeluTanh = 4,
 }
 
 /// A weight matrix [N, K] in PyTorch Linear layout, as a storage buffer (the master copy, which
 /// the optimizer updates in place) and, where the adapter can use the texture variant, also as
 /// an rgba32float texture of ceil(K/4) texels per row and, for models that run the backward
 /// pass, as a texture of Wᵀ for input gradients. Textures are packed from the buffer on the
-/// device; [`LinearWeight::refresh`] re-packs them after the buffer changes.
+/// device; [`LinearWeight::refresh`] re-packs them after the buffer changes. A clone shares
+/// the buffer and textures.
+#[derive(Clone)]
 pub struct LinearWeight {
     pub buffer: Tensor,
     texture: Option<wgpu::TextureView>,
@@ -589,6 +593,7 @@ fn label(act: Act) -> &'static str {
         Act::Gelu => "matmul+gelu",
         Act::Tanh => "matmul+tanh",
         Act::Relu => "matmul+relu",
+        Act::GeluTanh => "matmul+gelu_tanh",
     }
 }
 

@@ -12,7 +12,7 @@ pub mod optimizer;
 pub mod pool;
 pub mod segment;
 
-pub use activation::{dropout, gelu_backward, gelu_forward, relu_backward, tanh_backward};
+pub use activation::{dropout, gelu_backward, gelu_forward, relu_backward, tanh_backward, Gelu};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use attention_analysis::{attention_analysis, token_info, AnalysisArgs};
 pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};

@@ -7,7 +7,7 @@ use super::train::{Grads, LinGrad};
 use super::{Activations, Encoded, Linear, Model, TaskHead};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::{self, AttnBackwardArgs, GateOutputs, MatmulOut};
+use crate::kernels::{self, AttnBackwardArgs, GateOutputs, Gelu, MatmulOut};
 
 /// Per-example losses and gate gradients of one batch.
 pub struct GateGrads {
@@ -200,14 +200,20 @@ impl Model {
             Some(_) => Some(gpu.upload_f32("ones", &vec![1.0; bt])?),
             None => None,
         };
-        // dW and db of y = x·Wᵀ + b over `m` rows (x rows `ldx` apart), when training.
-        let param_grads =
-            |rec: &mut Recorder, g: &LinGrad, dy: &Tensor, x: &Tensor, ldx: u32, m: u32| {
-                let (n, k) = g.shape;
-                kernels::weight_grad(rec, dy, x, ldx, m, n, k, false, &g.w);
-                let ones = ones.as_ref().expect("allocated with grads");
-                kernels::bias_grad(rec, dy, ones, m, n, false, &g.b);
-            };
+        // dW and db of y = x·Wᵀ + b over `m` rows (x rows `ldx` apart), when training; added to
+        // `g` with `acc` (a shared layer's later application already wrote it).
+        let param_grads = |rec: &mut Recorder,
+                           acc: bool,
+                           g: &LinGrad,
+                           dy: &Tensor,
+                           x: &Tensor,
+                           ldx: u32,
+                           m: u32| {
+            let (n, k) = g.shape;
+            kernels::weight_grad(rec, dy, x, ldx, m, n, k, acc, &g.w);
+            let ones = ones.as_ref().expect("allocated with grads");
+            kernels::bias_grad(rec, dy, ones, m, n, acc, &g.b);
+        };
         let drop = |rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor| {
             let d = acts
                 .dropout
@@ -229,7 +235,7 @@ impl Model {
                         let pooled = acts.pooled.as_ref().expect("pooled");
                         if let Some(g) = grads {
                             let x = acts.head_in.as_ref().unwrap_or(pooled);
-                            param_grads(rec, &g.classifier, dlogits, x, h32, b32);
+                            param_grads(rec, false, &g.classifier, dlogits, x, h32, b32);
                         }
                         let dpooled = gpu.empty("grad.pooled", b * h)?;
                         input_grad(
@@ -258,7 +264,7 @@ impl Model {
                             }
                             PoolerActivation::Gelu => {
                                 let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
-                                kernels::gelu_backward(rec, x, &dpooled, n, &dpre)
+                                kernels::gelu_backward(rec, Gelu::Erf, x, &dpooled, n, &dpre)
                             }
                         }
                         if let Some(g) = grads {
@@ -267,7 +273,7 @@ impl Model {
                                 .as_ref()
                                 .expect("pooler gradients for a sequence classifier");
                             // the pooler reads each example's [CLS] row: rows T·H apart
-                            param_grads(rec, pg, &dpre, last, t as u32 * h32, b32);
+                            param_grads(rec, false, pg, &dpre, last, t as u32 * h32, b32);
                         }
                         // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
                         rec.encoder().clear_buffer(&dx.buffer, 0, None);
@@ -280,7 +286,7 @@ impl Model {
                     _ => {
                         if let Some(g) = grads {
                             let x = acts.head_in.as_ref().unwrap_or(last);
-                            param_grads(rec, &g.classifier, dlogits, x, h32, bt32);
+                            param_grads(rec, false, &g.classifier, dlogits, x, h32, bt32);
                         }
                         if train {
                             let d = gpu.empty("grad.hidden.dropout", bt * h)?;
@@ -313,10 +319,11 @@ impl Model {
             Some(_) => Some(gpu.empty("ln.row_stats", 2 * bt)?),
             None => None,
         };
-        let ln_params = |rec: &mut Recorder, g: &LinGrad, x: &Tensor, res: &Tensor, dy: &Tensor| {
-            let rs = row_stats.as_ref().expect("allocated with grads");
-            kernels::ln_param_grad(rec, x, res, dy, eps, bt32, h32, rs, &g.w, &g.b);
-        };
+        let ln_params =
+            |rec: &mut Recorder, acc: bool, g: &LinGrad, x: &Tensor, res: &Tensor, dy: &Tensor| {
+                let rs = row_stats.as_ref().expect("allocated with grads");
+                kernels::ln_param_grad(rec, x, res, dy, eps, bt32, h32, rs, acc, &g.w, &g.b);
+            };
         let acc = MatmulOut {
             ldc: 0,
             accumulate: true,
@@ -338,7 +345,11 @@ impl Model {
         let emb_grads = grads.and_then(|g| g.emb.as_ref());
         for (li, layer) in self.layers.iter().enumerate().rev() {
             let s = &acts.layers[li];
-            let lg = grads.map(|g| &g.layers[li]);
+            // a shared layer's gradients are the sum over its applications: the last one
+            // (first going back) writes them, the earlier ones add theirs
+            let stored = c.stored_layer(li);
+            let lg = grads.map(|g| &g.layers[stored]);
+            let shared = li + 1 < c.num_hidden_layers && c.stored_layer(li + 1) == stored;
             let x_in = &acts.hidden[li];
             let site = 1 + 2 * li as u64;
             kernels::ln_backward(
@@ -353,7 +364,7 @@ impl Model {
                 &da2,
             );
             if let Some(g) = lg {
-                ln_params(rec, &g.ln2, s.ffn_ln_in(), &s.x1, &dx);
+                ln_params(rec, shared, &g.ln2, s.ffn_ln_in(), &s.x1, &dx);
             }
             let dffn = match &dbranch {
                 Some(d) => {
@@ -364,12 +375,12 @@ impl Model {
             };
             input_grad(rec, dffn, &layer.out, bt32, &dinter, MatmulOut::default());
             if let Some(g) = lg {
-                param_grads(rec, &g.out, dffn, &s.inter, i32_, bt32);
+                param_grads(rec, shared, &g.out, dffn, &s.inter, i32_, bt32);
             }
             let pre = s.pre.as_ref().expect("saved pre-activation");
-            kernels::gelu_backward(rec, pre, &dinter, (bt * i) as u32, &dpre);
+            kernels::gelu_backward(rec, c.hidden_act, pre, &dinter, (bt * i) as u32, &dpre);
             if let Some(g) = lg {
-                param_grads(rec, &g.inter, &dpre, &s.x1, h32, bt32);
+                param_grads(rec, shared, &g.inter, &dpre, &s.x1, h32, bt32);
             }
             copy(rec, &da2, &dx1);
             input_grad(rec, &dpre, &layer.inter, bt32, &dx1, acc);
@@ -385,7 +396,7 @@ impl Model {
                 &da1,
             );
             if let Some(g) = lg {
-                ln_params(rec, &g.ln1, s.attn_ln_in(), x_in, &dx1);
+                ln_params(rec, shared, &g.ln1, s.attn_ln_in(), x_in, &dx1);
             }
             let dattn = match &dbranch {
                 Some(d) => {
@@ -403,7 +414,15 @@ impl Model {
                 MatmulOut::default(),
             );
             if let Some(g) = lg {
-                param_grads(rec, &g.attn_out, dattn, &s.ctx, layer.attn_out.w.k, bt32);
+                param_grads(
+                    rec,
+                    shared,
+                    &g.attn_out,
+                    dattn,
+                    &s.ctx,
+                    layer.attn_out.w.k,
+                    bt32,
+                );
             }
             let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, &acts.plan, b, t, li);
             let args = AttnBackwardArgs {
@@ -420,7 +439,7 @@ impl Model {
             };
             kernels::attention_bwd(rec, &args, &dqkv, &stats, &outs);
             if let Some(g) = lg {
-                param_grads(rec, &g.qkv, &dqkv, x_in, h32, bt32);
+                param_grads(rec, shared, &g.qkv, &dqkv, x_in, h32, bt32);
             }
             if li > 0 || emb_grads.is_some() {
                 copy(rec, &da1, &dx);
@@ -433,7 +452,7 @@ impl Model {
                 (Some(pj), Some(pg)) => {
                     let x = acts.emb_projected.as_ref().expect("kept when training");
                     let e32 = self.config.embedding_size as u32;
-                    param_grads(rec, pg, &dx, x, e32, bt32);
+                    param_grads(rec, false, pg, &dx, x, e32, bt32);
                     let d = gpu.empty("grad.embeddings.out", bt * e32 as usize)?;
                     input_grad(rec, &dx, pj, bt32, &d, MatmulOut::default());
                     d

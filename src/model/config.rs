@@ -2,6 +2,7 @@
 
 use super::family::Family;
 use crate::error::{Error, Result};
+use crate::kernels::Gelu;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -15,6 +16,9 @@ pub struct Config {
     /// Width of the embedding tables: hidden_size, unless the family factorises them.
     pub embedding_size: usize,
     pub num_hidden_layers: usize,
+    /// Layers the checkpoint stores: `num_hidden_groups` for a family with shared layers
+    /// (ALBERT), else `num_hidden_layers`.
+    pub stored_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
@@ -23,6 +27,8 @@ pub struct Config {
     pub position_offset: usize,
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
+    /// The feed-forward's GELU (`hidden_act`: `gelu`, or the tanh form `gelu_new`).
+    pub hidden_act: Gelu,
     pub architectures: Vec<String>,
     /// Label names by class index, from `id2label` (empty when absent).
     pub id2label: BTreeMap<usize, String>,
@@ -32,7 +38,7 @@ pub struct Config {
     pub initializer_range: f64,
     /// The file as read, so a fine-tuned checkpoint keeps every key it does not change.
     pub json: serde_json::Value,
-    /// Per layer, the original indices of the heads `pruned_heads` removed (ascending).
+    /// Per stored layer, the original indices of the heads `pruned_heads` removed (ascending).
     pub pruned_heads: Vec<Vec<usize>>,
 }
 
@@ -63,6 +69,8 @@ struct Raw {
     hidden_dropout_prob: Option<f64>,
     initializer_range: Option<f64>,
     pruned_heads: Option<BTreeMap<String, Vec<i64>>>,
+    num_hidden_groups: Option<usize>,
+    inner_group_num: Option<usize>,
 }
 
 impl Config {
@@ -105,6 +113,13 @@ impl Config {
                 _ => need(raw.hidden_size, "hidden_size")?,
             },
             num_hidden_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
+            stored_layers: match family.shared_layers {
+                true => need(
+                    Some(raw.num_hidden_groups.unwrap_or(1)),
+                    "num_hidden_groups",
+                )?,
+                false => need(raw.num_hidden_layers, "num_hidden_layers")?,
+            },
             num_attention_heads: need(raw.num_attention_heads, "num_attention_heads")?,
             intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
             max_position_embeddings: need(raw.max_position_embeddings, "max_position_embeddings")?,
@@ -118,6 +133,7 @@ impl Config {
                 None => 1,
             },
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
+            hidden_act: Gelu::Erf,
             architectures: raw.architectures.unwrap_or_default(),
             id2label: BTreeMap::new(),
             hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1),
@@ -127,13 +143,22 @@ impl Config {
             model_type,
             family,
         };
-        let act = raw.hidden_act.unwrap_or_else(|| "gelu".into());
-        if act != "gelu" {
-            return Err(Error::input(
-                path,
-                format!("hidden_act {act:?} is not supported (supported: gelu, the erf form)"),
-            ));
-        }
+        let act = raw
+            .hidden_act
+            .unwrap_or_else(|| family.default_hidden_act.into());
+        let mut cfg = cfg;
+        cfg.hidden_act = match act.as_str() {
+            "gelu" => Gelu::Erf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Gelu::Tanh,
+            _ => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "hidden_act {act:?} is not supported (supported: gelu, the erf form; gelu_new, gelu_pytorch_tanh and gelu_fast, the tanh form)"
+                    ),
+                ))
+            }
+        };
         let pet = raw
             .position_embedding_type
             .unwrap_or_else(|| "absolute".into());
@@ -142,6 +167,24 @@ impl Config {
                 path,
                 format!("position_embedding_type {pet:?} is not supported (supported: absolute)"),
             ));
+        }
+        if family.shared_layers {
+            let inner = raw.inner_group_num.unwrap_or(1);
+            if inner != 1 {
+                return Err(Error::input(
+                    path,
+                    format!("inner_group_num {inner} is not supported (supported: 1, one layer per group)"),
+                ));
+            }
+            if !cfg.num_hidden_layers.is_multiple_of(cfg.stored_layers) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "num_hidden_layers {} is not a multiple of num_hidden_groups {}",
+                        cfg.num_hidden_layers, cfg.stored_layers
+                    ),
+                ));
+            }
         }
         if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(Error::input(
@@ -171,14 +214,13 @@ impl Config {
                 ),
             ));
         }
-        let mut cfg = cfg;
         for (k, v) in raw.id2label.unwrap_or_default() {
             let i: usize = k
                 .parse()
                 .map_err(|_| Error::input(path, format!("id2label key {k:?} is not an integer")))?;
             cfg.id2label.insert(i, v);
         }
-        let (nl, nh) = (cfg.num_hidden_layers, cfg.num_attention_heads);
+        let (nl, nh) = (cfg.stored_layers, cfg.num_attention_heads);
         cfg.pruned_heads = vec![Vec::new(); nl];
         for (k, heads) in raw.pruned_heads.unwrap_or_default() {
             let l = k.parse::<usize>().ok().filter(|&l| l < nl).ok_or_else(|| {
@@ -219,9 +261,20 @@ impl Config {
         self.num_hidden_layers * self.num_attention_heads
     }
 
-    /// The original indices of the heads layer `l` still has, ascending.
+    /// The stored layer that application `l` of the encoder runs: `l` itself, or for shared
+    /// layers its group, as transformers numbers them (`l / (layers / groups)`).
+    pub fn stored_layer(&self, l: usize) -> usize {
+        l / (self.num_hidden_layers / self.stored_layers)
+    }
+
+    /// The original indices of the heads layer application `l` still has, ascending.
     pub fn kept_heads(&self, l: usize) -> Vec<usize> {
-        let pruned = self.pruned_heads.get(l).map(Vec::as_slice).unwrap_or(&[]);
+        self.kept_stored_heads(self.stored_layer(l))
+    }
+
+    /// The original indices of the heads stored layer `s` still has, ascending.
+    pub fn kept_stored_heads(&self, s: usize) -> Vec<usize> {
+        let pruned = self.pruned_heads.get(s).map(Vec::as_slice).unwrap_or(&[]);
         (0..self.num_attention_heads)
             .filter(|h| !pruned.contains(h))
             .collect()

@@ -43,6 +43,11 @@ pub struct Family {
     pub token_classifier: &'static str,
     /// Positions count from padding_idx + 1 (RoBERTa), not from 0.
     pub positions_after_padding: bool,
+    /// config.json's `hidden_act` when it names none.
+    pub default_hidden_act: &'static str,
+    /// Layers are shared (ALBERT): the checkpoint stores `num_hidden_groups` layers, and the
+    /// index in `{layers}.{index}.{part}` is the group an application belongs to.
+    pub shared_layers: bool,
     /// The masked-LM head of a `*ForMaskedLM` checkpoint.
     pub mlm: MlmNames,
 }
@@ -58,6 +63,8 @@ pub struct MlmNames {
     pub decoder: &'static str,
     /// The vocabulary bias, a tensor's full name.
     pub bias: &'static str,
+    /// The transform's GELU is config.json's `hidden_act` (else always the erf form).
+    pub hidden_act: bool,
 }
 
 pub const BERT: Family = Family {
@@ -86,11 +93,14 @@ pub const BERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    default_hidden_act: "gelu",
+    shared_layers: false,
     mlm: MlmNames {
         transform: "cls.predictions.transform.dense",
         layer_norm: "cls.predictions.transform.LayerNorm",
         decoder: "cls.predictions.decoder",
         bias: "cls.predictions.bias",
+        hidden_act: true,
     },
 };
 
@@ -118,11 +128,14 @@ pub const DISTILBERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    default_hidden_act: "gelu",
+    shared_layers: false,
     mlm: MlmNames {
         transform: "vocab_transform",
         layer_norm: "vocab_layer_norm",
         decoder: "vocab_projector",
         bias: "vocab_projector.bias",
+        hidden_act: true,
     },
 };
 
@@ -142,6 +155,7 @@ pub const ROBERTA: Family = Family {
         layer_norm: "lm_head.layer_norm",
         decoder: "lm_head.decoder",
         bias: "lm_head.bias",
+        hidden_act: false,
     },
     ..BERT
 };
@@ -171,12 +185,53 @@ pub const ELECTRA: Family = Family {
         layer_norm: "generator_predictions.LayerNorm",
         decoder: "generator_lm_head",
         bias: "generator_lm_head.bias",
+        hidden_act: false,
+    },
+    ..BERT
+};
+
+/// ALBERT (`albert`): factorised embeddings always projected by
+/// `encoder.embedding_hidden_mapping_in`, `num_hidden_groups` stored layers each applied
+/// `num_hidden_layers / num_hidden_groups` times in a row, the tanh GELU, and BERT's pooler and
+/// heads under other names.
+pub const ALBERT: Family = Family {
+    model_type: "albert",
+    class_prefix: "Albert",
+    prefix: "albert.",
+    embeddings_project: Some("encoder.embedding_hidden_mapping_in"),
+    layers: "encoder.albert_layer_groups",
+    query_key_value: [
+        "albert_layers.0.attention.query",
+        "albert_layers.0.attention.key",
+        "albert_layers.0.attention.value",
+    ],
+    attention_output: "albert_layers.0.attention.dense",
+    attention_layer_norm: "albert_layers.0.attention.LayerNorm",
+    intermediate: "albert_layers.0.ffn",
+    output: "albert_layers.0.ffn_output",
+    output_layer_norm: "albert_layers.0.full_layer_layer_norm",
+    pooler: "pooler",
+    default_hidden_act: "gelu_new",
+    shared_layers: true,
+    mlm: MlmNames {
+        transform: "predictions.dense",
+        layer_norm: "predictions.LayerNorm",
+        decoder: "predictions.decoder",
+        bias: "predictions.bias",
+        hidden_act: true,
     },
     ..BERT
 };
 
 /// Every family headroom loads.
-pub const FAMILIES: &[&Family] = &[&BERT, &DISTILBERT, &ROBERTA, &XLM_ROBERTA, &ELECTRA];
+pub const FAMILIES: &[&Family] = &[
+    &BERT,
+    &DISTILBERT,
+    &ROBERTA,
+    &XLM_ROBERTA,
+    &ELECTRA,
+    &ALBERT,
+];
 
 impl Family {
     /// The family of a config.json `model_type`.
@@ -205,12 +260,13 @@ impl Family {
         }
     }
 
-    /// Layer `l`'s `part` (one of the layer fields above), below the prefix.
+    /// Stored layer `l`'s `part` (one of the layer fields above), below the prefix (for shared
+    /// layers, `l` is the group: see `Config::stored_layer`).
     pub fn layer(&self, l: usize, part: &str) -> String {
         format!("{}.{l}.{part}", self.layers)
     }
 
-    /// Which attention tensor of which layer `name` (below the prefix) is: the rows of Q, K or
+    /// Which attention tensor of which stored layer `name` (below the prefix) is: the rows of Q, K or
     /// V (weight or bias) select heads, the columns of the output projection's weight do.
     pub fn attention_part(&self, name: &str) -> Option<(usize, HeadAxis)> {
         let rest = name.strip_prefix(self.layers)?.strip_prefix('.')?;

@@ -10,7 +10,7 @@
 use super::{Activations, Config, Linear, Model, Weights};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::{self, Act, LinearWeight, MatmulArgs, MatmulOut, VocabLoss};
+use crate::kernels::{self, Act, Gelu, LinearWeight, MatmulArgs, MatmulOut, VocabLoss};
 
 /// Vocabulary rows per decoder chunk unless a caller picks another.
 pub const VOCAB_CHUNK: usize = 4096;
@@ -22,6 +22,8 @@ pub(super) struct MlmHead {
     decoder: Vec<(u32, LinearWeight, Tensor)>,
     /// The width the decoder reads (the hidden width, or ELECTRA's embedding width).
     width: usize,
+    /// The transform's activation.
+    act: Gelu,
 }
 
 /// What the head produced for the labelled positions of one batch, in row-major order of the
@@ -127,6 +129,11 @@ impl MlmHead {
             ln,
             decoder,
             width,
+            act: if names.hidden_act {
+                config.hidden_act
+            } else {
+                Gelu::Erf
+            },
         })
     }
 
@@ -200,7 +207,7 @@ impl Model {
             gather: None,
         };
         kernels::matmul(rec, &args, &pre);
-        kernels::gelu_forward(rec, &pre, (m * w) as u32, &act);
+        kernels::gelu_forward(rec, head.act, &pre, (m * w) as u32, &act);
         let zeros = gpu.empty("mlm.zeros", m * w)?;
         rec.encoder().clear_buffer(&zeros.buffer, 0, None);
         let normed = gpu.empty("mlm.normed", m * w)?;
@@ -329,7 +336,7 @@ impl Model {
                 rec, &s.act, &s.zeros, &dnormed, &head.ln.0, eps, s.rows, w as u32, &dact,
             );
             let dpre = gpu.empty("grad.mlm.transform.pre", m * w)?;
-            kernels::gelu_backward(rec, &s.pre, &dact, (m * w) as u32, &dpre);
+            kernels::gelu_backward(rec, head.act, &s.pre, &dact, (m * w) as u32, &dpre);
             let dxm = gpu.empty("grad.mlm.rows", m * h)?;
             kernels::input_grad(
                 rec,

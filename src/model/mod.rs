@@ -29,7 +29,7 @@ pub use weights::Weights;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::{
-    self, Act, AttnArgs, EmbedArgs, GatherSide, HeadGather, LinearWeight, MatmulArgs,
+    self, Act, AttnArgs, EmbedArgs, GatherSide, Gelu, HeadGather, LinearWeight, MatmulArgs,
 };
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,7 @@ pub enum TaskHead {
     TokenClassification,
 }
 
+#[derive(Clone)]
 struct Linear {
     w: LinearWeight,
     b: Tensor,
@@ -78,6 +79,9 @@ impl Linear {
     }
 }
 
+/// One application of a layer: the layers of a family with shared layers (ALBERT) are clones
+/// sharing their group's buffers.
+#[derive(Clone)]
 struct Layer {
     /// Original indices of the heads the checkpoint stores, ascending (config.json's
     /// `pruned_heads` removed the others). Empty when every head was pruned: the weights then
@@ -406,7 +410,9 @@ impl Model {
         }
         drop(word);
         let project = match f.embeddings_project {
-            Some(name) if e != h => Some(linear(name, h, e)?),
+            Some(name) if e != h || weights.has(&format!("{p}{name}.weight")) => {
+                Some(linear(name, h, e)?)
+            }
             _ => None,
         };
         let emb = Embeddings {
@@ -424,13 +430,13 @@ impl Model {
             project,
         };
 
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let mut stored_layers = Vec::with_capacity(c.stored_layers);
         let d = c.head_dim();
-        for l in 0..c.num_hidden_layers {
+        for l in 0..c.stored_layers {
             let part = |name: &str| f.layer(l, name);
             // A pruned layer stores the kept heads' rows of Q, K and V and the matching
             // columns of the output projection; a layer with none left gets one zero head.
-            let heads: Vec<u32> = c.kept_heads(l).iter().map(|&x| x as u32).collect();
+            let heads: Vec<u32> = c.kept_stored_heads(l).iter().map(|&x| x as u32).collect();
             let stored = heads.len().max(1);
             let (kept, sw) = (heads.len() * d, stored * d);
             // Q, K and V are one [3·sw, H] projection.
@@ -463,7 +469,7 @@ impl Model {
             }
             let bo = get(&format!("{}.bias", part(f.attention_output)), &[h])?;
             let attn_out = Linear::new(gpu, &format!("{oname}.weight"), &wo, bo, h, sw, backward)?;
-            layers.push(Layer {
+            stored_layers.push(Layer {
                 heads,
                 qkv,
                 attn_out,
@@ -473,6 +479,10 @@ impl Model {
                 ln2: ln(&part(f.output_layer_norm))?,
             });
         }
+        // every application of the encoder; shared layers (ALBERT) are handles on their group's
+        let layers: Vec<Layer> = (0..c.num_hidden_layers)
+            .map(|l| stored_layers[c.stored_layer(l)].clone())
+            .collect();
 
         let pooler_name = f.pooler_name(p);
         let has_pooler = weights.has(&format!("{pooler_name}.weight"));
@@ -602,6 +612,15 @@ impl Model {
             classifier,
             mlm,
         })
+    }
+
+    /// The layers the checkpoint stores, each once (every application, unless layers are
+    /// shared), in order.
+    fn stored_layers(&self) -> impl Iterator<Item = &Layer> + '_ {
+        let c = &self.config;
+        (0..self.layers.len())
+            .filter(move |&l| l == 0 || c.stored_layer(l) != c.stored_layer(l - 1))
+            .map(move |l| &self.layers[l])
     }
 
     pub fn has_pooler(&self) -> bool {
@@ -972,9 +991,12 @@ impl Model {
             match &s.pre {
                 Some(pre) => {
                     self.lin(rec, &layer.inter, &s.x1, bt32, Act::None, pre);
-                    kernels::gelu_forward(rec, pre, (bt * i) as u32, &s.inter);
+                    kernels::gelu_forward(rec, c.hidden_act, pre, (bt * i) as u32, &s.inter);
                 }
-                None => self.lin(rec, &layer.inter, &s.x1, bt32, Act::Gelu, &s.inter),
+                None => {
+                    let act = c.hidden_act.act();
+                    self.lin(rec, &layer.inter, &s.x1, bt32, act, &s.inter)
+                }
             }
             self.lin(rec, &layer.out, &s.inter, bt32, Act::None, &s.ffn_out);
             if let Some(d) = &s.ffn_drop {
@@ -1018,7 +1040,7 @@ impl Model {
                 };
                 kernels::matmul(rec, &args, pre.as_ref().unwrap_or(&out));
                 if let Some(x) = &pre {
-                    kernels::gelu_forward(rec, x, (b * h) as u32, &out);
+                    kernels::gelu_forward(rec, Gelu::Erf, x, (b * h) as u32, &out);
                 }
                 pooled_pre = pre;
                 Some(out)

@@ -148,7 +148,7 @@ impl Model {
                 v.push(p(&pj.b, None, false));
             }
         }
-        for l in &self.layers {
+        for l in self.stored_layers() {
             for lin in [&l.qkv, &l.attn_out] {
                 v.push(p(&lin.w.buffer, Some(&lin.w), true));
                 v.push(p(&lin.b, None, false));
@@ -215,8 +215,7 @@ impl Model {
         };
         let i = c.intermediate_size as u32;
         let layers = self
-            .layers
-            .iter()
+            .stored_layers()
             .map(|l| {
                 // a pruned layer's projections cover its stored heads only
                 let sw = l.attn_out.w.k;
@@ -446,7 +445,7 @@ impl Model {
         let du = gpu.empty("grad.embeddings.sum", bt * h)?;
         kernels::ln_backward(rec, u, &zeros, &dln, &self.emb.ln.0, eps, bt32, h32, &du);
         kernels::ln_param_grad(
-            rec, u, &zeros, &dln, eps, bt32, h32, row_stats, &g.ln.w, &g.ln.b,
+            rec, u, &zeros, &dln, eps, bt32, h32, row_stats, false, &g.ln.w, &g.ln.b,
         );
         let real = |r: usize| r % t < acts.lengths[r / t];
         let keys = |f: &dyn Fn(usize) -> u32| -> Vec<u32> {
@@ -595,7 +594,7 @@ impl Model {
                 out.extend(linear(format!("{pre}{name}"), pj, project));
             }
         }
-        for (li, l) in self.layers.iter().enumerate() {
+        for (li, l) in self.stored_layers().enumerate() {
             let lg = grads.map(|g| &g.layers[li]);
             let part = |name: &str| format!("{pre}{}", f.layer(li, name));
             let (w, b) = lin(&l.qkv, lg.map(|g| &g.qkv));

@@ -91,7 +91,14 @@ pub fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
 }
 
-/// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh.
+/// GELU's tanh approximation (`gelu_new`).
+pub fn gelu_tanh(x: f64) -> f64 {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+}
+
+/// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh, 3 ReLU,
+/// 4 the tanh GELU.
 pub fn matmul_ref(
     a: &[f32],
     lda: usize,
@@ -116,6 +123,7 @@ pub fn matmul_ref(
                 1 => gelu(s),
                 2 => s.tanh(),
                 3 => s.max(0.0),
+                4 => gelu_tanh(s),
                 0 => s,
                 _ => panic!("unknown activation {act}"),
             } as f32;

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
 from transformers import (
+    AlbertConfig,
+    AlbertForSequenceClassification,
     AutoTokenizer,
     BertTokenizerFast,
     DistilBertConfig,
@@ -94,8 +96,18 @@ def to_5d(gates):
     return gates.permute(1, 0, 2)[:, :, :, None, None].contiguous()
 
 
-def family_goldens(name, model, base, run_kwargs):
-    """`base(model)` is the bare encoder; `run_kwargs(ids, am)` the inputs it takes."""
+def tie_groups(rows, groups):
+    """Rows of [.., L, H] made equal within each of `groups` runs of layers (ALBERT applies one
+    shared layer to each run, and transformers reads only the run's first head_mask row)."""
+    L = rows.shape[-2]
+    per = L // groups
+    first = torch.arange(L) // per * per
+    return rows[..., first, :].contiguous()
+
+
+def family_goldens(name, model, base, run_kwargs, groups=None):
+    """`base(model)` is the bare encoder; `run_kwargs(ids, am)` the inputs it takes. With
+    `groups` (shared layers), masks and gates are equal within each group of layers."""
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
     tok = AutoTokenizer.from_pretrained(os.path.join(FIX, f"tiny-{name}"))
     enc = tok(SENTENCES, padding="longest", return_tensors="pt")
@@ -109,10 +121,14 @@ def family_goldens(name, model, base, run_kwargs):
         t["last_hidden_state"] = base(model)(**kw).last_hidden_state
         hm = (torch.rand((L, H), generator=gen) > 0.3).float()
         hm[0, 0], hm[-1, -1] = 0.0, 1.0
+        if groups:
+            hm = tie_groups(hm, groups)
         t["head_mask"] = hm
         t["logits_hm"] = model(**kw, head_mask=hm).logits
         t["last_hidden_state_hm"] = base(model)(**kw, head_mask=hm).last_hidden_state
         gates = fractional_gates(gen, ids.shape[0], L, H)
+        if groups:
+            gates = tie_groups(gates, groups)
         t["gates"] = gates
         t["logits_gates"] = model(**kw, head_mask=to_5d(gates)).logits
     assert (t["logits_hm"] - t["logits"]).abs().max() > 1e-3, "the mask changes the logits"
@@ -259,6 +275,29 @@ def electra():
                    lambda ids, am: {"input_ids": ids, "attention_mask": am})
 
 
+def albert():
+    """Two layer groups over four layers (each group applied twice), embeddings 30 wide under a
+    hidden width of 42, the tanh GELU. transformers gates every application of a group with the
+    group's first head_mask row, so masks and gates are tied within groups, and the gate
+    gradient of that row is the sum over the group's applications (the other rows get 0)."""
+    torch.manual_seed(20)
+    vocab = BertTokenizerFast.from_pretrained(TINY).vocab_size
+    cfg = AlbertConfig(
+        vocab_size=vocab, embedding_size=30, hidden_size=42, num_attention_heads=3,
+        num_hidden_layers=4, num_hidden_groups=2, inner_group_num=1, intermediate_size=60,
+        max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu_new",
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, classifier_dropout_prob=0.1,
+        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = AlbertForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(21))
+    assert model.config._attn_implementation == "eager"
+    save_fixture("albert", model)
+    family_goldens("albert", model, lambda m: m.albert,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am}, groups=2)
+
+
 def sentence_embeddings():
     """tests/goldens/minilm-sentence.safetensors: the default model's sentence embeddings of the
     six sentences as sentence-transformers computes them (its modules.json: mean pooling over
@@ -305,4 +344,5 @@ if __name__ == "__main__":
         roberta()
         xlm_roberta()
         electra()
+        albert()
         sentence_embeddings()

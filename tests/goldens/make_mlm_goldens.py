@@ -33,6 +33,8 @@ import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
 from transformers import (
+    AlbertConfig,
+    AlbertForMaskedLM,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
@@ -83,6 +85,17 @@ def to_5d(gates):
     return gates.permute(1, 0, 2)[:, :, :, None, None].contiguous()
 
 
+def tie_groups(model, rows):
+    """ALBERT: rows of [.., L, H] equal within each layer group (transformers gates all of a
+    group's applications with its first row); other families: unchanged."""
+    groups = getattr(model.config, "num_hidden_groups", None)
+    if not groups:
+        return rows
+    L = rows.shape[-2]
+    first = torch.arange(L) // (L // groups) * (L // groups)
+    return rows[..., first, :].contiguous()
+
+
 def corrupt(tok, ids, am, gen):
     """A quarter of the real non-special tokens chosen, 80/10/10 mask/random/keep."""
     special = torch.tensor([[t in tok.all_special_ids for t in row] for row in ids.tolist()])
@@ -124,10 +137,11 @@ def mlm_goldens(name, model):
         t["loss"] = summed_loss(logits, labels)
         hm = (torch.rand((L, H), generator=gen) > 0.3).float()
         hm[0, 0], hm[-1, -1] = 0.0, 1.0
+        hm = tie_groups(model, hm)
         t["head_mask"] = hm
         t["loss_hm"] = summed_loss(model(**kw, head_mask=hm).logits, labels)
     assert (t["loss_hm"] - t["loss"]).abs().max() > 1e-3, "the mask changes the loss"
-    gates = fractional_gates(gen, ids.shape[0], L, H)
+    gates = tie_groups(model, fractional_gates(gen, ids.shape[0], L, H))
     t["gates"] = gates
     g5 = to_5d(gates).requires_grad_(True)
     loss = summed_loss(model(**kw, head_mask=g5).logits, labels)
@@ -195,8 +209,18 @@ def electra():
     build("electra", cfg, ElectraForMaskedLM, "tiny-bert", 36)
 
 
+def albert():
+    # two groups over four layers, embeddings 30 wide, the tanh GELU in the layers and the head
+    cfg = AlbertConfig(vocab_size=wordpiece_vocab(), embedding_size=30, hidden_size=42,
+                       num_attention_heads=3, num_hidden_layers=4, num_hidden_groups=2,
+                       intermediate_size=60, max_position_embeddings=64, hidden_act="gelu_new",
+                       initializer_range=0.2, attn_implementation="eager")
+    build("albert", cfg, AlbertForMaskedLM, "tiny-bert", 38)
+
+
 if __name__ == "__main__":
     bert()
     roberta()
     distilbert()
     electra()
+    albert()
