@@ -454,6 +454,9 @@ fn bench_shapes_write_their_familys_checkpoints() {
             hidden: 8,
             intermediate: 16,
             vocab: 110,
+            // factorised where the family's shape is (ALBERT), one group where layers are shared
+            embedding: if shape.embedding == shape.hidden { 8 } else { 4 },
+            groups: shape.groups.min(2),
             ..shape
         };
         let dir = tempdir::TempDir::new(&format!("shape-{}", shape.name));
@@ -467,6 +470,8 @@ fn bench_shapes_write_their_familys_checkpoints() {
             shape.name
         );
         assert_eq!(m.config.max_tokens(), 512, "{}", shape.name);
+        assert_eq!(m.config.embedding_size, tiny.embedding, "{}", shape.name);
+        assert_eq!(m.config.stored_layers, tiny.groups, "{}", shape.name);
     }
 }
 

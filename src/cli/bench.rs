@@ -11,7 +11,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "shape")]
     model: Option<PathBuf>,
     /// ... or a random checkpoint of this shape: minilm (BERT 6×12, 384), base (BERT 12×12,
-    /// 768), roberta-base, distilbert-base (6 layers) or electra-base.
+    /// 768), roberta-base, distilbert-base (6 layers), electra-base or albert-base (embeddings
+    /// of 128, one layer group).
     #[arg(long)]
     shape: Option<String>,
     #[arg(long, default_value_t = 32)]

@@ -47,16 +47,26 @@ pub struct Shape {
     pub hidden: usize,
     pub intermediate: usize,
     pub vocab: usize,
+    /// Width of the embedding tables (the hidden width unless the family factorises them).
+    pub embedding: usize,
+    /// Stored layers of a family with shared layers (ALBERT's groups).
+    pub groups: usize,
 }
 
 impl Shape {
     /// The shapes `--shape` names: two BERT sizes and the base size of other families.
-    pub const ALL: [Shape; 5] = [
+    pub const ALL: [Shape; 6] = [
         Shape::of("minilm", &family::BERT, 6, 384, 30522),
         Shape::of("base", &family::BERT, 12, 768, 30522),
         Shape::of("roberta-base", &family::ROBERTA, 12, 768, 50265),
         Shape::of("distilbert-base", &family::DISTILBERT, 6, 768, 30522),
         Shape::of("electra-base", &family::ELECTRA, 12, 768, 30522),
+        // albert-base-v2: embeddings 128 wide, one layer group applied 12 times
+        Shape {
+            embedding: 128,
+            groups: 1,
+            ..Shape::of("albert-base", &family::ALBERT, 12, 768, 30000)
+        },
     ];
 
     /// 12 heads and a 4× feed-forward, as every one of these models has.
@@ -75,6 +85,8 @@ impl Shape {
             hidden,
             intermediate: 4 * hidden,
             vocab,
+            embedding: hidden,
+            groups: layers,
         }
     }
 
@@ -199,12 +211,13 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     let f = shape.family;
     // RoBERTa's positions start after the padding index 1
     let offset = if f.positions_after_padding { 2 } else { 0 };
-    let (h, i, l, v, p) = (
+    let (h, i, l, v, p, e) = (
         shape.hidden,
         shape.intermediate,
         shape.layers,
         shape.vocab,
         512 + offset,
+        shape.embedding,
     );
     let types = if f.positions_after_padding { 1 } else { 2 };
     let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0x5EED_BE2C);
@@ -218,27 +231,32 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     let mut tables = vec![(f.word_embeddings, v), (f.position_embeddings, p)];
     tables.extend(f.token_type_embeddings.map(|n| (n, types)));
     for (table, rows) in tables {
-        let w = rnd(rows * h);
+        let w = rnd(rows * e);
         t.push(OutTensor::f32(
             &name(&format!("{table}.weight")),
-            vec![rows, h],
+            vec![rows, e],
             &w,
         ));
     }
-    let ln = |n: &str| {
+    let ln_of = |n: &str, width: usize| {
         [
-            OutTensor::f32(&format!("{n}.weight"), vec![h], &vec![1.0; h]),
-            OutTensor::f32(&format!("{n}.bias"), vec![h], &vec![0.0; h]),
+            OutTensor::f32(&format!("{n}.weight"), vec![width], &vec![1.0; width]),
+            OutTensor::f32(&format!("{n}.bias"), vec![width], &vec![0.0; width]),
         ]
     };
-    t.extend(ln(&name(f.embeddings_layer_norm)));
+    let ln = |n: &str| ln_of(n, h);
+    t.extend(ln_of(&name(f.embeddings_layer_norm), e));
     let mut lin = |n: String, rows: usize, k: usize| {
         [
             OutTensor::f32(&format!("{n}.weight"), vec![rows, k], &rnd(rows * k)),
             OutTensor::f32(&format!("{n}.bias"), vec![rows], &rnd(rows)),
         ]
     };
-    for li in 0..l {
+    if let Some(pj) = f.embeddings_project.filter(|_| e != h || f.shared_layers) {
+        t.extend(lin(name(pj), h, e));
+    }
+    let stored = if f.shared_layers { shape.groups } else { l };
+    for li in 0..stored {
         let part = |n: &str| name(&f.layer(li, n));
         for proj in f.query_key_value {
             t.extend(lin(part(proj), h, h));
@@ -256,10 +274,11 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
     let cfg = serde_json::json!({
         "architectures": [f.architecture(crate::model::TaskHead::SequenceClassification)],
         "model_type": f.model_type,
-        "vocab_size": v, "hidden_size": h, "num_hidden_layers": l,
-        "num_attention_heads": shape.heads, "intermediate_size": i,
-        "max_position_embeddings": p, "type_vocab_size": types, "layer_norm_eps": 1e-12,
-        "hidden_act": "gelu", "pad_token_id": if offset > 0 { 1 } else { 0 },
+        "vocab_size": v, "hidden_size": h, "embedding_size": e, "num_hidden_layers": l,
+        "num_hidden_groups": stored, "num_attention_heads": shape.heads,
+        "intermediate_size": i, "max_position_embeddings": p, "type_vocab_size": types,
+        "layer_norm_eps": 1e-12, "hidden_act": f.default_hidden_act,
+        "pad_token_id": if offset > 0 { 1 } else { 0 },
     });
     crate::io::output::write_atomic(&dir.join("config.json"), cfg.to_string().as_bytes())?;
     let tok = serde_json::json!({
@@ -319,7 +338,10 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         }
         _ => {
             return Err(Error::Usage(
-                "give one of --model DIR and --shape (minilm, base, roberta-base, distilbert-base, electra-base)".into(),
+                format!(
+                    "give one of --model DIR and --shape ({})",
+                    Shape::ALL.map(|s| s.name).join(", ")
+                ),
             ))
         }
     };
@@ -360,7 +382,12 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let mut plans = Vec::new();
     for &f in &args.pruned {
         let k = (f * nh as f64).round() as usize;
-        let mask = random_mask(nl, nh, k, args.seed);
+        // the same heads in every application of a shared layer (ALBERT), so that the
+        // exported checkpoint can drop them
+        let stored = random_mask(c.stored_layers, nh, k, args.seed);
+        let mask: Vec<f32> = (0..nl)
+            .flat_map(|l| stored[c.stored_layer(l) * nh..][..nh].to_vec())
+            .collect();
         if args.modes.contains(&Mode::Compact) {
             let out = scratch.0.join(format!("compact-{k}"));
             crate::heads::export::export(&crate::heads::export::ExportArgs {

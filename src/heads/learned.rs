@@ -345,10 +345,10 @@ impl GateLearner {
         }
         let mut loss = loss;
         if self.args.method == Method::HardConcrete {
-            for k in 0..n_heads {
-                let (p, dp) = self.hc.l0(self.w[k]);
+            for (g, &w) in grad.iter_mut().zip(&self.w) {
+                let (p, dp) = self.hc.l0(w);
                 loss += self.args.l0_lambda * p;
-                grad[k] += self.args.l0_lambda * dp;
+                *g += self.args.l0_lambda * dp;
             }
         }
         if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {

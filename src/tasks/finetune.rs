@@ -28,7 +28,8 @@ pub struct Optimiser {
 impl Optimiser {
     /// Refuses a rate or warm-up the schedule cannot use; `lr_flag` names the rate's flag.
     pub fn check(&self, lr_flag: &str) -> Result<()> {
-        if !(self.lr.is_finite() && self.lr > 0.0) || !(0.0..1.0).contains(&self.warmup_ratio) {
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0;
+        if !(lr_ok && (0.0..1.0).contains(&self.warmup_ratio)) {
             return Err(Error::Usage(format!(
                 "{lr_flag} must be positive and --warmup in [0, 1)"
             )));

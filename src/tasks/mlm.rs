@@ -209,16 +209,16 @@ mod tests {
         let (mut chosen, mut as_mask, mut kept, mut total) = (0, 0, 0, 0);
         for ((ex, m), y) in examples.iter().zip(&masked).zip(&labels) {
             assert_eq!((y[0], y[59]), (-100, -100), "specials are never chosen");
-            for j in 0..ex.ids.len() {
+            for ((&id, &new), &label) in ex.ids.iter().zip(&m.ids).zip(y) {
                 total += 1;
-                if y[j] < 0 {
-                    assert_eq!(m.ids[j], ex.ids[j], "an unchosen token is unchanged");
+                if label < 0 {
+                    assert_eq!(new, id, "an unchosen token is unchanged");
                     continue;
                 }
                 chosen += 1;
-                assert_eq!(y[j], ex.ids[j] as i32, "the label is the original id");
-                as_mask += (m.ids[j] == mask_id) as usize;
-                kept += (m.ids[j] == ex.ids[j]) as usize;
+                assert_eq!(label, id as i32, "the label is the original id");
+                as_mask += (new == mask_id) as usize;
+                kept += (new == id) as usize;
             }
         }
         let share = |k: usize, n: usize| k as f64 / n as f64;
