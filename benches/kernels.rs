@@ -106,6 +106,7 @@ fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
         head_dim: d as u32,
         gate_off: 0,
         gate_stride: heads as u32,
+        rel_bias: None,
     };
     let tuned = gpu.tuning.cpu && texture_possible(gpu, &args);
     let variants: Vec<bool> = if std::env::var_os("HEADROOM_BENCH_ALL").is_some() {
@@ -168,6 +169,7 @@ fn bench_attention_backward(c: &mut Criterion, gpu: &Gpu) {
         head_dim: d as u32,
         gate_off: 0,
         gate_stride: heads as u32,
+        rel_bias: None,
     };
     let stats = gpu
         .empty(

@@ -1,7 +1,8 @@
 // Fused head-gated attention with an online softmax, per (example, head, block of queries):
 //   out[b, t, h*d:(h+1)*d] = gate[b, off + h] * softmax(q_t K^T * scale, keys < len[b]) V
 // and lse[b, h, t] = log-sum-exp of the scaled scores (for the backward pass).
-// No [B, H, T, T] buffer exists. A head whose gate is 0 is skipped: its output is 0, exactly as
+// With REL_BIAS, a relative position bias [heads, T, T] (MPNet's, gathered per layer for the
+// heads it computes) is added to the scaled scores. No [B, H, T, T] buffer exists. A head whose gate is 0 is skipped: its output is 0, exactly as
 // transformers' head_mask gives, and its lse is written as 0.
 // qkv holds Q | K | V side by side: row (b*T + t), columns [0, H) Q, [H, 2H) K, [2H, 3H) V,
 // H = heads * head_dim for the heads this layer computes (all of them, the ones a pruned
@@ -30,6 +31,17 @@ const KT: u32 = 16u;           // keys per shared tile
 @group(0) @binding(3) var<storage, read> gates: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+
+override REL_BIAS: bool = false;
+@group(0) @binding(6) var<storage, read> relbias: array<f32>;
+
+// The relative position bias of computed head h, query t, key j (indices clamped to the
+// sequence); 0 without REL_BIAS.
+fn rel_bias(h: u32, t: u32, j: u32) -> f32 {
+    if (!REL_BIAS) { return 0.0; }
+    let last = p.seq - 1u;
+    return relbias[(h * p.seq + min(t, last)) * p.seq + min(j, last)];
+}
 
 var<workgroup> ks: array<f32, 2048>; // [KT][MAX_D]
 var<workgroup> vs: array<f32, 2048>;
@@ -117,7 +129,7 @@ fn attention_fwd(
         for (var j = 0u; j < nk; j++) {
             var dot = 0.0;
             for (var i = 0u; i < d; i++) { dot = fma(q[i], ks[j * MAX_D + i], dot); }
-            s[j] = dot;
+            s[j] = dot + rel_bias(h, t, k0 + j);
             mt = max(mt, dot);
         }
         let corr = exp(m - mt);
@@ -192,7 +204,7 @@ fn attention_fwd_tex(
             for (var i = 0u; i < d4; i++) {
                 dot4 = fma(q[i], textureLoad(tqkv, vec2<i32>(kx + i32(i), y), 0), dot4);
             }
-            let sc = dot4.x + dot4.y + dot4.z + dot4.w;
+            let sc = dot4.x + dot4.y + dot4.z + dot4.w + rel_bias(h, t, k0 + j);
             s[j] = sc;
             mt = max(mt, sc);
         }

@@ -1,6 +1,7 @@
 // What a head attends to, for head-role analysis, without keeping any attention map: one
 // thread per (example b, head h, query token i) recomputes its softmax row
-//   P_ij = softmax_j(q_i k_j * scale), keys j < len[b]
+//   P_ij = softmax_j(q_i k_j * scale + R_ij), keys j < len[b]
+// (R the relative position bias [heads, T, T] with REL_BIAS, as attention.wgsl adds it)
 // in two passes over the keys (max and sum, then the weights) and writes
 //   sieve[b, h, i, 0..5]: attention mass on a token set divided by the set's share under
 //     uniform attention (|set| / n, n = len[b]): 0 local (|j - i| <= 2), 1 [CLS], 2 [SEP],
@@ -33,8 +34,13 @@ const NO_WORD: u32 = 0xFFFFu;
 @group(0) @binding(4) var<storage, read_write> sieve: array<f32>;
 @group(0) @binding(5) var<storage, read_write> words: array<f32>;
 
-fn score(qrow: u32, krow: u32, q: ptr<function, array<f32, MAX_D>>) -> f32 {
+override REL_BIAS: bool = false;
+@group(0) @binding(6) var<storage, read> relbias: array<f32>;
+
+// q_i k_j * scale (q pre-scaled) plus head h's bias of query i and key j.
+fn score(qrow: u32, krow: u32, q: ptr<function, array<f32, MAX_D>>, h: u32, i: u32, j: u32) -> f32 {
     var dot = 0.0;
+    if (REL_BIAS) { dot = relbias[(h * p.seq + i) * p.seq + j]; }
     for (var e = 0u; e < HEAD_DIM; e++) { dot = fma((*q)[e], qkv[krow + e], dot); }
     return dot;
 }
@@ -67,7 +73,7 @@ fn attention_analysis(
     var m = -3.0e38;
     var l = 0.0;
     for (var j = 0u; j < n; j++) {
-        let s = score(qrow, (b * p.seq + j) * stride + p.hidden + h * HEAD_DIM, &q);
+        let s = score(qrow, (b * p.seq + j) * stride + p.hidden + h * HEAD_DIM, &q, h, i, j);
         let mn = max(m, s);
         l = l * exp(m - mn) + exp(s - mn);
         m = mn;
@@ -78,7 +84,7 @@ fn attention_analysis(
     var mass = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
     var count = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
     for (var j = 0u; j < n; j++) {
-        let s = score(qrow, (b * p.seq + j) * stride + p.hidden + h * HEAD_DIM, &q);
+        let s = score(qrow, (b * p.seq + j) * stride + p.hidden + h * HEAD_DIM, &q, h, i, j);
         let pj = exp(s - m) / l;
         let t = tok[b * p.seq + j];
         let cls = (t >> 17u) & 1u;

@@ -1,6 +1,7 @@
 // Backward of the fused head-gated attention (attention.wgsl), FlashAttention-2 style: P is
 // recomputed from Q, K and the saved log-sum-exp, so no [B, H, T, T] buffer exists.
-//   forward:  O_t = sum_j P_tj V_j (ungated), out_t = gate * O_t, P = softmax(scale * Q K^T)
+//   forward:  O_t = sum_j P_tj V_j (ungated), out_t = gate * O_t,
+//             P = softmax(scale * Q K^T + R) with R the relative position bias (REL_BIAS) or 0
 //   given dout (gradient of out):
 //     dgate      = sum_t <dout_t, O_t>
 //     dO_t       = gate * dout_t,   D_t = <dO_t, O_t>
@@ -48,6 +49,30 @@ const MAX_D: u32 = 128u;
 @group(0) @binding(11) var<storage, read_write> tokabs: array<f32>;
 // [B, L, heads]: max_j P_tj summed over real query tokens (Voita et al.'s confidence).
 @group(0) @binding(12) var<storage, read_write> confsum: array<f32>;
+
+// [heads, T, T]: the relative position bias the forward added (REL_BIAS).
+override REL_BIAS: bool = false;
+@group(0) @binding(13) var<storage, read> relbias: array<f32>;
+
+// The relative position bias of computed head h, query t, key j (indices clamped to the
+// sequence); 0 without REL_BIAS.
+fn rel_bias(h: u32, t: u32, j: u32) -> f32 {
+    if (!REL_BIAS) { return 0.0; }
+    let last = p.seq - 1u;
+    return relbias[(h * p.seq + min(t, last)) * p.seq + min(j, last)];
+}
+
+// The bias of query t against keys j .. j + 3.
+fn rel_bias_keys(h: u32, t: u32, j: u32) -> vec4<f32> {
+    return vec4<f32>(rel_bias(h, t, j), rel_bias(h, t, j + 1u), rel_bias(h, t, j + 2u),
+        rel_bias(h, t, j + 3u));
+}
+
+// The bias of queries t .. t + 3 against key j.
+fn rel_bias_queries(h: u32, t: u32, j: u32) -> vec4<f32> {
+    return vec4<f32>(rel_bias(h, t, j), rel_bias(h, t + 1u, j), rel_bias(h, t + 2u, j),
+        rel_bias(h, t + 3u, j));
+}
 
 fn plane() -> u32 {
     return (p.total / p.blocks) * p.seq;
@@ -125,7 +150,7 @@ fn attn_bwd_q(
         var l = 0.0;
         for (var i = 0u; i < d; i++) { o[i] = 0.0; }
         for (var j = 0u; j < len; j++) {
-            var s = 0.0;
+            var s = rel_bias(h, t, j);
             for (var i = 0u; i < d; i++) { s = fma(q[i], k_at(b, j, h, i), s); }
             let mn = max(m, s);
             let corr = exp(m - mn);
@@ -147,7 +172,7 @@ fn attn_bwd_q(
     var ent = 0.0;
     var pmax = 0.0;
     for (var j = 0u; j < len; j++) {
-        var s = 0.0;
+        var s = rel_bias(h, t, j);
         var dp = 0.0;
         for (var i = 0u; i < d; i++) {
             s = fma(q[i], k_at(b, j, h, i), s);
@@ -203,7 +228,7 @@ fn attn_bwd_kv(
                 s = fma(q_at(b, t, h, i), k[i], s);
                 dp = fma(dout[orow + i], v[i], dp);
             }
-            let pj = exp(s * p.scale - stats[n + srow]);
+            let pj = exp(s * p.scale + rel_bias(h, t, j) - stats[n + srow]);
             let ds = pj * (gate * dp - stats[srow]);
             for (var i = 0u; i < d; i++) {
                 let dg = gate * dout[orow + i];
@@ -313,7 +338,7 @@ fn attn_bwd_q_tex(
             let kr = b * p.seq + j;
             var s4 = vec4<f32>(0.0);
             for (var i = 0u; i < d4; i++) { s4 = fma(q[i], qkv4(kr, kx + i), s4); }
-            let s = s4.x + s4.y + s4.z + s4.w;
+            let s = s4.x + s4.y + s4.z + s4.w + rel_bias(h, t, j);
             let mn = max(m, s);
             let corr = exp(m - mn);
             let pj = exp(s - mn);
@@ -342,7 +367,7 @@ fn attn_bwd_q_tex(
             s4 = fma(q[i], qkv4(kr, kx + i), s4);
             dp4 = fma(dov[i], qkv4(kr, vx + i), dp4);
         }
-        let s = s4.x + s4.y + s4.z + s4.w;
+        let s = s4.x + s4.y + s4.z + s4.w + rel_bias(h, t, j);
         let pj = exp(s - lse);
         ent += pj * (lse - s);
         pmax = max(pmax, pj);
@@ -402,7 +427,7 @@ fn attn_bwd_kv_tex(
                 dp4 = fma(dout4(row, ox + i), v[i], dp4);
             }
             let s = s4.x + s4.y + s4.z + s4.w;
-            let pj = exp(s * p.scale - stats[n + srow]);
+            let pj = exp(s * p.scale + rel_bias(h, t, j) - stats[n + srow]);
             let ds = pj * (gate * (dp4.x + dp4.y + dp4.z + dp4.w) - stats[srow]);
             for (var i = 0u; i < d4; i++) {
                 dv[i] = fma(vec4<f32>(pj * gate), dout4(row, ox + i), dv[i]);
@@ -588,7 +613,7 @@ fn attn_bwd_q_tiled(
                 let base = r * rc + c;
                 var sp = 0.0;
                 for (var e = 0u; e < ev; e++) { sp += dot(q[e], ta[base + TD * e]); }
-                let s = group_sum(sp);
+                let s = group_sum(sp) + rel_bias(h, tc, k0 + r);
                 let mn = max(m, s);
                 let corr = exp(m - mn);
                 let pj = exp(s - mn);
@@ -627,7 +652,7 @@ fn attn_bwd_q_tiled(
                 dpp += vec4<f32>(dot(dov[e], tb[o]), dot(dov[e], tb[o + rc]),
                     dot(dov[e], tb[o + 2u * rc]), dot(dov[e], tb[o + 3u * rc]));
             }
-            let s = group_sum4(sp);
+            let s = group_sum4(sp) + rel_bias_keys(h, tc, k0 + r);
             let dp = group_sum4(dpp);
             let real = vec4<u32>(r, r + 1u, r + 2u, r + 3u) < vec4<u32>(nk);
             let pj = select(vec4<f32>(0.0), exp(s - lse), real);
@@ -732,7 +757,8 @@ fn attn_bwd_kv_tiled(
                 }
                 let s = group_sum4(sp);
                 let dp = group_sum4(dpp);
-                let pj = exp(s * p.scale - vec4<f32>(tr0[r], tr0[r + 1u], tr0[r + 2u], tr0[r + 3u]));
+                let pj = exp(s * p.scale + rel_bias_queries(h, t0 + r, jc)
+                    - vec4<f32>(tr0[r], tr0[r + 1u], tr0[r + 2u], tr0[r + 3u]));
                 let ds = pj * (dp - vec4<f32>(tr1[r], tr1[r + 1u], tr1[r + 2u], tr1[r + 3u]));
                 for (var e = 0u; e < ev; e++) {
                     let o = r * rc + c + TD * e;

@@ -7,7 +7,7 @@
 struct SegParams {
     groups: u32,
     width: u32,
-    _p0: u32,
+    seq: u32,   // relative_bias only: T
     _p1: u32,
 }
 
@@ -48,5 +48,26 @@ fn gather_rows(
     let s = targets[r];
     for (var c = lid; c < p.width; c += 64u) {
         out[r * p.width + c] = src[s * p.width + c];
+    }
+}
+
+// Relative position bias per computed head (MPNet): with T = p.seq, `src` the bias table
+// [buckets, width] (width = the model's heads), `targets` the bucket of each relative position
+// (key − query + T − 1, 2T − 1 of them) and `rows` the computed heads' original indices,
+//   out[(h * T + t) * T + j] = src[targets[j + T − 1 − t] * width + rows[h]], h < groups.
+@compute @workgroup_size(64)
+fn relative_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let seq = p.seq;
+    let ht = wid.x + wid.y * nwg.x; // one workgroup per (head, query)
+    if (ht >= p.groups * seq) { return; }
+    let h = ht / seq;
+    let t = ht % seq;
+    let col = rows[h];
+    for (var j = lid; j < seq; j += 64u) {
+        out[ht * seq + j] = src[targets[j + seq - 1u - t] * p.width + col];
     }
 }

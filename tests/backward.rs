@@ -411,6 +411,7 @@ fn check_attention_backward(
         head_dim: d as u32,
         gate_off: (layer * heads) as u32,
         gate_stride: (nl * heads) as u32,
+        rel_bias: None,
     };
     let out = poisoned(b * t * hid);
     let lse = poisoned(b * heads * t);

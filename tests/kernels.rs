@@ -114,6 +114,7 @@ fn check_attention(
             head_dim: d as u32,
             gate_off: (layer * heads) as u32,
             gate_stride: (n_layers * heads) as u32,
+            rel_bias: None,
         };
         let texture = texture && attention::texture_possible(g, &args);
         attention_fwd_variant(&mut rec, &args, &out, &lse, texture);
@@ -612,6 +613,7 @@ fn attention_analysis_matches_reference() {
         heads: heads as u32,
         head_dim: d as u32,
         n_words: n_words as u32,
+        rel_bias: None,
     };
     attention_analysis(&mut rec, &args, &sieve, &words);
     rec.finish();

@@ -337,12 +337,10 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
             )
         }
         _ => {
-            return Err(Error::Usage(
-                format!(
-                    "give one of --model DIR and --shape ({})",
-                    Shape::ALL.map(|s| s.name).join(", ")
-                ),
-            ))
+            return Err(Error::Usage(format!(
+                "give one of --model DIR and --shape ({})",
+                Shape::ALL.map(|s| s.name).join(", ")
+            )))
         }
     };
     let model = Model::load(gpu, &dir)?;

@@ -30,6 +30,21 @@ pub struct AttnArgs<'a> {
     pub head_dim: u32,
     pub gate_off: u32,
     pub gate_stride: u32,
+    /// A relative position bias [heads, T, T] added to the scaled scores (MPNet), for the
+    /// heads this layer computes; None: no bias term (the kernels compile it out).
+    pub rel_bias: Option<&'a Tensor>,
+}
+
+impl AttnArgs<'_> {
+    /// The `REL_BIAS` override constant.
+    pub(crate) fn rel_bias_constant(&self) -> (&'static str, f64) {
+        ("REL_BIAS", self.rel_bias.is_some() as u32 as f64)
+    }
+
+    /// What the bias binding holds: the bias, or (never read) the lengths.
+    pub(crate) fn rel_bias_binding(&self) -> wgpu::BindingResource<'_> {
+        self.rel_bias.unwrap_or(self.lens).binding()
+    }
 }
 
 /// Largest head dimension the kernel holds in registers.
@@ -78,7 +93,11 @@ pub fn attention_fwd_variant(
     let pipe = gpu.pipeline(
         Shader::Attention,
         entry,
-        &[("BQ", bq as f64), ("HEAD_DIM", a.head_dim as f64)],
+        &[
+            ("BQ", bq as f64),
+            ("HEAD_DIM", a.head_dim as f64),
+            a.rel_bias_constant(),
+        ],
     );
     let params = gpu.uniform(
         "attention.params",
@@ -109,6 +128,7 @@ pub fn attention_fwd_variant(
             a.gates.binding(),
             out.binding(),
             lse.binding(),
+            a.rel_bias_binding(),
         ],
     );
     rec.dispatch("attention_fwd", &pipe, &bg, total);

@@ -45,6 +45,8 @@ pub struct AnalysisArgs<'a> {
     pub head_dim: u32,
     /// Words per example the `words` output has room for (at least 1).
     pub n_words: u32,
+    /// The relative position bias [heads, T, T] the forward adds (MPNet), if any.
+    pub rel_bias: Option<&'a Tensor>,
 }
 
 /// sieve [B, heads, T, SIEVES] and words [B, heads, T, n_words] (see the shader).
@@ -56,7 +58,10 @@ pub fn attention_analysis(rec: &mut Recorder, a: &AnalysisArgs, sieve: &Tensor, 
     let pipe = gpu.pipeline(
         Shader::AttentionAnalysis,
         "attention_analysis",
-        &[("HEAD_DIM", a.head_dim as f64)],
+        &[
+            ("HEAD_DIM", a.head_dim as f64),
+            ("REL_BIAS", a.rel_bias.is_some() as u32 as f64),
+        ],
     );
     let params = gpu.uniform(
         "attention_analysis.params",
@@ -79,6 +84,7 @@ pub fn attention_analysis(rec: &mut Recorder, a: &AnalysisArgs, sieve: &Tensor, 
             a.tokens.binding(),
             sieve.binding(),
             words.binding(),
+            a.rel_bias.unwrap_or(a.lens).binding(),
         ],
     );
     rec.dispatch("attention_analysis", &pipe, &bg, total.div_ceil(64));

@@ -208,6 +208,8 @@ fn record(
             "attn_bwd_kv",
         ),
     };
+    let mut constants = constants;
+    constants.push(f.rel_bias_constant());
     let blocks = f.seq.div_ceil(rows);
     let params = |blocks: u32, total: u32| {
         gpu.uniform(
@@ -239,18 +241,19 @@ fn record(
         (f.qkv.binding(), a.dout.binding())
     };
     let pipe = gpu.pipeline(Shader::AttentionBackward, q_entry, &constants);
-    let bg = gpu.bind(
+    let bg = gpu.bind_at(
         &pipe,
         &[
-            pq.as_entire_binding(),
-            qkv_res.clone(),
-            f.lens.binding(),
-            f.gates.binding(),
-            a.out.binding(),
-            a.lse.binding(),
-            dout_res.clone(),
-            dqkv.binding(),
-            stats.binding(),
+            (0, pq.as_entire_binding()),
+            (1, qkv_res.clone()),
+            (2, f.lens.binding()),
+            (3, f.gates.binding()),
+            (4, a.out.binding()),
+            (5, a.lse.binding()),
+            (6, dout_res.clone()),
+            (7, dqkv.binding()),
+            (8, stats.binding()),
+            (13, f.rel_bias_binding()),
         ],
     );
     rec.dispatch("attn_bwd_q", &pipe, &bg, total);
@@ -266,6 +269,7 @@ fn record(
             (6, dout_res),
             (7, dqkv.binding()),
             (8, stats.binding()),
+            (13, f.rel_bias_binding()),
         ],
     );
     rec.dispatch("attn_bwd_kv", &pipe, &bg, total);

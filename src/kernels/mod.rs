@@ -26,4 +26,4 @@ pub use matmul::{
 };
 pub use optimizer::{adamw_step, sum_squares, AdamW};
 pub use pool::{pool, Pooling};
-pub use segment::{gather_rows, scatter_add_rows};
+pub use segment::{gather_rows, relative_bias, scatter_add_rows};

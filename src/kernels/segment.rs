@@ -1,5 +1,5 @@
-//! `shaders/segment.wgsl`: deterministic scatter-add of rows (embedding gradients) and row
-//! gathers.
+//! `shaders/segment.wgsl`: deterministic scatter-add of rows (embedding gradients), row
+//! gathers, and the gather of a relative position bias.
 
 use crate::error::Result;
 use crate::gpu::{Recorder, Shader, Tensor};
@@ -9,7 +9,9 @@ use crate::gpu::{Recorder, Shader, Tensor};
 struct Params {
     groups: u32,
     width: u32,
-    _p: [u32; 2],
+    /// T, for `relative_bias` only.
+    seq: u32,
+    _pad: u32,
 }
 
 /// out[key, :] += Σ src[r, :] over the rows r whose `keys[r]` is `key` (keys outside
@@ -53,7 +55,8 @@ pub fn scatter_add_rows(
         &Params {
             groups,
             width,
-            _p: [0; 2],
+            seq: 0,
+            _pad: 0,
         },
     );
     let bg = gpu.bind(
@@ -87,7 +90,8 @@ pub fn gather_rows(
         &Params {
             groups: n,
             width,
-            _p: [0; 2],
+            seq: 0,
+            _pad: 0,
         },
     );
     let bg = gpu.bind_at(
@@ -100,4 +104,42 @@ pub fn gather_rows(
         ],
     );
     rec.dispatch("gather_rows", &pipe, &bg, n);
+}
+
+/// A relative position bias for the attention kernels (MPNet): out [heads, T, T] with
+/// out[h, t, j] = table[buckets[j − t + T − 1], head_ids[h]], from the bias `table`
+/// [buckets, width] (width = the model's heads), the bucket of each of the 2T − 1 relative
+/// positions and the original index of each computed head.
+pub fn relative_bias(
+    rec: &mut Recorder,
+    table: &Tensor,
+    width: u32,
+    buckets: &Tensor,
+    head_ids: &Tensor,
+    heads: u32,
+    seq: u32,
+    out: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(Shader::Segment, "relative_bias", &[]);
+    let params = gpu.uniform(
+        "relative_bias.params",
+        &Params {
+            groups: heads,
+            width,
+            seq,
+            _pad: 0,
+        },
+    );
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, table.binding()),
+            (2, buckets.binding()),
+            (4, head_ids.binding()),
+            (5, out.binding()),
+        ],
+    );
+    rec.dispatch("relative_bias", &pipe, &bg, heads * seq);
 }

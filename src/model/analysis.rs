@@ -87,6 +87,7 @@ impl Model {
                 heads: heads as u32,
                 head_dim: c.head_dim() as u32,
                 n_words: n_words as u32,
+                rel_bias: acts.rel_biases[li].as_ref(),
             };
             kernels::attention_analysis(&mut rec, &args, &sieve, &words);
             outs.push((sieve, words));

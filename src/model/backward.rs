@@ -424,7 +424,8 @@ impl Model {
                     bt32,
                 );
             }
-            let fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, &acts.plan, b, t, li);
+            let mut fwd = self.attn_args(&s.qkv, &acts.lens, &acts.gates, &acts.plan, b, t, li);
+            fwd.rel_bias = acts.rel_biases[li].as_ref();
             let args = AttnBackwardArgs {
                 fwd,
                 out: &s.ctx,

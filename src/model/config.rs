@@ -40,6 +40,9 @@ pub struct Config {
     pub json: serde_json::Value,
     /// Per stored layer, the original indices of the heads `pruned_heads` removed (ascending).
     pub pruned_heads: Vec<Vec<usize>>,
+    /// Rows of the relative position bias table (MPNet's `relative_attention_num_buckets`;
+    /// 0 for a family without one).
+    pub relative_buckets: usize,
 }
 
 /// config.json's keys, under BERT's names; the aliases are DistilBERT's.
@@ -71,6 +74,30 @@ struct Raw {
     pruned_heads: Option<BTreeMap<String, Vec<i64>>>,
     num_hidden_groups: Option<usize>,
     inner_group_num: Option<usize>,
+    relative_attention_num_buckets: Option<usize>,
+}
+
+/// The buckets of MPNet's relative positions (transformers' `compute_position_bias` uses 32
+/// and a maximal distance of 128, whatever the config says).
+pub const RELATIVE_BUCKETS: usize = 32;
+const RELATIVE_MAX_DISTANCE: usize = 128;
+
+/// The bucket of relative position `rel` (key − query), as transformers' MPNet computes it: half
+/// the buckets for keys before the query, half for keys after; exact below 8, logarithmic up to
+/// the maximal distance, the last bucket beyond. The logarithm is taken in f32, as torch does.
+pub fn relative_bucket(rel: i64) -> u32 {
+    let half = (RELATIVE_BUCKETS / 2) as i64;
+    let max_exact = half / 2;
+    let n = -rel;
+    let side = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    if n < max_exact {
+        return (side + n) as u32;
+    }
+    let ratio = RELATIVE_MAX_DISTANCE as f32 / max_exact as f32;
+    let large = max_exact
+        + ((n as f32 / max_exact as f32).ln() / ratio.ln() * (half - max_exact) as f32) as i64;
+    (side + large.min(half - 1)) as u32
 }
 
 impl Config {
@@ -140,6 +167,10 @@ impl Config {
             initializer_range: raw.initializer_range.unwrap_or(0.02),
             json: serde_json::from_str(text).unwrap_or_default(),
             pruned_heads: Vec::new(),
+            relative_buckets: match family.relative_attention_bias {
+                Some(_) => raw.relative_attention_num_buckets.unwrap_or(32),
+                None => 0,
+            },
             model_type,
             family,
         };
@@ -166,6 +197,16 @@ impl Config {
             return Err(Error::input(
                 path,
                 format!("position_embedding_type {pet:?} is not supported (supported: absolute)"),
+            ));
+        }
+        if family.relative_attention_bias.is_some() && cfg.relative_buckets < RELATIVE_BUCKETS {
+            // transformers buckets relative positions into 32 whatever the table's size
+            return Err(Error::input(
+                path,
+                format!(
+                    "relative_attention_num_buckets {} is below the {RELATIVE_BUCKETS} buckets MPNet's attention reads",
+                    cfg.relative_buckets
+                ),
             ));
         }
         if family.shared_layers {

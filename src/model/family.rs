@@ -43,6 +43,9 @@ pub struct Family {
     pub token_classifier: &'static str,
     /// Positions count from padding_idx + 1 (RoBERTa), not from 0.
     pub positions_after_padding: bool,
+    /// Below the prefix: a relative position bias table [buckets, heads] that every layer adds
+    /// to its attention scores (MPNet), bucketed as `relative_position_bucket` does.
+    pub relative_attention_bias: Option<&'static str>,
     /// config.json's `hidden_act` when it names none.
     pub default_hidden_act: &'static str,
     /// Layers are shared (ALBERT): the checkpoint stores `num_hidden_groups` layers, and the
@@ -93,6 +96,7 @@ pub const BERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    relative_attention_bias: None,
     default_hidden_act: "gelu",
     shared_layers: false,
     mlm: MlmNames {
@@ -128,6 +132,7 @@ pub const DISTILBERT: Family = Family {
     seq_classifier: "classifier",
     token_classifier: "classifier",
     positions_after_padding: false,
+    relative_attention_bias: None,
     default_hidden_act: "gelu",
     shared_layers: false,
     mlm: MlmNames {
@@ -223,6 +228,21 @@ pub const ALBERT: Family = Family {
     ..BERT
 };
 
+/// MPNet (`mpnet`): BERT's layer with `attention.attn.{q,k,v,o}`, no token types, positions
+/// after the padding index as RoBERTa's, a relative position bias shared by every layer, and
+/// RoBERTa's classification and masked-LM heads.
+pub const MPNET: Family = Family {
+    model_type: "mpnet",
+    class_prefix: "MPNet",
+    prefix: "mpnet.",
+    token_type_embeddings: None,
+    query_key_value: ["attention.attn.q", "attention.attn.k", "attention.attn.v"],
+    attention_output: "attention.attn.o",
+    attention_layer_norm: "attention.LayerNorm",
+    relative_attention_bias: Some("encoder.relative_attention_bias"),
+    ..ROBERTA
+};
+
 /// Every family headroom loads.
 pub const FAMILIES: &[&Family] = &[
     &BERT,
@@ -231,6 +251,7 @@ pub const FAMILIES: &[&Family] = &[
     &XLM_ROBERTA,
     &ELECTRA,
     &ALBERT,
+    &MPNET,
 ];
 
 impl Family {

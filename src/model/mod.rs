@@ -123,6 +123,8 @@ pub struct Model {
     classifier: Option<Linear>,
     /// The masked-LM head, when loaded for that objective ([`Model::load_for_mlm`]).
     mlm: Option<mlm::MlmHead>,
+    /// The relative position bias table [buckets, heads] every layer adds (MPNet).
+    rel_bias: Option<Tensor>,
 }
 
 /// (ids [B*T], token types [B*T], lengths [B], T) of a padded batch.
@@ -178,6 +180,8 @@ struct Activations {
     plan: HeadPlan,
     /// Layer inputs and the final output: L + 1 buffers when saved, else 1.
     hidden: Vec<Tensor>,
+    /// Per layer when saved: the relative position bias its attention added (MPNet).
+    rel_biases: Vec<Option<Tensor>>,
     layers: Vec<LayerActs>,
     pooled: Option<Tensor>,
     logits: Option<Tensor>,
@@ -596,6 +600,13 @@ impl Model {
                 config.id2label.len()
             );
         }
+        let rel_bias = match f.relative_attention_bias {
+            Some(name) => Some(get(
+                &format!("{name}.weight"),
+                &[c.relative_buckets, c.num_attention_heads],
+            )?),
+            None => None,
+        };
         let mlm = match mlm_chunk {
             Some(rows) => Some(mlm::MlmHead::load(gpu, &weights, &config, backward, rows)?),
             None => None,
@@ -611,6 +622,7 @@ impl Model {
             pooler,
             classifier,
             mlm,
+            rel_bias,
         })
     }
 
@@ -808,7 +820,7 @@ impl Model {
                 lse: &lse,
                 attn_proj: &proj,
             };
-            self.record_attention(&mut rec, li, &x, bufs, &lens, &gates, &plan, (b, t));
+            self.record_attention(&mut rec, li, &x, bufs, &lens, &gates, &plan, (b, t))?;
         }
         rec.finish();
         gpu.wait();
@@ -823,9 +835,40 @@ impl Model {
             .collect()
     }
 
+    /// The relative position bias [heads, T, T] of the heads `plan` computes in layer `li`
+    /// (MPNet), gathered from the table on the device; None for a family without one.
+    fn record_relative_bias(
+        &self,
+        rec: &mut Recorder,
+        plan: &HeadPlan,
+        li: usize,
+        t: usize,
+    ) -> Result<Option<Tensor>> {
+        let Some(table) = &self.rel_bias else {
+            return Ok(None);
+        };
+        let gpu = rec.gpu();
+        let layer = &self.layers[li];
+        let heads: Vec<u32> = plan.active[li]
+            .iter()
+            .map(|&j| layer.heads.get(j as usize).copied().unwrap_or(0))
+            .collect();
+        let buckets: Vec<u32> = (0..2 * t as i64 - 1)
+            .map(|r| config::relative_bucket(r - (t as i64 - 1)))
+            .collect();
+        let out = gpu.empty("attention.relative_bias", heads.len() * t * t)?;
+        let buckets = gpu.upload_u32("relative_buckets", &buckets)?;
+        let head_ids = gpu.upload_u32("relative_bias.heads", &heads)?;
+        let width = self.config.num_attention_heads as u32;
+        let (n, t) = (heads.len() as u32, t as u32);
+        kernels::relative_bias(rec, table, width, &buckets, &head_ids, n, t, &out);
+        Ok(Some(out))
+    }
+
     /// The attention block of layer `li`: the Q|K|V projection, attention and the output
     /// projection into `s.attn_proj`, over the heads `plan` computes. A layer that computes
-    /// none outputs the projection's bias.
+    /// none outputs the projection's bias. Returns the relative position bias the attention
+    /// added, if the family has one (the backward pass reads it again).
     #[allow(clippy::too_many_arguments)]
     fn record_attention(
         &self,
@@ -837,15 +880,16 @@ impl Model {
         gates: &Tensor,
         plan: &HeadPlan,
         (b, t): (usize, usize),
-    ) {
+    ) -> Result<Option<Tensor>> {
         let layer = &self.layers[li];
         let (h, d) = (self.config.hidden_size, self.config.head_dim());
         let bt32 = (b * t) as u32;
         let active = &plan.active[li];
         if active.is_empty() {
             kernels::bias_rows(rec, &layer.attn_out.b, bt32, h as u32, s.attn_proj);
-            return;
+            return Ok(None);
         }
+        let rel_bias = self.record_relative_bias(rec, plan, li, t)?;
         let gather = |side| {
             plan.lists[li].as_ref().map(|heads| HeadGather {
                 heads,
@@ -865,7 +909,8 @@ impl Model {
             gather: gather(GatherSide::Rows),
         };
         kernels::matmul(rec, &qkv, s.qkv);
-        let args = self.attn_args(s.qkv, lens, gates, plan, b, t, li);
+        let mut args = self.attn_args(s.qkv, lens, gates, plan, b, t, li);
+        args.rel_bias = rel_bias.as_ref();
         kernels::attention_fwd(rec, &args, s.ctx, s.lse);
         let out = MatmulArgs {
             a: s.ctx,
@@ -877,6 +922,7 @@ impl Model {
             gather: gather(GatherSide::Cols),
         };
         kernels::matmul(rec, &out, s.attn_proj);
+        Ok(rel_bias)
     }
 
     /// Records embeddings, every layer and the heads. With `save`, every activation the
@@ -960,6 +1006,7 @@ impl Model {
             self.lin(rec, pj, x, bt32, Act::None, &hidden[0]);
         }
         let emb_projected = if save { emb_out } else { None };
+        let mut rel_biases = Vec::new();
         for (li, layer) in self.layers.iter().enumerate() {
             let s = &layers[if save { li } else { 0 }];
             let (x_in, x_out) = if save {
@@ -973,7 +1020,11 @@ impl Model {
                 lse: &s.lse,
                 attn_proj: &s.attn_proj,
             };
-            self.record_attention(rec, li, x_in, bufs, &lens, &gates, &plan, (b, t));
+            let rel_bias =
+                self.record_attention(rec, li, x_in, bufs, &lens, &gates, &plan, (b, t))?;
+            if save {
+                rel_biases.push(rel_bias);
+            }
             if let Some(d) = &s.attn_drop {
                 drop(rec, 1 + 2 * li as u64, &s.attn_proj, bt * h, d);
             }
@@ -1093,6 +1144,7 @@ impl Model {
             gates,
             plan,
             hidden,
+            rel_biases,
             layers,
             pooled,
             logits,
@@ -1120,6 +1172,7 @@ impl Model {
             head_dim: self.config.head_dim() as u32,
             gate_off: plan.offsets[layer] as u32,
             gate_stride: plan.stride as u32,
+            rel_bias: None,
         }
     }
 

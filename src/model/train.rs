@@ -594,6 +594,12 @@ impl Model {
                 out.extend(linear(format!("{pre}{name}"), pj, project));
             }
         }
+        // the relative position bias (MPNet) is not trained: it has no gradient
+        if let (Some(table), Some(name), None) = (&self.rel_bias, f.relative_attention_bias, grads)
+        {
+            let shape = vec![c.relative_buckets, c.num_attention_heads];
+            out.push(entry(format!("{pre}{name}.weight"), shape, whole(table)));
+        }
         for (li, l) in self.stored_layers().enumerate() {
             let lg = grads.map(|g| &g.layers[li]);
             let part = |name: &str| format!("{pre}{}", f.layer(li, name));

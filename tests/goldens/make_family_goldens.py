@@ -44,6 +44,8 @@ from transformers import (
     DistilBertForSequenceClassification,
     ElectraConfig,
     ElectraForSequenceClassification,
+    MPNetConfig,
+    MPNetForSequenceClassification,
     RobertaConfig,
     RobertaForSequenceClassification,
     RobertaTokenizerFast,
@@ -105,12 +107,15 @@ def tie_groups(rows, groups):
     return rows[..., first, :].contiguous()
 
 
-def family_goldens(name, model, base, run_kwargs, groups=None):
+def family_goldens(name, model, base, run_kwargs, groups=None, sentences=None, labels=None):
     """`base(model)` is the bare encoder; `run_kwargs(ids, am)` the inputs it takes. With
-    `groups` (shared layers), masks and gates are equal within each group of layers."""
+    `groups` (shared layers), masks and gates are equal within each group of layers.
+    `sentences` and `labels` default to sentences.tsv's and LABELS."""
+    sentences = SENTENCES if sentences is None else sentences
+    LABELS = globals()["LABELS"] if labels is None else labels
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
     tok = AutoTokenizer.from_pretrained(os.path.join(FIX, f"tiny-{name}"))
-    enc = tok(SENTENCES, padding="longest", return_tensors="pt")
+    enc = tok(sentences, padding="longest", return_tensors="pt")
     ids, am = enc["input_ids"], enc["attention_mask"]
     kw = run_kwargs(ids, am)
     gen = torch.Generator().manual_seed(7)
@@ -298,6 +303,92 @@ def albert():
                    lambda ids, am: {"input_ids": ids, "attention_mask": am}, groups=2)
 
 
+def long_sentences():
+    """sentences.tsv's six sentences and a seventh, all six joined: longer than MPNet's
+    relative-position range of 128. Written to long-sentences.tsv for the Rust tests."""
+    sents = SENTENCES + [" ".join(SENTENCES)]
+    with open(os.path.join(GOLD, "long-sentences.tsv"), "w", encoding="utf-8") as f:
+        f.write("sentence\n" + "".join(x + "\n" for x in sents))
+    return sents
+
+
+def mpnet():
+    """MPNet with tiny-roberta's BPE tokenizer; the seventh sentence is over 128 tokens, so the
+    relative position bias uses every bucket, the capped ones included."""
+    torch.manual_seed(22)
+    tok = AutoTokenizer.from_pretrained(os.path.join(FIX, "tiny-roberta"))
+    sents = long_sentences()
+    longest = max(len(tok(x)["input_ids"]) for x in sents)
+    assert 140 < longest <= 256, longest
+    cfg = MPNetConfig(
+        vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
+        intermediate_size=60, max_position_embeddings=260, relative_attention_num_buckets=32,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=3,
+        id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = MPNetForSequenceClassification(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(23))
+    with torch.no_grad():  # a bias strong enough to matter against the random scores
+        model.mpnet.encoder.relative_attention_bias.weight.mul_(10.0)
+    save_fixture("mpnet", model, tok)
+    family_goldens("mpnet", model, lambda m: m.mpnet,
+                   lambda ids, am: {"input_ids": ids, "attention_mask": am},
+                   sentences=sents, labels=torch.tensor([0, 1, 2, 2, 1, 0, 1]))
+    print(f"[mpnet] longest sentence: {longest} tokens")
+
+
+def mpnet_sentence_transformer():
+    """tests/fixtures/tiny-mpnet-st/: a sentence-transformers directory around a bare MPNetModel
+    (tensors without a prefix, mean pooling, Normalize), and
+    tests/goldens/tiny-mpnet-sentence.safetensors: its embeddings of long-sentences.tsv from
+    transformers' last hidden states, mean-pooled over the real tokens and L2-normalised."""
+    from transformers import MPNetModel
+
+    torch.manual_seed(24)
+    tok = AutoTokenizer.from_pretrained(os.path.join(FIX, "tiny-roberta"))
+    cfg = MPNetConfig(
+        vocab_size=len(tok), hidden_size=42, num_attention_heads=3, num_hidden_layers=2,
+        intermediate_size=60, max_position_embeddings=260, layer_norm_eps=1e-5, pad_token_id=1,
+        bos_token_id=0, eos_token_id=2, initializer_range=0.2, attn_implementation="eager",
+    )
+    model = MPNetModel(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(25))
+    out = os.path.join(FIX, "tiny-mpnet-st")
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    os.makedirs(os.path.join(out, "1_Pooling"))
+    os.makedirs(os.path.join(out, "2_Normalize"))
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize",
+         "type": "sentence_transformers.models.Normalize"},
+    ]
+    import json
+    with open(os.path.join(out, "modules.json"), "w") as f:
+        json.dump(modules, f, indent=2)
+    with open(os.path.join(out, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"word_embedding_dimension": 42, "pooling_mode_cls_token": False,
+                   "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+                   "pooling_mode_mean_sqrt_len_tokens": False}, f, indent=2)
+    with open(os.path.join(out, "sentence_bert_config.json"), "w") as f:
+        json.dump({"max_seq_length": 256, "do_lower_case": False}, f, indent=2)
+    sents = long_sentences()
+    enc = tok(sents, padding="longest", return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        states = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    emb = F.normalize((states * mask).sum(1) / mask.sum(1).clamp(min=1e-9), p=2, dim=1)
+    path = os.path.join(GOLD, "tiny-mpnet-sentence.safetensors")
+    save_file({"input_ids": enc["input_ids"].contiguous(),
+               "sentence_embedding": emb.float().contiguous()}, path)
+    print(f"[mpnet-st] {out}; {path}: sentence embeddings {tuple(emb.shape)}")
+
+
 def sentence_embeddings():
     """tests/goldens/minilm-sentence.safetensors: the default model's sentence embeddings of the
     six sentences as sentence-transformers computes them (its modules.json: mean pooling over
@@ -345,4 +436,6 @@ if __name__ == "__main__":
         xlm_roberta()
         electra()
         albert()
+        mpnet()
+        mpnet_sentence_transformer()
         sentence_embeddings()
