@@ -264,7 +264,7 @@ fn xlm_roberta_matches_transformers() {
 /// The commands that read a classifier run on every family's checkpoint.
 #[test]
 fn commands_run_on_each_family() {
-    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert"] {
+    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"] {
         let dir = tempdir::TempDir::new(&format!("commands-{name}"));
         let model = fixture(&format!("tiny-{name}"));
         let mut tsv = String::from("sentence\tlabel\n");
@@ -366,7 +366,7 @@ fn pairs_have_two_segments_in_every_family() {
         "The weather was fine.".to_string(),
         Some("How long?".to_string()),
     )];
-    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert"] {
+    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"] {
         let model = Model::load(g, &fixture(&format!("tiny-{name}"))).unwrap();
         let e = &model.tokenizer.encode_all(&pair).unwrap().0[0];
         let t = &e.type_ids;
@@ -452,6 +452,42 @@ fn sentence_transformers_directories_give_their_sentence_embeddings() {
     ]);
     assert_user_error(&r, "modules.json", "not a sentence-transformers directory");
     assert!(!tmp.path().join("no.safetensors").exists());
+}
+
+/// An MPNet-shaped sentence-transformers directory (sentence-transformers' best English model is
+/// an MPNet): a bare MPNetModel without a prefix, mean pooling and Normalize, on sentences up to
+/// 190 tokens, against transformers' hidden states mean-pooled and normalised.
+#[test]
+fn an_mpnet_sentence_transformer_gives_its_sentence_embeddings() {
+    let dir = fixture("tiny-mpnet-st");
+    let golden = Golden::open("tiny-mpnet-sentence.safetensors");
+    let tmp = tempdir::TempDir::new("mpnet-sentence");
+    let out = tmp.path().join("out.safetensors");
+    let data = golden_path("long-sentences.tsv");
+    let r = headroom(&[
+        "forward",
+        "--model",
+        p(&dir),
+        "--data",
+        p(&data),
+        "--out",
+        p(&out),
+        "--sentence-embedding",
+        "--batch-size",
+        "3",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let got: Vec<f32> = st
+        .tensor("sentence_embedding")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let want = golden.f32("sentence_embedding").1;
+    assert_rel("tiny MPNet sentence embeddings", &got, &want, 1e-4);
 }
 
 /// `bench --shape` writes each family's checkpoint in that family's layout (here at a tiny size
@@ -589,7 +625,7 @@ fn check_mlm(name: &str) {
 
 #[test]
 fn masked_lm_heads_match_transformers() {
-    for name in ["bert", "roberta", "distilbert", "electra", "albert"] {
+    for name in ["bert", "roberta", "distilbert", "electra", "albert", "mpnet"] {
         check_mlm(name);
     }
 }

@@ -11,8 +11,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "shape")]
     model: Option<PathBuf>,
     /// ... or a random checkpoint of this shape: minilm (BERT 6×12, 384), base (BERT 12×12,
-    /// 768), roberta-base, distilbert-base (6 layers), electra-base or albert-base (embeddings
-    /// of 128, one layer group).
+    /// 768), roberta-base, distilbert-base (6 layers), electra-base, albert-base (embeddings
+    /// of 128, one layer group) or mpnet-base (a relative position bias).
     #[arg(long)]
     shape: Option<String>,
     #[arg(long, default_value_t = 32)]

@@ -55,7 +55,7 @@ pub struct Shape {
 
 impl Shape {
     /// The shapes `--shape` names: two BERT sizes and the base size of other families.
-    pub const ALL: [Shape; 6] = [
+    pub const ALL: [Shape; 7] = [
         Shape::of("minilm", &family::BERT, 6, 384, 30522),
         Shape::of("base", &family::BERT, 12, 768, 30522),
         Shape::of("roberta-base", &family::ROBERTA, 12, 768, 50265),
@@ -67,6 +67,7 @@ impl Shape {
             groups: 1,
             ..Shape::of("albert-base", &family::ALBERT, 12, 768, 30000)
         },
+        Shape::of("mpnet-base", &family::MPNET, 12, 768, 30527),
     ];
 
     /// 12 heads and a 4× feed-forward, as every one of these models has.
@@ -235,6 +236,15 @@ pub fn random_checkpoint(dir: &Path, shape: &Shape, seed: u64) -> Result<()> {
         t.push(OutTensor::f32(
             &name(&format!("{table}.weight")),
             vec![rows, e],
+            &w,
+        ));
+    }
+    if let Some(rb) = f.relative_attention_bias {
+        let buckets = crate::model::config::RELATIVE_BUCKETS;
+        let w = rnd(buckets * shape.heads);
+        t.push(OutTensor::f32(
+            &name(&format!("{rb}.weight")),
+            vec![buckets, shape.heads],
             &w,
         ));
     }

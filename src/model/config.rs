@@ -333,3 +333,23 @@ impl Config {
             .unwrap_or_else(|| format!("LABEL_{class}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::relative_bucket;
+
+    #[test]
+    fn relative_buckets_are_transformers_mpnet_buckets() {
+        // MPNetEncoder.relative_position_bucket of transformers 4.57.1 on these positions
+        let rel = [
+            -300, -128, -127, -64, -33, -32, -16, -9, -8, -7, -1, 0, 1, 7, 8, 15, 16, 17, 31, 32,
+            33, 63, 64, 100, 127, 128, 129, 300,
+        ];
+        let want = [
+            15, 15, 15, 14, 12, 12, 10, 8, 8, 7, 1, 0, 17, 23, 24, 25, 26, 26, 27, 28, 28, 29, 30,
+            31, 31, 31, 31, 31,
+        ];
+        let got: Vec<u32> = rel.iter().map(|&r| relative_bucket(r)).collect();
+        assert_eq!(got, want);
+    }
+}

@@ -42,6 +42,8 @@ from transformers import (
     DistilBertForMaskedLM,
     ElectraConfig,
     ElectraForMaskedLM,
+    MPNetConfig,
+    MPNetForMaskedLM,
     RobertaConfig,
     RobertaForMaskedLM,
 )
@@ -218,9 +220,19 @@ def albert():
     build("albert", cfg, AlbertForMaskedLM, "tiny-bert", 38)
 
 
+def mpnet():
+    tok = AutoTokenizer.from_pretrained(os.path.join(FIX, "tiny-roberta"))
+    cfg = MPNetConfig(vocab_size=len(tok), hidden_size=42, num_attention_heads=3,
+                      num_hidden_layers=2, intermediate_size=60, max_position_embeddings=130,
+                      layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                      initializer_range=0.2, attn_implementation="eager")
+    build("mpnet", cfg, MPNetForMaskedLM, "tiny-roberta", 40)
+
+
 if __name__ == "__main__":
     bert()
     roberta()
     distilbert()
     electra()
     albert()
+    mpnet()
