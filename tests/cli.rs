@@ -341,6 +341,14 @@ fn bad_model_files_fail_cleanly() {
             "ALBERT with uneven groups",
         ),
         (
+            "tiny-roberta",
+            "pad",
+            "\"pad_token_id\": 1",
+            "\"pad_token_id\": 0",
+            "the padding token <pad> is id 1 but config.json's pad_token_id is 0",
+            "a tokenizer whose padding token disagrees with config.json",
+        ),
+        (
             "tiny-bert",
             "vocab",
             "\"vocab_size\": 3000",

@@ -40,6 +40,8 @@ pub struct Config {
     pub json: serde_json::Value,
     /// Per stored layer, the original indices of the heads `pruned_heads` removed (ascending).
     pub pruned_heads: Vec<Vec<usize>>,
+    /// config.json's `pad_token_id`, checked against the tokenizer's padding token.
+    pub pad_token_id: Option<usize>,
     /// Rows of the relative position bias table (MPNet's `relative_attention_num_buckets`;
     /// 0 for a family without one).
     pub relative_buckets: usize,
@@ -167,6 +169,7 @@ impl Config {
             initializer_range: raw.initializer_range.unwrap_or(0.02),
             json: serde_json::from_str(text).unwrap_or_default(),
             pruned_heads: Vec::new(),
+            pad_token_id: raw.pad_token_id,
             relative_buckets: match family.relative_attention_bias {
                 Some(_) => raw.relative_attention_num_buckets.unwrap_or(32),
                 None => 0,

@@ -375,6 +375,17 @@ impl Model {
                 ),
             ));
         }
+        // the padding token decides where RoBERTa-style positions start: the two must agree
+        if let (Some((id, text)), Some(pad)) = (tokenizer.pad_token(), config.pad_token_id) {
+            if id as usize != pad {
+                return Err(Error::input(
+                    tokenizer.path(),
+                    format!(
+                        "the padding token {text} is id {id} but config.json's pad_token_id is {pad}: they belong to different models"
+                    ),
+                ));
+            }
+        }
         let c = &config;
         let f = c.family;
         let (h, i, p) = (c.hidden_size, c.intermediate_size, &weights.prefix);

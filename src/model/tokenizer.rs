@@ -99,10 +99,21 @@ impl BertTokenizer {
 
     /// The id of the mask token (`[MASK]` or `<mask>`), if the tokenizer has one.
     pub fn mask_id(&self) -> Option<u32> {
+        self.special_named(&["[MASK]", "<mask>"])
+    }
+
+    /// The id and text of the padding token (`[PAD]` or `<pad>`), if the tokenizer has one.
+    pub fn pad_token(&self) -> Option<(u32, String)> {
+        let id = self.special_named(&["[PAD]", "<pad>"])?;
+        Some((id, self.inner.id_to_token(id).unwrap_or_default()))
+    }
+
+    /// The lowest id of a special token spelled as one of `names`.
+    fn special_named(&self, names: &[&str]) -> Option<u32> {
         self.inner
             .get_added_tokens_decoder()
             .into_iter()
-            .filter(|(_, t)| t.special && (t.content == "[MASK]" || t.content == "<mask>"))
+            .filter(|(_, t)| t.special && names.contains(&t.content.as_str()))
             .map(|(id, _)| id)
             .min()
     }
