@@ -21,6 +21,10 @@ pub type WordSpans = (
 pub struct BertTokenizer {
     path: PathBuf,
     inner: Tokenizer,
+    /// For pre-split words: `inner`, except that a byte-level pre-tokenizer adds a prefix
+    /// space to every word (transformers' `add_prefix_space=True`, which it requires of a
+    /// byte-level BPE tokenizer given words), so a word encodes as it does inside a sentence.
+    words: Tokenizer,
     max_len: usize,
     /// Number the segments of a pair from the tokenizer's sequence ids (for models with one
     /// token type, whose tokenizers give every token type 0): see [`segments`].
@@ -45,6 +49,22 @@ fn segments(sequence_ids: &[Option<usize>]) -> Vec<u32> {
     out
 }
 
+/// Sets `add_prefix_space` on a byte-level pre-tokenizer (alone or in a sequence); whether
+/// there was one.
+fn prefix_byte_level(pre: &mut serde_json::Value) -> bool {
+    match pre["type"].as_str() {
+        Some("ByteLevel") => {
+            pre["add_prefix_space"] = serde_json::Value::Bool(true);
+            true
+        }
+        Some("Sequence") => match pre["pretokenizers"].as_array_mut() {
+            Some(list) => list.iter_mut().fold(false, |any, p| prefix_byte_level(p) || any),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
 /// One example as ids.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Encoded {
@@ -60,15 +80,28 @@ impl BertTokenizer {
         max_len: usize,
         segments_from_sequences: bool,
     ) -> Result<BertTokenizer> {
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::input(path, format!("not a valid tokenizer.json: {e}")))?;
-        inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::input(path, format!("cannot switch truncation off: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+        let parse = |text: &str| -> Result<Tokenizer> {
+            let mut t: Tokenizer = text
+                .parse()
+                .map_err(|e| Error::input(path, format!("not a valid tokenizer.json: {e}")))?;
+            t.with_padding(None);
+            t.with_truncation(None)
+                .map_err(|e| Error::input(path, format!("cannot switch truncation off: {e}")))?;
+            Ok(t)
+        };
+        let inner = parse(&text)?;
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let words = if prefix_byte_level(&mut json["pre_tokenizer"]) {
+            parse(&json.to_string())?
+        } else {
+            inner.clone()
+        };
         Ok(BertTokenizer {
             path: path.to_path_buf(),
             inner,
+            words,
             max_len,
             segments_from_sequences,
         })
@@ -128,7 +161,11 @@ impl BertTokenizer {
     }
 
     fn truncating(&self) -> Result<Tokenizer> {
-        let mut t = self.inner.clone();
+        self.truncating_of(&self.inner)
+    }
+
+    fn truncating_of(&self, t: &Tokenizer) -> Result<Tokenizer> {
+        let mut t = t.clone();
         t.with_truncation(Some(TruncationParams {
             max_length: self.max_len,
             strategy: TruncationStrategy::LongestFirst,
@@ -155,14 +192,14 @@ impl BertTokenizer {
     /// own occurrence; None when truncation cut the word off or it produced no token), and how
     /// many sentences were truncated.
     pub fn encode_word_spans(&self, sentences: &[Vec<String>]) -> Result<WordSpans> {
-        let truncating = self.truncating()?;
+        let truncating = self.truncating_of(&self.words)?;
         let mut out = Vec::with_capacity(sentences.len());
         let mut spans = Vec::with_capacity(sentences.len());
         let mut truncated = 0;
         for words in sentences {
             let w: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
             let err = |e| Error::input(&self.path, format!("cannot encode {:?}: {e}", w.join(" ")));
-            let mut enc = self.inner.encode(w.as_slice(), true).map_err(err)?;
+            let mut enc = self.words.encode(w.as_slice(), true).map_err(err)?;
             if enc.get_ids().len() > self.max_len {
                 truncated += 1;
                 enc = truncating.encode(w.as_slice(), true).map_err(err)?;
