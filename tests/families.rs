@@ -264,7 +264,14 @@ fn xlm_roberta_matches_transformers() {
 /// The commands that read a classifier run on every family's checkpoint.
 #[test]
 fn commands_run_on_each_family() {
-    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"] {
+    for name in [
+        "distilbert",
+        "roberta",
+        "xlm-roberta",
+        "electra",
+        "albert",
+        "mpnet",
+    ] {
         let dir = tempdir::TempDir::new(&format!("commands-{name}"));
         let model = fixture(&format!("tiny-{name}"));
         let mut tsv = String::from("sentence\tlabel\n");
@@ -366,7 +373,14 @@ fn pairs_have_two_segments_in_every_family() {
         "The weather was fine.".to_string(),
         Some("How long?".to_string()),
     )];
-    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"] {
+    for name in [
+        "distilbert",
+        "roberta",
+        "xlm-roberta",
+        "electra",
+        "albert",
+        "mpnet",
+    ] {
         let model = Model::load(g, &fixture(&format!("tiny-{name}"))).unwrap();
         let e = &model.tokenizer.encode_all(&pair).unwrap().0[0];
         let t = &e.type_ids;
@@ -625,7 +639,14 @@ fn check_mlm(name: &str) {
 
 #[test]
 fn masked_lm_heads_match_transformers() {
-    for name in ["bert", "roberta", "distilbert", "electra", "albert", "mpnet"] {
+    for name in [
+        "bert",
+        "roberta",
+        "distilbert",
+        "electra",
+        "albert",
+        "mpnet",
+    ] {
         check_mlm(name);
     }
 }
@@ -642,4 +663,90 @@ fn a_checkpoint_without_a_masked_lm_head_is_refused_by_name() {
             && err.contains("RobertaForMaskedLM"),
         "{err}"
     );
+}
+
+/// ELECTRA's discriminator (`ElectraForPreTraining`, tests/goldens/make_mlm_goldens.py)
+/// against transformers: each token's logit, each sentence's replaced-token-detection loss
+/// (binary cross-entropy summed over its real tokens) with and without head masks, and the
+/// per-example gate gradients of that loss.
+#[test]
+fn the_electra_discriminator_matches_transformers() {
+    let g = gpu();
+    let golden = Golden::open("tiny-electra-rtd.safetensors");
+    let model = Model::load_for_rtd(g, &fixture("tiny-electra-rtd"), true).unwrap();
+    let (shape, ids) = golden.i64("rtd_ids");
+    let (n, t) = (shape[0], shape[1]);
+    let mask = golden.i64("attention_mask").1;
+    let enc: Vec<Encoded> = (0..n)
+        .map(|e| {
+            let len = mask[e * t..(e + 1) * t].iter().filter(|&&m| m == 1).count();
+            Encoded {
+                ids: ids[e * t..e * t + len].iter().map(|&v| v as u32).collect(),
+                type_ids: vec![0; len],
+            }
+        })
+        .collect();
+    let refs: Vec<&Encoded> = enc.iter().collect();
+    let labels: Vec<i32> = golden
+        .i64("rtd_labels")
+        .1
+        .iter()
+        .map(|&v| v as i32)
+        .collect();
+    let lh = model.config.total_heads();
+    let ones = vec![1.0; n * lh];
+    let hm: Vec<f32> = golden
+        .f32("head_mask")
+        .1
+        .iter()
+        .cycle()
+        .take(n * lh)
+        .copied()
+        .collect();
+    let gates = golden.f32("gates").1;
+    for (gt, key) in [(&ones, "loss"), (&hm, "loss_hm"), (&gates, "loss_gates")] {
+        let out = model.gate_gradients(g, &refs, &labels, gt).unwrap();
+        assert_rel(
+            &format!("electra discriminator {key}"),
+            &out.loss,
+            &golden.f32(key).1,
+            1e-4,
+        );
+        if key == "loss_gates" {
+            let want = golden.f32("grad_gates").1;
+            assert_rel("electra discriminator grad_gates", &out.dgates, &want, 1e-4);
+        }
+    }
+    // the forward-only path: the logit of every real token, and the same losses
+    let p = model.rtd_predict(g, &refs, &labels, &ones).unwrap();
+    let want = golden.f32("rtd_logits").1;
+    let real: Vec<usize> = (0..n * t).filter(|&i| labels[i] >= 0).collect();
+    let pick = |v: &[f32]| real.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+    assert_rel(
+        "electra discriminator logits",
+        &pick(&p.logits),
+        &pick(&want),
+        1e-4,
+    );
+    let per_example: Vec<f32> = p.loss.chunks(t).map(|r| r.iter().sum()).collect();
+    assert_rel(
+        "electra discriminator loss (forward only)",
+        &per_example,
+        &golden.f32("loss").1,
+        1e-4,
+    );
+    // a checkpoint without the head, or of another family, is refused by name
+    let err = Model::load_for_rtd(g, &fixture("tiny-electra"), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("no discriminator head: missing discriminator_predictions.dense.weight"),
+        "{err}"
+    );
+    let err = Model::load_for_rtd(g, &fixture("tiny-roberta"), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("needs an ELECTRA discriminator"), "{err}");
 }

@@ -46,8 +46,18 @@ fn token_ids_match_transformers_on_the_data_samples() {
         check(&golden, name, "sst2", &tok.encode_all(&sst2).unwrap().0);
         for lang in ["zh", "ar", "hi"] {
             let set = format!("en-{lang}");
-            check(&golden, name, &set, &tok.encode_all(&pairs(lang)).unwrap().0);
+            check(
+                &golden,
+                name,
+                &set,
+                &tok.encode_all(&pairs(lang)).unwrap().0,
+            );
         }
-        check(&golden, name, "wikiann", &tok.encode_words(&words).unwrap().0);
+        check(
+            &golden,
+            name,
+            "wikiann",
+            &tok.encode_words(&words).unwrap().0,
+        );
     }
 }

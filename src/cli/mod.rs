@@ -55,15 +55,17 @@ pub struct HeadMaskArg {
     pub file: Option<PathBuf>,
 }
 
-/// `--objective` and its masking seed, as `score` and `eval` declare them.
+/// `--objective` and its corruption seed, as `score` and `eval` declare them.
 #[derive(clap::Args)]
 pub struct ObjectiveArg {
     /// task: the checkpoint's classifier on a labelled split; mlm: the masked-LM head of a
     /// *ForMaskedLM checkpoint on --data's text (TSV `sentence` column, .conll words or
-    /// .conllu tokens), 15% of its tokens chosen, 80/10/10 mask/random/keep.
+    /// .conllu tokens), 15% of its tokens chosen, 80/10/10 mask/random/keep; rtd: an ELECTRA
+    /// discriminator (ElectraForPreTraining) on the text with 15% of its tokens replaced by
+    /// random ids.
     #[arg(long, default_value = "task")]
     objective: String,
-    /// Seed of the masked-LM corruption: one seed masks the same tokens in every run.
+    /// Seed of the mlm and rtd corruption: one seed corrupts the same tokens in every run.
     #[arg(long, default_value_t = 0)]
     pub mask_seed: u64,
 }

@@ -105,7 +105,7 @@ pub fn score(
     batch_size: usize,
     progress: bool,
 ) -> Result<Scores> {
-    if model.task == TaskHead::None && !model.has_mlm_head() {
+    if model.task == TaskHead::None && !model.has_mlm_head() && !model.has_rtd_head() {
         return Err(Error::Usage(format!(
             "{}: scoring needs a classifier head (this checkpoint is a bare encoder)",
             model.dir.display()

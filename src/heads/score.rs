@@ -7,9 +7,8 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::output::{check_not_input, npy_f32, write_atomic};
 use crate::io::plot;
-use crate::model::{Model, TaskHead, VOCAB_CHUNK};
-use crate::tasks;
-use crate::tasks::Objective;
+use crate::model::{Model, TaskHead};
+use crate::tasks::{self, pretraining, Objective};
 use std::path::PathBuf;
 
 pub struct ScoreArgs {
@@ -24,7 +23,7 @@ pub struct ScoreArgs {
     pub task: Option<TaskHead>,
     /// The loss whose gate gradients score the heads.
     pub objective: Objective,
-    /// The masked-LM objective's masking seed.
+    /// The pre-training objectives' corruption seed.
     pub mask_seed: u64,
 }
 
@@ -46,14 +45,15 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
     check_not_input(&args.out, &[&args.model, &args.data])?;
     let (model, split) = match args.objective {
         Objective::Task => load_task(gpu, args)?,
-        Objective::Mlm => {
+        objective => {
             if args.task.is_some() {
-                return Err(Error::Usage(
-                    "--task checks a classifier; it does not apply to --objective mlm".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "--task checks a classifier; it does not apply to --objective {}",
+                    objective.name()
+                )));
             }
-            let model = Model::load_for_mlm(gpu, &args.model, true, VOCAB_CHUNK)?;
-            let split = tasks::mlm::load(&model, &args.data, args.mask_seed)?;
+            let model = pretraining::load_model(gpu, &args.model, objective, true)?;
+            let split = pretraining::load(&model, &args.data, objective, args.mask_seed)?;
             (model, split)
         }
     };
@@ -85,15 +85,16 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         .map(|&g| (g.name().to_string(), variant(g)))
         .collect();
     let seconds = start.elapsed().as_secs_f64();
-    let masked_tokens = match args.objective {
-        Objective::Mlm => Some(split.labels.iter().flatten().filter(|&&y| y >= 0).count()),
+    // the tokens the loss counts: masked (mlm), or every real one (rtd)
+    let loss_tokens = match args.objective {
         Objective::Task => None,
+        _ => Some(split.labels.iter().flatten().filter(|&&y| y >= 0).count()),
     };
     let report = serde_json::json!({
         "task": model.task.name(),
         "objective": args.objective.name(),
-        "mask_seed": (args.objective == Objective::Mlm).then_some(args.mask_seed),
-        "masked_tokens": masked_tokens,
+        "mask_seed": (args.objective != Objective::Task).then_some(args.mask_seed),
+        "loss_tokens": loss_tokens,
         "granularity": gran.name(),
         "shape": [nl, nh],
         "importance": chosen,

@@ -156,6 +156,13 @@ impl Model {
             self.record_backward(gpu, &mut rec, &acts, HeadGrad::Hidden(dx), &gb, None)?;
             rec.finish();
             loss.per_example(gpu, b)
+        } else if self.has_rtd_head() {
+            let dx = gpu.empty("grad.hidden", acts.b * acts.t * self.config.hidden_size)?;
+            let loss = self.record_rtd_backward(gpu, &mut rec, &acts, labels, &dx)?;
+            self.record_backward(gpu, &mut rec, &acts, HeadGrad::Hidden(dx), &gb, None)?;
+            rec.finish();
+            let rows = gpu.read_f32(&loss);
+            rows.chunks(acts.t).map(|r| r.iter().sum()).collect()
         } else {
             let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
             let start = HeadGrad::Logits(&loss.dlogits);

@@ -53,6 +53,9 @@ pub struct Family {
     pub shared_layers: bool,
     /// The masked-LM head of a `*ForMaskedLM` checkpoint.
     pub mlm: MlmNames,
+    /// At the root: the replaced-token-detection head (ELECTRA's discriminator,
+    /// `ElectraForPreTraining`): a dense layer with `hidden_act`, then one logit per token.
+    pub discriminator: Option<[&'static str; 2]>,
 }
 
 /// Where a masked-LM head keeps its tensors, at the root of the checkpoint: a dense layer
@@ -106,6 +109,7 @@ pub const BERT: Family = Family {
         bias: "cls.predictions.bias",
         hidden_act: true,
     },
+    discriminator: None,
 };
 
 /// DistilBERT (`distilbert`): BERT's layer with other names, no token types, and a
@@ -142,6 +146,7 @@ pub const DISTILBERT: Family = Family {
         bias: "vocab_projector.bias",
         hidden_act: true,
     },
+    discriminator: None,
 };
 
 /// RoBERTa (`roberta`): BERT's encoder under `roberta.`, positions after the padding index, one
@@ -192,6 +197,10 @@ pub const ELECTRA: Family = Family {
         bias: "generator_lm_head.bias",
         hidden_act: false,
     },
+    discriminator: Some([
+        "discriminator_predictions.dense",
+        "discriminator_predictions.dense_prediction",
+    ]),
     ..BERT
 };
 

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod config;
 pub mod family;
 pub mod mlm;
+pub mod rtd;
 pub mod sentence;
 pub mod tokenizer;
 pub mod train;
@@ -20,6 +21,7 @@ pub use config::Config;
 pub use family::Family;
 use family::PoolerActivation;
 pub use mlm::{MlmPredictions, VOCAB_CHUNK};
+pub use rtd::RtdPredictions;
 pub use sentence::SentencePooling;
 pub use tokenizer::{BertTokenizer, Encoded};
 pub use train::{StepStats, TrainConfig, Trainer};
@@ -125,6 +127,18 @@ pub struct Model {
     mlm: Option<mlm::MlmHead>,
     /// The relative position bias table [buckets, heads] every layer adds (MPNet).
     rel_bias: Option<Tensor>,
+    /// The discriminator head, when loaded for replaced-token detection
+    /// ([`Model::load_for_rtd`]).
+    rtd: Option<rtd::RtdHead>,
+}
+
+/// A pre-training head to load with the encoder; its loss then replaces a classifier's.
+#[derive(Clone, Copy, Debug)]
+enum Pretraining {
+    /// The masked-LM head, its decoder in chunks of this many vocabulary rows.
+    MaskedLm(usize),
+    /// ELECTRA's discriminator.
+    ReplacedTokens,
 }
 
 /// (ids [B*T], token types [B*T], lengths [B], T) of a padded batch.
@@ -329,6 +343,13 @@ impl Model {
         Model::load_with(gpu, dir, true, None, None)
     }
 
+    /// Loads an ELECTRA discriminator (`ElectraForPreTraining`) with its head, whose
+    /// replaced-token-detection loss then replaces a classifier's in
+    /// [`Model::gate_gradients`]; `backward` as for gate gradients.
+    pub fn load_for_rtd(gpu: &Gpu, dir: &Path, backward: bool) -> Result<Model> {
+        Model::load_with(gpu, dir, backward, None, Some(Pretraining::ReplacedTokens))
+    }
+
     /// Loads a `*ForMaskedLM` checkpoint with its masked-LM head, whose loss then replaces a
     /// classifier's in [`Model::gate_gradients`]; `backward` as for gate gradients. The
     /// decoder runs in chunks of `vocab_chunk` vocabulary rows ([`VOCAB_CHUNK`] unless a test
@@ -339,7 +360,8 @@ impl Model {
         backward: bool,
         vocab_chunk: usize,
     ) -> Result<Model> {
-        Model::load_with(gpu, dir, backward, None, Some(vocab_chunk))
+        let head = Pretraining::MaskedLm(vocab_chunk);
+        Model::load_with(gpu, dir, backward, None, Some(head))
     }
 
     /// Loads a model to fine-tune for `head`: a checkpoint's own classifier when it has one
@@ -355,7 +377,7 @@ impl Model {
         dir: &Path,
         backward: bool,
         head: Option<&HeadSpec>,
-        mlm_chunk: Option<usize>,
+        pretraining: Option<Pretraining>,
     ) -> Result<Model> {
         let config = Config::load(&require_file(dir, "config.json")?)?;
         let weights = Weights::open(&require_file(dir, "model.safetensors")?, config.family)?;
@@ -618,9 +640,17 @@ impl Model {
             )?),
             None => None,
         };
-        let mlm = match mlm_chunk {
-            Some(rows) => Some(mlm::MlmHead::load(gpu, &weights, &config, backward, rows)?),
-            None => None,
+        let mlm = match pretraining {
+            Some(Pretraining::MaskedLm(rows)) => {
+                Some(mlm::MlmHead::load(gpu, &weights, &config, backward, rows)?)
+            }
+            _ => None,
+        };
+        let rtd = match pretraining {
+            Some(Pretraining::ReplacedTokens) => {
+                Some(rtd::RtdHead::load(gpu, &weights, &config, backward)?)
+            }
+            _ => None,
         };
         Ok(Model {
             dir: dir.to_path_buf(),
@@ -634,6 +664,7 @@ impl Model {
             classifier,
             mlm,
             rel_bias,
+            rtd,
         })
     }
 

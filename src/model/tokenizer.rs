@@ -58,7 +58,9 @@ fn prefix_byte_level(pre: &mut serde_json::Value) -> bool {
             true
         }
         Some("Sequence") => match pre["pretokenizers"].as_array_mut() {
-            Some(list) => list.iter_mut().fold(false, |any, p| prefix_byte_level(p) || any),
+            Some(list) => list
+                .iter_mut()
+                .fold(false, |any, p| prefix_byte_level(p) || any),
             None => false,
         },
         _ => false,

@@ -1,10 +1,10 @@
 //! The `eval` job: a classifier's metrics on a labelled file, or a masked-LM head's on masked
 //! text, optionally under a head mask.
 
-use super::mlm::{self, Objective};
+use super::pretraining::{self, Objective};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Gates, Model, TaskHead, VOCAB_CHUNK};
+use crate::model::{Gates, Model, TaskHead};
 use std::path::PathBuf;
 
 pub struct EvalArgs {
@@ -13,7 +13,7 @@ pub struct EvalArgs {
     pub head_mask: Option<PathBuf>,
     pub batch_size: usize,
     pub objective: Objective,
-    /// The masked-LM objective's masking seed.
+    /// The pre-training objectives' corruption seed.
     pub mask_seed: u64,
 }
 
@@ -21,8 +21,8 @@ pub struct EvalArgs {
 /// precision / recall / F1 (seqeval) and token accuracy of a token classifier on CoNLL,
 /// optionally with a head mask. Returns the JSON report.
 pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
-    if args.objective == Objective::Mlm {
-        return eval_mlm(gpu, args);
+    if args.objective != Objective::Task {
+        return eval_pretraining(gpu, args);
     }
     let model = Model::load(gpu, &args.model)?;
     if model.task == TaskHead::None {
@@ -77,30 +77,41 @@ fn heads_kept(gates: &Gates, total: usize) -> usize {
     }
 }
 
-/// `eval --objective mlm`: the masked-LM head's loss, perplexity and accuracy.
-fn eval_mlm(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
-    let model = Model::load_for_mlm(gpu, &args.model, false, VOCAB_CHUNK)?;
+/// `eval --objective mlm|rtd`: the masked-LM head's loss, perplexity and accuracy, or the
+/// discriminator's loss, accuracy and replaced-token precision and recall.
+fn eval_pretraining(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
+    let model = pretraining::load_model(gpu, &args.model, args.objective, false)?;
     let gates = super::data::head_mask_gates(&model, args.head_mask.as_deref())?;
-    let split = mlm::load(&model, &args.data, args.mask_seed)?;
+    let split = pretraining::load(&model, &args.data, args.objective, args.mask_seed)?;
     super::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
-    let m = mlm::evaluate(gpu, &model, &split, &gates, args.batch_size, true)?;
-    let total = model.config.total_heads();
-    Ok(serde_json::json!({
-        "objective": args.objective.name(),
-        "examples": m.examples,
-        "masked_tokens": m.masked_tokens,
-        "mask_seed": args.mask_seed,
-        "loss": m.loss,
-        "perplexity": m.perplexity,
-        "accuracy": m.accuracy,
-        "truncated": split.truncated,
-        "heads_kept": heads_kept(&gates, total),
-        "heads_total": total,
-        "model": args.model.display().to_string(),
-        "data": args.data.display().to_string(),
-        "head_mask": args.head_mask.as_ref().map(|p| p.display().to_string()),
-        "adapter": gpu.describe(),
-        "wall_seconds": start.elapsed().as_secs_f64(),
-    }))
+    let (bs, total) = (args.batch_size, model.config.total_heads());
+    let metrics = match args.objective {
+        Objective::Mlm => {
+            let m = pretraining::evaluate_mlm(gpu, &model, &split, &gates, bs, true)?;
+            serde_json::to_value(m)
+        }
+        _ => {
+            let m = pretraining::evaluate_rtd(gpu, &model, &split, &gates, bs, true)?;
+            serde_json::to_value(m)
+        }
+    };
+    let mut report = metrics.expect("metrics serialise");
+    let obj = report.as_object_mut().expect("an object");
+    let head_mask = args.head_mask.as_ref().map(|p| p.display().to_string());
+    for (k, v) in [
+        ("objective", args.objective.name().into()),
+        ("mask_seed", args.mask_seed.into()),
+        ("truncated", split.truncated.into()),
+        ("heads_kept", heads_kept(&gates, total).into()),
+        ("heads_total", total.into()),
+        ("model", args.model.display().to_string().into()),
+        ("data", args.data.display().to_string().into()),
+        ("head_mask", head_mask.into()),
+        ("adapter", gpu.describe().into()),
+        ("wall_seconds", start.elapsed().as_secs_f64().into()),
+    ] {
+        obj.insert(k.to_string(), v);
+    }
+    Ok(report)
 }

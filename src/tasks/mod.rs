@@ -6,8 +6,8 @@ pub mod eval;
 pub mod finetune;
 pub mod forward;
 pub mod metrics;
-pub mod mlm;
+pub mod pretraining;
 
 pub use data::{label_names, load, model_labels, parse_task, warn_truncated, TaskData, WordGold};
 pub use metrics::{evaluate, example_losses, seqeval, EntityScores, Metrics};
-pub use mlm::Objective;
+pub use pretraining::Objective;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tiny random masked-LM checkpoints of each family and their goldens (issue 12).
+"""Tiny random masked-LM checkpoints of each family and their goldens, and an ELECTRA
+discriminator's (replaced-token detection; issue 12).
 
 Run by hand from the repository root (CI never runs Python), after make_family_goldens.py
 (RoBERTa's tokenizer is tiny-roberta's):
@@ -42,6 +43,7 @@ from transformers import (
     DistilBertForMaskedLM,
     ElectraConfig,
     ElectraForMaskedLM,
+    ElectraForPreTraining,
     MPNetConfig,
     MPNetForMaskedLM,
     RobertaConfig,
@@ -229,6 +231,78 @@ def mpnet():
     build("mpnet", cfg, MPNetForMaskedLM, "tiny-roberta", 40)
 
 
+def replace_tokens(tok, ids, am, gen):
+    """A quarter of the real non-special tokens replaced by a random other id (at least one per
+    sentence); labels 1 there, 0 at the other real tokens, -100 at padding."""
+    special = torch.tensor([[t in tok.all_special_ids for t in row] for row in ids.tolist()])
+    eligible = am.bool() & ~special
+    chosen = (torch.rand(ids.shape, generator=gen) < 0.25) & eligible
+    for n in range(ids.shape[0]):
+        if not chosen[n].any():
+            chosen[n, eligible[n].nonzero()[0, 0]] = True
+    shift = torch.randint(1, len(tok), ids.shape, generator=gen)
+    replaced = torch.where(chosen, (ids + shift) % len(tok), ids)
+    labels = torch.where(am.bool(), chosen.long(), torch.full_like(ids, -100))
+    return replaced, labels
+
+
+def summed_bce(logits, labels):
+    per = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0).float(),
+                                             reduction="none")
+    return (per * (labels >= 0)).sum(1)
+
+
+def electra_discriminator():
+    """tests/fixtures/tiny-electra-rtd/ (ElectraForPreTraining: the discriminator head, one
+    logit per token) and its golden: rtd_ids (replaced tokens), rtd_labels, rtd_logits [N, T],
+    loss [N] (each sentence's binary cross-entropy summed over its real tokens, which
+    transformers averages), head_mask/loss_hm, gates/loss_gates/grad_gates."""
+    name = "electra-rtd"
+    cfg = ElectraConfig(vocab_size=wordpiece_vocab(), embedding_size=30, hidden_size=42,
+                        num_attention_heads=3, num_hidden_layers=2, intermediate_size=60,
+                        max_position_embeddings=64, initializer_range=0.2,
+                        attn_implementation="eager")
+    torch.manual_seed(42)
+    model = ElectraForPreTraining(cfg)
+    randomize_biases_and_norms(model, torch.Generator().manual_seed(43))
+    out = os.path.join(FIX, f"tiny-{name}")
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(os.path.join(FIX, "tiny-bert")).save_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    L, H = cfg.num_hidden_layers, cfg.num_attention_heads
+    enc = tok(SENTENCES, padding="longest", return_tensors="pt")
+    ids, am = enc["input_ids"], enc["attention_mask"]
+    gen = torch.Generator().manual_seed(44)
+    replaced, labels = replace_tokens(tok, ids, am, gen)
+    t = {"input_ids": ids, "attention_mask": am, "rtd_ids": replaced, "rtd_labels": labels}
+    model.eval()
+    kw = {"input_ids": replaced, "attention_mask": am}
+    with torch.no_grad():
+        logits = model(**kw).logits
+        t["rtd_logits"] = logits
+        t["loss"] = summed_bce(logits, labels)
+        mean = model(**kw, labels=labels.clamp(min=0)).loss
+        assert abs(mean - t["loss"].sum() / (labels >= 0).sum()) < 1e-5, "transformers' mean"
+        hm = (torch.rand((L, H), generator=gen) > 0.3).float()
+        hm[0, 0], hm[-1, -1] = 0.0, 1.0
+        t["head_mask"] = hm
+        t["loss_hm"] = summed_bce(model(**kw, head_mask=hm).logits, labels)
+    gates = fractional_gates(gen, ids.shape[0], L, H)
+    t["gates"] = gates
+    g5 = to_5d(gates).requires_grad_(True)
+    loss = summed_bce(model(**kw, head_mask=g5).logits, labels)
+    loss.sum().backward()
+    t["loss_gates"] = loss.detach()
+    t["grad_gates"] = g5.grad[:, :, :, 0, 0].permute(1, 0, 2).contiguous()
+    t = {k: (v.float() if v.is_floating_point() else v.to(torch.int64)).contiguous()
+         for k, v in t.items()}
+    path = os.path.join(GOLD, f"tiny-{name}.safetensors")
+    save_file(dict(sorted(t.items())), path)
+    print(f"[{name}] {out}; {path}: {int((labels == 1).sum())} replaced of "
+          f"{int((labels >= 0).sum())}, loss {t['loss'].tolist()}")
+
+
 if __name__ == "__main__":
     bert()
     roberta()
@@ -236,3 +310,4 @@ if __name__ == "__main__":
     electra()
     albert()
     mpnet()
+    electra_discriminator()

@@ -1,10 +1,16 @@
-//! The masked-LM objective: text from any split, corrupted as BERT's pre-training corrupts it,
-//! and the head's loss, accuracy and perplexity on it.
+//! The pre-training objectives: text from any split, corrupted as pre-training corrupts it, and
+//! the pre-training head's metrics on it.
 //!
-//! Each real, non-special token is chosen with probability 15 %; a chosen token becomes the
-//! mask token (80 %), a uniformly random id (10 %) or stays (10 %), and is labelled with its
-//! original id. The draws of example i come from a stream seeded by (seed, i) alone, so every
-//! run with one seed masks the same tokens, whatever the batching or the model's head mask.
+//! - Masked LM (BERT and its kin): each real, non-special token is chosen with probability
+//!   15 %; a chosen token becomes the mask token (80 %), a uniformly random id (10 %) or stays
+//!   (10 %), and is labelled with its original id.
+//! - Replaced-token detection (ELECTRA's discriminator): each real, non-special token is
+//!   replaced with probability 15 % by a uniformly random other id (ELECTRA's generator would
+//!   propose plausible ones; none is at hand); every real token is labelled 1 if replaced,
+//!   else 0.
+//!
+//! The draws of example i come from a stream seeded by (seed, i) alone, so every run with one
+//! seed corrupts the same tokens, whatever the batching or the model's head mask.
 
 use super::data::{encode, TaskData};
 use crate::error::{Error, Result};
@@ -12,10 +18,10 @@ use crate::gpu::Gpu;
 use crate::io::{conllu, input};
 use crate::maths::rng::SplitMix64;
 use crate::model::batch::{plan_for, progress_bar};
-use crate::model::{BertTokenizer, Encoded, Gates, Model};
+use crate::model::{BertTokenizer, Encoded, Gates, Model, VOCAB_CHUNK};
 use std::path::Path;
 
-/// The share of real tokens a masked-LM example chooses.
+/// The share of real tokens an example corrupts.
 pub const MASK_PROB: f64 = 0.15;
 
 /// The loss `score` and `eval` measure.
@@ -26,6 +32,8 @@ pub enum Objective {
     Task,
     /// The masked-LM head on masked text.
     Mlm,
+    /// ELECTRA's discriminator on text with replaced tokens.
+    Rtd,
 }
 
 impl Objective {
@@ -33,8 +41,9 @@ impl Objective {
         match s {
             "task" => Ok(Objective::Task),
             "mlm" => Ok(Objective::Mlm),
+            "rtd" => Ok(Objective::Rtd),
             _ => Err(Error::Usage(format!(
-                "unknown objective {s:?} (expected task or mlm)"
+                "unknown objective {s:?} (expected task, mlm or rtd)"
             ))),
         }
     }
@@ -43,14 +52,27 @@ impl Objective {
         match self {
             Objective::Task => "task",
             Objective::Mlm => "mlm",
+            Objective::Rtd => "rtd",
         }
+    }
+}
+
+/// Loads `dir` with the head of a pre-training `objective` (`backward` for gate gradients).
+pub fn load_model(gpu: &Gpu, dir: &Path, objective: Objective, backward: bool) -> Result<Model> {
+    match objective {
+        Objective::Mlm => Model::load_for_mlm(gpu, dir, backward, VOCAB_CHUNK),
+        Objective::Rtd => Model::load_for_rtd(gpu, dir, backward),
+        Objective::Task => Err(Error::Usage(
+            "the task objective is not a pre-training objective".into(),
+        )),
     }
 }
 
 /// Reads the text of `path` (a CoNLL-U file by its `.conllu` extension: its surface tokens; a
 /// CoNLL file by `.conll`: its words; otherwise a TSV with a `sentence` column, and
-/// `sentence2` for pairs), encodes it for `model` and masks it with `seed`.
-pub fn load(model: &Model, path: &Path, seed: u64) -> Result<TaskData> {
+/// `sentence2` for pairs), encodes it for `model` and corrupts it for the pre-training
+/// `objective` with `seed`.
+pub fn load(model: &Model, path: &Path, objective: Objective, seed: u64) -> Result<TaskData> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (examples, truncated) = match ext {
         "conllu" => {
@@ -73,7 +95,15 @@ pub fn load(model: &Model, path: &Path, seed: u64) -> Result<TaskData> {
         return Err(Error::input(path, "no examples (the split is empty)"));
     }
     let vocab = model.config.vocab_size;
-    let (examples, labels) = mask(&model.tokenizer, vocab, examples, seed)?;
+    let (examples, labels) = match objective {
+        Objective::Mlm => mask(&model.tokenizer, vocab, examples, seed)?,
+        Objective::Rtd => replace(&model.tokenizer, vocab, examples, seed),
+        Objective::Task => {
+            return Err(Error::Usage(
+                "the task objective reads labelled data (tasks::load)".into(),
+            ))
+        }
+    };
     Ok(TaskData {
         examples,
         labels,
@@ -102,7 +132,7 @@ pub fn mask(
     let vocab = tok.vocab_size().min(vocab);
     let mut labels = Vec::with_capacity(examples.len());
     for (i, ex) in examples.iter_mut().enumerate() {
-        let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = example_stream(seed, i);
         let mut y = vec![-100; ex.ids.len()];
         for (j, id) in ex.ids.iter_mut().enumerate() {
             if special.binary_search(id).is_ok() || rng.uniform() >= MASK_PROB {
@@ -121,6 +151,40 @@ pub fn mask(
     Ok((examples, labels))
 }
 
+/// The draws of example `i`.
+fn example_stream(seed: u64, i: usize) -> SplitMix64 {
+    SplitMix64::new(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+/// Replaces tokens of `examples` (a model with `vocab` word embeddings and tokenizer `tok`)
+/// with `seed`: the corrupted examples and, per example, each token's label (1 replaced,
+/// 0 kept).
+pub fn replace(
+    tok: &BertTokenizer,
+    vocab: usize,
+    mut examples: Vec<Encoded>,
+    seed: u64,
+) -> (Vec<Encoded>, Vec<Vec<i32>>) {
+    let special = tok.special_ids();
+    let vocab = tok.vocab_size().min(vocab).max(2);
+    let mut labels = Vec::with_capacity(examples.len());
+    for (i, ex) in examples.iter_mut().enumerate() {
+        let mut rng = example_stream(seed, i);
+        let mut y = vec![0; ex.ids.len()];
+        for (j, id) in ex.ids.iter_mut().enumerate() {
+            if special.binary_search(id).is_ok() || rng.uniform() >= MASK_PROB {
+                continue;
+            }
+            // a uniformly random id other than the original
+            let shift = 1 + rng.below(vocab - 1) as u32;
+            *id = (*id + shift) % vocab as u32;
+            y[j] = 1;
+        }
+        labels.push(y);
+    }
+    (examples, labels)
+}
+
 /// The masked-LM head's scores on masked data.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MlmMetrics {
@@ -135,7 +199,7 @@ pub struct MlmMetrics {
 }
 
 /// Runs `model` (loaded with its masked-LM head) over masked `data` under `gates`.
-pub fn evaluate(
+pub fn evaluate_mlm(
     gpu: &Gpu,
     model: &Model,
     data: &TaskData,
@@ -170,6 +234,72 @@ pub fn evaluate(
         loss: mean,
         perplexity: mean.exp(),
         accuracy: correct as f64 / count.max(1) as f64,
+    })
+}
+
+/// The discriminator's scores on data with replaced tokens.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RtdMetrics {
+    pub examples: usize,
+    /// Real tokens, and those replaced.
+    pub tokens: usize,
+    pub replaced_tokens: usize,
+    /// Mean binary cross-entropy per real token (nats), as transformers averages it.
+    pub loss: f64,
+    /// Share of real tokens judged right (logit > 0: replaced).
+    pub accuracy: f64,
+    /// Of the tokens judged replaced, the share that were; of those replaced, the share found.
+    pub replaced_precision: f64,
+    pub replaced_recall: f64,
+}
+
+/// Runs `model` (loaded with its discriminator head) over `data` with replaced tokens under
+/// `gates`.
+pub fn evaluate_rtd(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    gates: &Gates,
+    batch_size: usize,
+    progress: bool,
+) -> Result<RtdMetrics> {
+    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
+    let lh = model.config.total_heads();
+    let bar = progress.then(|| progress_bar(data.len()));
+    let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
+    let (mut replaced, mut flagged, mut found) = (0usize, 0usize, 0usize);
+    for idx in plan_for(gpu, model, &lengths, batch_size)? {
+        let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.examples[i]).collect();
+        let ys = data.batch_labels(&idx);
+        let p = model.rtd_predict(gpu, &refs, &ys, &gates.for_batch(&idx, lh))?;
+        for ((&y, &z), &l) in ys.iter().zip(&p.logits).zip(&p.loss) {
+            if y < 0 {
+                continue;
+            }
+            let said = z > 0.0;
+            loss += l as f64;
+            tokens += 1;
+            correct += (said == (y == 1)) as usize;
+            replaced += (y == 1) as usize;
+            flagged += said as usize;
+            found += (said && y == 1) as usize;
+        }
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+    Ok(RtdMetrics {
+        examples: data.len(),
+        tokens,
+        replaced_tokens: replaced,
+        loss: loss / tokens.max(1) as f64,
+        accuracy: share(correct, tokens),
+        replaced_precision: share(found, flagged),
+        replaced_recall: share(found, replaced),
     })
 }
 
@@ -240,5 +370,44 @@ mod tests {
         assert_eq!(first, masked[..8]);
         let (other, _) = mask(&tok, 3000, examples[..8].to_vec(), 6).unwrap();
         assert_ne!(other, first);
+    }
+
+    #[test]
+    fn replacement_swaps_a_sixth_of_the_tokens_for_other_ids() {
+        let tok = tokenizer();
+        let examples: Vec<Encoded> = (0..300u32)
+            .map(|i| {
+                let mut ids = vec![101];
+                ids.extend((0..40).map(|j| 1000 + (i * 11 + j) % 1500));
+                ids.push(102);
+                Encoded {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                }
+            })
+            .collect();
+        let (out, labels) = replace(&tok, 3000, examples.clone(), 9);
+        let (mut replaced, mut total) = (0, 0);
+        for ((ex, o), y) in examples.iter().zip(&out).zip(&labels) {
+            assert_eq!(
+                (y[0], y[41]),
+                (0, 0),
+                "specials are labelled 0, never replaced"
+            );
+            for ((&id, &new), &label) in ex.ids.iter().zip(&o.ids).zip(y) {
+                total += 1;
+                assert_eq!(
+                    label == 1,
+                    new != id,
+                    "label 1 exactly where the id changed"
+                );
+                assert!(new < 3000);
+                replaced += label as usize;
+            }
+        }
+        let share = replaced as f64 / (total - 600) as f64;
+        assert!((share - 0.15).abs() < 0.012, "{replaced} of {total}");
+        let (again, _) = replace(&tok, 3000, examples[..5].to_vec(), 9);
+        assert_eq!(again, out[..5]);
     }
 }

@@ -1,6 +1,6 @@
-//! The masked-LM objective through the CLI: `eval` and `score --objective mlm`, `forward
-//! --mlm-logits`, and their refusals. The head's maths against transformers is in
-//! families.rs (`masked_lm_heads_match_transformers`).
+//! The pre-training objectives through the CLI: `eval` and `score --objective mlm|rtd`,
+//! `forward --mlm-logits`, and their refusals. The heads' maths against transformers is in
+//! families.rs (`masked_lm_heads_match_transformers`, `the_electra_discriminator_matches_...`).
 
 mod common;
 use common::tempdir::TempDir;
@@ -10,7 +10,7 @@ fn sentences() -> String {
     golden_path("sentences.tsv").display().to_string()
 }
 
-fn eval_mlm(model: &str, extra: &[&str]) -> serde_json::Value {
+fn eval_objective(model: &str, objective: &str, extra: &[&str]) -> serde_json::Value {
     let data = sentences();
     let mut args = vec![
         "eval",
@@ -19,7 +19,7 @@ fn eval_mlm(model: &str, extra: &[&str]) -> serde_json::Value {
         "--data",
         &data,
         "--objective",
-        "mlm",
+        objective,
     ];
     args.extend_from_slice(extra);
     let out = headroom(&args);
@@ -35,7 +35,7 @@ fn eval_mlm(model: &str, extra: &[&str]) -> serde_json::Value {
 fn eval_and_score_measure_the_same_masked_lm_loss() {
     let model = fixture("tiny-bert-mlm");
     let m = p(&model);
-    let e = eval_mlm(m, &["--mask-seed", "4"]);
+    let e = eval_objective(m, "mlm", &["--mask-seed", "4"]);
     assert_eq!(e["objective"], "mlm");
     assert_eq!(e["examples"], 6);
     let tokens = e["masked_tokens"].as_u64().unwrap() as f64;
@@ -72,7 +72,7 @@ fn eval_and_score_measure_the_same_masked_lm_loss() {
         (r["objective"].as_str(), r["mask_seed"].as_u64()),
         (Some("mlm"), Some(4))
     );
-    assert_eq!(r["masked_tokens"].as_f64(), Some(tokens));
+    assert_eq!(r["loss_tokens"].as_f64(), Some(tokens));
     let per_example = r["mean_loss"].as_f64().unwrap();
     let total = loss * tokens;
     assert!(
@@ -83,11 +83,11 @@ fn eval_and_score_measure_the_same_masked_lm_loss() {
     assert!(importance.iter().all(|v| v.as_f64().unwrap() > 0.0));
 
     // another seed masks other tokens; a head mask changes the loss
-    let other = eval_mlm(m, &["--mask-seed", "5"]);
+    let other = eval_objective(m, "mlm", &["--mask-seed", "5"]);
     assert_ne!(other["loss"], e["loss"]);
     let mask = dir.path().join("mask.json");
     std::fs::write(&mask, "[[0, 1, 1], [1, 0, 1]]").unwrap();
-    let masked = eval_mlm(m, &["--mask-seed", "4", "--head-mask", p(&mask)]);
+    let masked = eval_objective(m, "mlm", &["--mask-seed", "4", "--head-mask", p(&mask)]);
     assert_eq!(masked["heads_kept"], 4);
     assert_eq!(masked["masked_tokens"], e["masked_tokens"]);
     assert_ne!(masked["loss"], e["loss"]);
@@ -162,7 +162,7 @@ fn masked_lm_refusals_are_one_line() {
                 "--objective",
                 "bogus",
             ],
-            "unknown objective \"bogus\"",
+            "unknown objective \"bogus\" (expected task, mlm or rtd)",
             "an unknown objective",
         ),
         (
@@ -253,5 +253,71 @@ fn masked_lm_refusals_are_one_line() {
         ]),
         "has no mask token",
         "a tokenizer without a mask token",
+    );
+}
+
+/// Replaced-token detection: eval's mean loss per real token and score's per-example sums
+/// measure one loss; a head mask changes it.
+#[test]
+fn eval_and_score_measure_the_same_replaced_token_loss() {
+    let model = fixture("tiny-electra-rtd");
+    let m = p(&model);
+    let e = eval_objective(m, "rtd", &["--mask-seed", "2"]);
+    assert_eq!(e["objective"], "rtd");
+    let tokens = e["tokens"].as_u64().unwrap() as f64;
+    let replaced = e["replaced_tokens"].as_u64().unwrap() as f64;
+    assert!(replaced > 0.0 && replaced < tokens, "{e}");
+    for k in ["accuracy", "replaced_precision", "replaced_recall"] {
+        assert!((0.0..=1.0).contains(&e[k].as_f64().unwrap()), "{k}: {e}");
+    }
+    let dir = TempDir::new("rtd-score");
+    let out_dir = dir.path().join("scores");
+    let data = sentences();
+    let out = headroom(&[
+        "score",
+        "--model",
+        m,
+        "--data",
+        &data,
+        "--objective",
+        "rtd",
+        "--mask-seed",
+        "2",
+        "--out",
+        p(&out_dir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&out_dir.join("report.json"));
+    assert_eq!(r["objective"], "rtd");
+    assert_eq!(r["loss_tokens"].as_f64(), Some(tokens));
+    let total = e["loss"].as_f64().unwrap() * tokens;
+    let per_example = r["mean_loss"].as_f64().unwrap();
+    assert!(
+        (per_example * 6.0 - total).abs() < 1e-4 * total,
+        "score {per_example} × 6 against eval's {total}"
+    );
+    let mask = dir.path().join("mask.json");
+    std::fs::write(&mask, "[[0, 1, 1], [1, 0, 1]]").unwrap();
+    let masked = eval_objective(m, "rtd", &["--mask-seed", "2", "--head-mask", p(&mask)]);
+    assert_eq!(masked["tokens"], e["tokens"]);
+    assert_ne!(masked["loss"], e["loss"]);
+    // a model without the discriminator head is refused by name
+    let plain = fixture("tiny-electra");
+    assert_user_error(
+        &headroom(&[
+            "eval",
+            "--model",
+            p(&plain),
+            "--data",
+            &data,
+            "--objective",
+            "rtd",
+        ]),
+        "no discriminator head: missing discriminator_predictions.dense.weight",
+        "rtd without the discriminator head",
     );
 }
