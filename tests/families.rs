@@ -395,6 +395,24 @@ fn pairs_have_two_segments_in_every_family() {
             second == content + 1 || second == content + 2,
             "{name}: {t:?}"
         );
+        // head-role analysis sees the tokenizer's delimiters: [CLS] A [SEP] B [SEP], or
+        // <s> A </s></s> B </s> with both middle </s> closing
+        let prep = headroom::analysis::roles::prepare_texts(&model, &pair).unwrap();
+        let info = &prep.tokens[0];
+        let cls: Vec<usize> = (0..info.len())
+            .filter(|&j| info[j] >> 17 & 1 == 1)
+            .collect();
+        let sep: Vec<usize> = (0..info.len())
+            .filter(|&j| info[j] >> 18 & 1 == 1)
+            .collect();
+        assert_eq!(cls, vec![0], "{name}");
+        let n = info.len();
+        let want_sep = if second == content + 2 {
+            vec![first_b - 1, first_b, n - 1]
+        } else {
+            vec![first_b - 1, n - 1]
+        };
+        assert_eq!(sep, want_sep, "{name}: {t:?}");
     }
 }
 

@@ -57,6 +57,7 @@ pub fn prepare_conllu(model: &Model, sentences: &[Sentence]) -> Result<Prepared>
     let units: Vec<Vec<String>> = sentences.iter().map(|s| s.units.clone()).collect();
     let (encoded, spans, truncated) = model.tokenizer.encode_word_spans(&units)?;
     let mut tokens = Vec::with_capacity(sentences.len());
+    let delimiter = delimiters(model);
     let mut arcs = Vec::with_capacity(sentences.len());
     for ((s, enc), sp) in sentences.iter().zip(&encoded).zip(&spans) {
         let n = enc.ids.len();
@@ -68,7 +69,10 @@ pub fn prepare_conllu(model: &Model, sentences: &[Sentence]) -> Result<Prepared>
         }
         tokens.push(
             (0..n)
-                .map(|j| token_info(word[j], 0, j == 0, j == n - 1))
+                .map(|j| {
+                    let (cls, sep) = delimiter(enc, j);
+                    token_info(word[j], 0, cls, sep)
+                })
                 .collect(),
         );
         let mut a = Vec::new();
@@ -107,19 +111,28 @@ pub fn prepare_conllu(model: &Model, sentences: &[Sentence]) -> Result<Prepared>
     })
 }
 
-/// Tokenises TSV sentences (and pairs): segments from the token types, [SEP] at the end of
-/// each segment. No words, no arcs.
+/// Whether token `j` of an encoding is the opening delimiter (`[CLS]`, `<s>`) or a closing one
+/// (`[SEP]`, `</s>`: RoBERTa's pairs have two in a row), by the tokenizer's delimiter tokens.
+fn delimiters(model: &Model) -> impl Fn(&Encoded, usize) -> (bool, bool) {
+    let ids = model.tokenizer.delimiter_ids();
+    move |e: &Encoded, j: usize| {
+        let delim = ids.binary_search(&e.ids[j]).is_ok();
+        (delim && j == 0, delim && j > 0)
+    }
+}
+
+/// Tokenises TSV sentences (and pairs): segments from the token types, delimiters from the
+/// tokenizer's special tokens. No words, no arcs.
 pub fn prepare_texts(model: &Model, texts: &[(String, Option<String>)]) -> Result<Prepared> {
     let (encoded, truncated) = model.tokenizer.encode_all(texts)?;
+    let delimiter = delimiters(model);
     let tokens = encoded
         .iter()
         .map(|e| {
-            let n = e.ids.len();
-            (0..n)
+            (0..e.ids.len())
                 .map(|j| {
-                    let seg = e.type_ids[j];
-                    let last_of_seg = j == n - 1 || e.type_ids[j + 1] != seg;
-                    token_info(None, seg, j == 0, last_of_seg && j > 0)
+                    let (cls, sep) = delimiter(e, j);
+                    token_info(None, e.type_ids[j], cls, sep)
                 })
                 .collect()
         })

@@ -132,6 +132,22 @@ impl BertTokenizer {
         ids
     }
 
+    /// Ids of the delimiter tokens (`[CLS]`, `[SEP]`, `<s>`, `</s>`), ascending: the tokens
+    /// head-role analysis counts as delimiters.
+    pub fn delimiter_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| {
+                t.special && ["[CLS]", "[SEP]", "<s>", "</s>"].contains(&t.content.as_str())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The id of the mask token (`[MASK]` or `<mask>`), if the tokenizer has one.
     pub fn mask_id(&self) -> Option<u32> {
         self.special_named(&["[MASK]", "<mask>"])
