@@ -275,6 +275,53 @@ fn attn_gate_grad(
     confsum[o] = c;
 }
 
+// The relative position bias's gradient (MPNet, fine-tuning), per computed head h and relative
+// offset r = key − query + T − 1: relgrad[h * (2T − 1) + r] = sum over examples b and query rows
+// t of dS_tj at j = t + r − (T − 1), keys j < len[b]. One workgroup per (h, r); dispatched
+// after attn_bwd_q (it reads D and the lse from stats) with blocks = 1, total = B * heads.
+@group(0) @binding(14) var<storage, read_write> relgrad: array<f32>;
+var<workgroup> rg_part: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn attn_rel_bias_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let span = 2u * p.seq - 1u;
+    if (g >= p.heads * span) { return; }
+    let h = g / span;
+    let r = g % span;
+    let batch = p.total / p.heads;
+    let n = plane();
+    var acc = 0.0;
+    for (var e = lid; e < batch * p.seq; e += 64u) {
+        let b = e / p.seq;
+        let t = e % p.seq;
+        let jj = i32(t + r) - i32(p.seq - 1u);
+        if (jj < 0 || u32(jj) >= min(lens[b], p.seq)) { continue; }
+        let j = u32(jj);
+        let srow = (b * p.heads + h) * p.seq + t;
+        let orow = (b * p.seq + t) * p.hidden + h * HEAD_DIM;
+        var s = 0.0;
+        var dp = 0.0;
+        for (var i = 0u; i < HEAD_DIM; i++) {
+            s = fma(q_at(b, t, h, i), k_at(b, j, h, i), s);
+            dp = fma(dout[orow + i], v_at(b, j, h, i), dp);
+        }
+        let pj = exp(s * p.scale + rel_bias(h, t, j) - stats[n + srow]);
+        acc += pj * (gate_at(b, h) * dp - stats[srow]);
+    }
+    rg_part[lid] = acc;
+    workgroupBarrier();
+    for (var w = 32u; w > 0u; w >>= 1u) {
+        if (lid < w) { rg_part[lid] += rg_part[lid + w]; }
+        workgroupBarrier();
+    }
+    if (lid == 0u) { relgrad[g] = rg_part[0]; }
+}
+
 // ---- Variants for CPU adapters (lavapipe): Q|K|V and dout are read as vec4 texels of
 // rgba32float textures (packed by matmul_texture.wgsl's pack_rows), as attention.wgsl's
 // attention_fwd_tex does; same math and outputs. Needs head_dim % 4 == 0.

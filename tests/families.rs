@@ -152,8 +152,6 @@ fn check_family(name: &str) {
         .names()
         .into_iter()
         .filter(|k| k.starts_with("grad."))
-        // MPNet's relative position bias is not trained (its gradient is not computed)
-        .filter(|k| !k.contains("relative_attention_bias"))
         .collect();
     assert_eq!(grads.len(), wanted.len(), "one gradient per parameter");
     for t in &grads {

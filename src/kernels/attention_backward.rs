@@ -292,3 +292,46 @@ fn record(
     );
     rec.dispatch("attn_gate_grad", &pipe, &bg, bh.div_ceil(64));
 }
+
+/// The relative position bias's gradient (MPNet, fine-tuning) after [`attention_bwd`] has
+/// filled `stats`: `out` [heads, 2T − 1], the sum of dS over every (example, query) pair at
+/// each relative offset key − query + T − 1 (keys within each example's length). Reads Q|K|V
+/// and dout as storage buffers on every adapter.
+pub fn relative_bias_grad(rec: &mut Recorder, a: &AttnBackwardArgs, stats: &Tensor, out: &Tensor) {
+    let f = &a.fwd;
+    let bias = f.rel_bias.expect("a relative position bias");
+    let gpu = rec.gpu();
+    let constants = [
+        ("BQ", gpu.tuning.attn_block as f64),
+        ("HEAD_DIM", f.head_dim as f64),
+        ("REL_BIAS", 1.0),
+    ];
+    let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_rel_bias_grad", &constants);
+    let params = gpu.uniform(
+        "attention_bwd.params",
+        &Params {
+            seq: f.seq,
+            heads: f.heads,
+            hidden: f.heads * f.head_dim,
+            blocks: 1,
+            gate_off: f.gate_off,
+            gate_stride: f.gate_stride,
+            total: f.batch * f.heads,
+            scale: 1.0 / (f.head_dim as f32).sqrt(),
+        },
+    );
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, f.qkv.binding()),
+            (2, f.lens.binding()),
+            (3, f.gates.binding()),
+            (6, a.dout.binding()),
+            (8, stats.binding()),
+            (13, bias.binding()),
+            (14, out.binding()),
+        ],
+    );
+    rec.dispatch("attn_rel_bias_grad", &pipe, &bg, f.heads * (2 * f.seq - 1));
+}

@@ -15,7 +15,9 @@ pub mod segment;
 pub use activation::{dropout, gelu_backward, gelu_forward, relu_backward, tanh_backward, Gelu};
 pub use attention::{attention_fwd, attention_fwd_variant, AttnArgs};
 pub use attention_analysis::{attention_analysis, token_info, AnalysisArgs};
-pub use attention_backward::{attention_bwd, attention_bwd_variant, AttnBackwardArgs, GateOutputs};
+pub use attention_backward::{
+    attention_bwd, attention_bwd_variant, relative_bias_grad, AttnBackwardArgs, GateOutputs,
+};
 pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
 pub use loss::{cross_entropy, VocabLoss, VOCAB_STATE_ROWS};

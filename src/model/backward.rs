@@ -72,6 +72,34 @@ impl GateBuffers {
 }
 
 impl Model {
+    /// Adds layer `li`'s gradient of the relative position bias table into `table_grad`
+    /// [buckets · heads]: the attention backward's dS summed per relative offset, then per
+    /// (bucket, original head) by a deterministic scatter-add.
+    fn record_relative_bias_grad(
+        &self,
+        rec: &mut Recorder,
+        args: &AttnBackwardArgs,
+        stats: &Tensor,
+        plan: &super::HeadPlan,
+        li: usize,
+        table_grad: &Tensor,
+    ) -> Result<()> {
+        let gpu = rec.gpu();
+        let t = args.fwd.seq as usize;
+        let span = 2 * t - 1;
+        let heads = self.computed_head_ids(plan, li);
+        let per_offset = gpu.empty("grad.relative_bias.offsets", heads.len() * span)?;
+        kernels::relative_bias_grad(rec, args, stats, &per_offset);
+        let width = self.config.num_attention_heads as u32;
+        let buckets = super::relative_buckets(t);
+        let keys: Vec<u32> = heads
+            .iter()
+            .flat_map(|&h| buckets.iter().map(move |&k| k * width + h))
+            .collect();
+        let rows = table_grad.len as u32;
+        kernels::scatter_add_rows(rec, &per_offset, &keys, 0, rows, 1, table_grad)
+    }
+
     /// Checks labels against the task and classifier and records the softmax cross-entropy.
     pub(super) fn record_loss(
         &self,
@@ -350,6 +378,10 @@ impl Model {
         ));
         let stats = gpu.empty("attention.stats", stats_len)?;
         let emb_grads = grads.and_then(|g| g.emb.as_ref());
+        // every layer adds its share of the shared relative position bias's gradient
+        if let Some(g) = grads.and_then(|g| g.rel_bias.as_ref()) {
+            rec.encoder().clear_buffer(&g.buffer, 0, None);
+        }
         for (li, layer) in self.layers.iter().enumerate().rev() {
             let s = &acts.layers[li];
             // a shared layer's gradients are the sum over its applications: the last one
@@ -446,6 +478,10 @@ impl Model {
                 confidence_sum: &gb.confidence_sum,
             };
             kernels::attention_bwd(rec, &args, &dqkv, &stats, &outs);
+            let table_grad = grads.and_then(|g| g.rel_bias.as_ref());
+            if let (Some(g), Some(_)) = (table_grad, args.fwd.rel_bias) {
+                self.record_relative_bias_grad(rec, &args, &stats, &acts.plan, li, g)?;
+            }
             if let Some(g) = lg {
                 param_grads(rec, shared, &g.qkv, &dqkv, x_in, h32, bt32);
             }

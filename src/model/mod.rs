@@ -310,6 +310,13 @@ pub struct Readback {
     pub mlm_logits: bool,
 }
 
+/// The bucket of each relative position key − query of a length-`t` batch, from −(t − 1) on.
+fn relative_buckets(t: usize) -> Vec<u32> {
+    (0..2 * t as i64 - 1)
+        .map(|r| config::relative_bucket(r - (t as i64 - 1)))
+        .collect()
+}
+
 fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let p = dir.join(name);
     if !p.is_file() {
@@ -877,6 +884,16 @@ impl Model {
             .collect()
     }
 
+    /// The original indices of the heads `plan` computes in layer `li` (0 for a layer's zero
+    /// head).
+    fn computed_head_ids(&self, plan: &HeadPlan, li: usize) -> Vec<u32> {
+        let layer = &self.layers[li];
+        plan.active[li]
+            .iter()
+            .map(|&j| layer.heads.get(j as usize).copied().unwrap_or(0))
+            .collect()
+    }
+
     /// The relative position bias [heads, T, T] of the heads `plan` computes in layer `li`
     /// (MPNet), gathered from the table on the device; None for a family without one.
     fn record_relative_bias(
@@ -890,14 +907,8 @@ impl Model {
             return Ok(None);
         };
         let gpu = rec.gpu();
-        let layer = &self.layers[li];
-        let heads: Vec<u32> = plan.active[li]
-            .iter()
-            .map(|&j| layer.heads.get(j as usize).copied().unwrap_or(0))
-            .collect();
-        let buckets: Vec<u32> = (0..2 * t as i64 - 1)
-            .map(|r| config::relative_bucket(r - (t as i64 - 1)))
-            .collect();
+        let heads = self.computed_head_ids(plan, li);
+        let buckets = relative_buckets(t);
         let out = gpu.empty("attention.relative_bias", heads.len() * t * t)?;
         let buckets = gpu.upload_u32("relative_buckets", &buckets)?;
         let head_ids = gpu.upload_u32("relative_bias.heads", &heads)?;

@@ -41,6 +41,8 @@ pub(crate) struct LayerGrads {
 pub(crate) struct Grads {
     /// None when the embeddings are frozen.
     pub emb: Option<EmbGrads>,
+    /// The relative position bias table's [buckets · heads] (MPNet).
+    pub rel_bias: Option<Tensor>,
     pub layers: Vec<LayerGrads>,
     /// Only for sequence classification.
     pub pooler: Option<LinGrad>,
@@ -68,6 +70,7 @@ impl Grads {
                 v.extend([&pj.w, &pj.b]);
             }
         }
+        v.extend(&self.rel_bias);
         for l in &self.layers {
             for g in [&l.qkv, &l.attn_out, &l.ln1, &l.inter, &l.out, &l.ln2] {
                 v.extend([&g.w, &g.b]);
@@ -147,6 +150,10 @@ impl Model {
                 v.push(p(&pj.w.buffer, Some(&pj.w), true));
                 v.push(p(&pj.b, None, false));
             }
+        }
+        // decayed, as the HF Trainer decays every weight but biases and LayerNorms
+        if let Some(table) = &self.rel_bias {
+            v.push(p(table, None, true));
         }
         for l in self.stored_layers() {
             for lin in [&l.qkv, &l.attn_out] {
@@ -234,8 +241,13 @@ impl Model {
         } else {
             None
         };
+        let rel_bias = match &self.rel_bias {
+            Some(t) => Some(gpu.empty("grad.relative_attention_bias", t.len)?),
+            None => None,
+        };
         let grads = Grads {
             emb,
+            rel_bias,
             layers,
             pooler,
             classifier: lin("classifier", cl.w.n, h)?,
@@ -594,11 +606,13 @@ impl Model {
                 out.extend(linear(format!("{pre}{name}"), pj, project));
             }
         }
-        // the relative position bias (MPNet) is not trained: it has no gradient
-        if let (Some(table), Some(name), None) = (&self.rel_bias, f.relative_attention_bias, grads)
-        {
+        if let (Some(table), Some(name)) = (&self.rel_bias, f.relative_attention_bias) {
+            let t = match grads {
+                Some(g) => g.rel_bias.as_ref().expect("allocated with the table"),
+                None => table,
+            };
             let shape = vec![c.relative_buckets, c.num_attention_heads];
-            out.push(entry(format!("{pre}{name}.weight"), shape, whole(table)));
+            out.push(entry(format!("{pre}{name}.weight"), shape, whole(t)));
         }
         for (li, l) in self.stored_layers().enumerate() {
             let lg = grads.map(|g| &g.layers[li]);
