@@ -558,6 +558,25 @@ fn bench_shapes_write_their_familys_checkpoints() {
     }
 }
 
+/// A golden's corrupted batch: the examples of `ids` [N, T] cut to their real lengths
+/// (attention_mask), the per-token labels of `labels` [N, T], and T.
+fn golden_batch(golden: &Golden, ids: &str, labels: &str) -> (Vec<Encoded>, Vec<i32>, usize) {
+    let (shape, ids) = golden.i64(ids);
+    let (n, t) = (shape[0], shape[1]);
+    let mask = golden.i64("attention_mask").1;
+    let enc = (0..n)
+        .map(|e| {
+            let len = mask[e * t..(e + 1) * t].iter().filter(|&&m| m == 1).count();
+            Encoded {
+                ids: ids[e * t..e * t + len].iter().map(|&v| v as u32).collect(),
+                type_ids: vec![0; len],
+            }
+        })
+        .collect();
+    let labels = golden.i64(labels).1.iter().map(|&v| v as i32).collect();
+    (enc, labels, t)
+}
+
 /// A `*ForMaskedLM` checkpoint (tests/goldens/make_mlm_goldens.py) against transformers: the
 /// prediction scores, each sentence's masked-LM loss with and without head masks, and the
 /// per-example gate gradients of that loss. The decoder runs in chunks of 700 ids, so every
@@ -569,25 +588,9 @@ fn check_mlm(name: &str) {
     let model = Model::load_for_mlm(g, &dir, true, 700).unwrap();
     assert!(model.config.vocab_size > 700, "more than one chunk");
     let what = |s: &str| format!("{name} masked LM {s}");
-    let (shape, ids) = golden.i64("masked_ids");
-    let (n, t) = (shape[0], shape[1]);
-    let mask = golden.i64("attention_mask").1;
-    let enc: Vec<Encoded> = (0..n)
-        .map(|e| {
-            let len = mask[e * t..(e + 1) * t].iter().filter(|&&m| m == 1).count();
-            Encoded {
-                ids: ids[e * t..e * t + len].iter().map(|&v| v as u32).collect(),
-                type_ids: vec![0; len],
-            }
-        })
-        .collect();
+    let (enc, labels, t) = golden_batch(&golden, "masked_ids", "mlm_labels");
+    let n = enc.len();
     let refs: Vec<&Encoded> = enc.iter().collect();
-    let labels: Vec<i32> = golden
-        .i64("mlm_labels")
-        .1
-        .iter()
-        .map(|&v| v as i32)
-        .collect();
     let lh = model.config.total_heads();
 
     // prediction scores of the first two sentences, through `forward`'s batching
@@ -690,25 +693,9 @@ fn the_electra_discriminator_matches_transformers() {
     let g = gpu();
     let golden = Golden::open("tiny-electra-rtd.safetensors");
     let model = Model::load_for_rtd(g, &fixture("tiny-electra-rtd"), true).unwrap();
-    let (shape, ids) = golden.i64("rtd_ids");
-    let (n, t) = (shape[0], shape[1]);
-    let mask = golden.i64("attention_mask").1;
-    let enc: Vec<Encoded> = (0..n)
-        .map(|e| {
-            let len = mask[e * t..(e + 1) * t].iter().filter(|&&m| m == 1).count();
-            Encoded {
-                ids: ids[e * t..e * t + len].iter().map(|&v| v as u32).collect(),
-                type_ids: vec![0; len],
-            }
-        })
-        .collect();
+    let (enc, labels, t) = golden_batch(&golden, "rtd_ids", "rtd_labels");
+    let n = enc.len();
     let refs: Vec<&Encoded> = enc.iter().collect();
-    let labels: Vec<i32> = golden
-        .i64("rtd_labels")
-        .1
-        .iter()
-        .map(|&v| v as i32)
-        .collect();
     let lh = model.config.total_heads();
     let ones = vec![1.0; n * lh];
     let hm: Vec<f32> = golden

@@ -31,6 +31,50 @@ fn eval_objective(model: &str, objective: &str, extra: &[&str]) -> serde_json::V
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `score --objective` with `seed` into `dir` and checks that its report measures the
+/// loss `eval` did: the mean per example (summed over its `tokens` counted tokens) over the six
+/// sentences against eval's mean per token. Returns the report.
+fn score_agreeing_with_eval(
+    model: &str,
+    objective: &str,
+    seed: u64,
+    eval_loss: f64,
+    tokens: f64,
+    dir: &std::path::Path,
+) -> serde_json::Value {
+    let out_dir = dir.join("scores");
+    let (data, seed) = (sentences(), seed.to_string());
+    let out = headroom(&[
+        "score",
+        "--model",
+        model,
+        "--data",
+        &data,
+        "--objective",
+        objective,
+        "--mask-seed",
+        &seed,
+        "--out",
+        p(&out_dir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&out_dir.join("report.json"));
+    assert_eq!(r["objective"].as_str(), Some(objective));
+    assert_eq!(r["mask_seed"].as_u64(), seed.parse().ok());
+    assert_eq!(r["loss_tokens"].as_f64(), Some(tokens));
+    let per_example = r["mean_loss"].as_f64().unwrap();
+    let total = eval_loss * tokens;
+    assert!(
+        (per_example * 6.0 - total).abs() < 1e-4 * total,
+        "{objective}: score {per_example} × 6 against eval {eval_loss} × {tokens}"
+    );
+    r
+}
+
 #[test]
 fn eval_and_score_measure_the_same_masked_lm_loss() {
     let model = fixture("tiny-bert-mlm");
@@ -47,38 +91,7 @@ fn eval_and_score_measure_the_same_masked_lm_loss() {
 
     // score's mean loss is per example (summed over its masked tokens): the same total
     let dir = TempDir::new("mlm-score");
-    let out_dir = dir.path().join("scores");
-    let data = sentences();
-    let out = headroom(&[
-        "score",
-        "--model",
-        m,
-        "--data",
-        &data,
-        "--objective",
-        "mlm",
-        "--mask-seed",
-        "4",
-        "--out",
-        p(&out_dir),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = read_json(&out_dir.join("report.json"));
-    assert_eq!(
-        (r["objective"].as_str(), r["mask_seed"].as_u64()),
-        (Some("mlm"), Some(4))
-    );
-    assert_eq!(r["loss_tokens"].as_f64(), Some(tokens));
-    let per_example = r["mean_loss"].as_f64().unwrap();
-    let total = loss * tokens;
-    assert!(
-        (per_example * 6.0 - total).abs() < 1e-4 * total,
-        "score {per_example} × 6 against eval {loss} × {tokens}"
-    );
+    let r = score_agreeing_with_eval(m, "mlm", 4, loss, tokens, dir.path());
     let importance = r["importance"].as_array().unwrap();
     assert!(importance.iter().all(|v| v.as_f64().unwrap() > 0.0));
 
@@ -271,42 +284,15 @@ fn eval_and_score_measure_the_same_replaced_token_loss() {
         assert!((0.0..=1.0).contains(&e[k].as_f64().unwrap()), "{k}: {e}");
     }
     let dir = TempDir::new("rtd-score");
-    let out_dir = dir.path().join("scores");
-    let data = sentences();
-    let out = headroom(&[
-        "score",
-        "--model",
-        m,
-        "--data",
-        &data,
-        "--objective",
-        "rtd",
-        "--mask-seed",
-        "2",
-        "--out",
-        p(&out_dir),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = read_json(&out_dir.join("report.json"));
-    assert_eq!(r["objective"], "rtd");
-    assert_eq!(r["loss_tokens"].as_f64(), Some(tokens));
-    let total = e["loss"].as_f64().unwrap() * tokens;
-    let per_example = r["mean_loss"].as_f64().unwrap();
-    assert!(
-        (per_example * 6.0 - total).abs() < 1e-4 * total,
-        "score {per_example} × 6 against eval's {total}"
-    );
+    let loss = e["loss"].as_f64().unwrap();
+    score_agreeing_with_eval(m, "rtd", 2, loss, tokens, dir.path());
     let mask = dir.path().join("mask.json");
     std::fs::write(&mask, "[[0, 1, 1], [1, 0, 1]]").unwrap();
     let masked = eval_objective(m, "rtd", &["--mask-seed", "2", "--head-mask", p(&mask)]);
     assert_eq!(masked["tokens"], e["tokens"]);
     assert_ne!(masked["loss"], e["loss"]);
     // a model without the discriminator head is refused by name
-    let plain = fixture("tiny-electra");
+    let (plain, data) = (fixture("tiny-electra"), sentences());
     assert_user_error(
         &headroom(&[
             "eval",

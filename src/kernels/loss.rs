@@ -92,9 +92,22 @@ impl VocabLoss<'_> {
     /// Folds `logits` [rows, cols], the scores of ids col0 .. col0 + cols, into the state
     /// (the chunk at col0 = 0 starts it).
     pub fn fold(&self, rec: &mut Recorder, logits: &Tensor, cols: u32, col0: u32) {
+        self.chunk_pass(rec, "vocab_lse", logits, cols, col0, 0.0);
+    }
+
+    /// One pass over a chunk of logits: `vocab_lse` or `vocab_grad`.
+    fn chunk_pass(
+        &self,
+        rec: &mut Recorder,
+        entry: &'static str,
+        logits: &Tensor,
+        cols: u32,
+        col0: u32,
+        scale: f32,
+    ) {
         let gpu = rec.gpu();
-        let pipe = gpu.pipeline(Shader::VocabLoss, "vocab_lse", &[]);
-        let params = self.params(rec, cols, col0, 0.0);
+        let pipe = gpu.pipeline(Shader::VocabLoss, entry, &[]);
+        let params = self.params(rec, cols, col0, scale);
         let bg = gpu.bind_at(
             &pipe,
             &[
@@ -104,7 +117,7 @@ impl VocabLoss<'_> {
                 (3, self.state.binding()),
             ],
         );
-        rec.dispatch("vocab_lse", &pipe, &bg, self.rows);
+        rec.dispatch(entry, &pipe, &bg, self.rows);
     }
 
     /// After every chunk: each row's loss (0 where the label is −100) into `loss` [rows].
@@ -127,18 +140,6 @@ impl VocabLoss<'_> {
     /// After `finish`: overwrites the chunk `logits` [rows, cols] at col0 with
     /// scale · (softmax − onehot), 0 on rows labelled −100.
     pub fn grad(&self, rec: &mut Recorder, logits: &Tensor, cols: u32, col0: u32, scale: f32) {
-        let gpu = rec.gpu();
-        let pipe = gpu.pipeline(Shader::VocabLoss, "vocab_grad", &[]);
-        let params = self.params(rec, cols, col0, scale);
-        let bg = gpu.bind_at(
-            &pipe,
-            &[
-                (0, params.as_entire_binding()),
-                (1, logits.binding()),
-                (2, self.labels.binding()),
-                (3, self.state.binding()),
-            ],
-        );
-        rec.dispatch("vocab_grad", &pipe, &bg, self.rows);
+        self.chunk_pass(rec, "vocab_grad", logits, cols, col0, scale);
     }
 }

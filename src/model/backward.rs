@@ -52,6 +52,28 @@ pub(super) enum HeadGrad<'a> {
     Hidden(Tensor),
 }
 
+/// The losses a pre-training head records for some rows of a padded batch [B·T], to read
+/// once the pass has run.
+pub(super) struct RowLosses {
+    /// T of the batch.
+    pub t: usize,
+    /// Rows (indices into [B·T]) and, on the device, each row's loss.
+    pub parts: Vec<(Vec<u32>, Tensor)>,
+}
+
+impl RowLosses {
+    /// Each of the batch's `b` examples' loss, summed over its rows.
+    pub fn per_example(&self, gpu: &Gpu, b: usize) -> Vec<f32> {
+        let mut out = vec![0f32; b];
+        for (rows, t) in &self.parts {
+            for (&r, l) in rows.iter().zip(gpu.read_f32(t)) {
+                out[r as usize / self.t] += l;
+            }
+        }
+        out
+    }
+}
+
 /// Where the backward pass writes the gate gradients and attention entropy ([B, L, H] each).
 pub(super) struct GateBuffers {
     pub dgates: Tensor,
@@ -178,19 +200,17 @@ impl Model {
             super::HeadSkip::Dense,
         )?;
         let gb = GateBuffers::new(gpu, b * acts.plan.stride)?;
-        let loss = if self.has_mlm_head() {
+        let loss = if self.has_mlm_head() || self.has_rtd_head() {
+            // a pre-training head: its own backward down to the last hidden states
             let dx = gpu.empty("grad.hidden", acts.b * acts.t * self.config.hidden_size)?;
-            let loss = self.record_mlm_backward(gpu, &mut rec, &acts, labels, &dx)?;
+            let losses = if self.has_mlm_head() {
+                self.record_mlm_backward(gpu, &mut rec, &acts, labels, &dx)?
+            } else {
+                self.record_rtd_backward(gpu, &mut rec, &acts, labels, &dx)?
+            };
             self.record_backward(gpu, &mut rec, &acts, HeadGrad::Hidden(dx), &gb, None)?;
             rec.finish();
-            loss.per_example(gpu, b)
-        } else if self.has_rtd_head() {
-            let dx = gpu.empty("grad.hidden", acts.b * acts.t * self.config.hidden_size)?;
-            let loss = self.record_rtd_backward(gpu, &mut rec, &acts, labels, &dx)?;
-            self.record_backward(gpu, &mut rec, &acts, HeadGrad::Hidden(dx), &gb, None)?;
-            rec.finish();
-            let rows = gpu.read_f32(&loss);
-            rows.chunks(acts.t).map(|r| r.iter().sum()).collect()
+            losses.per_example(gpu, b)
         } else {
             let loss = self.record_loss(gpu, &mut rec, &acts, labels, 1.0)?;
             let start = HeadGrad::Logits(&loss.dlogits);

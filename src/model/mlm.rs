@@ -7,6 +7,7 @@
 //! into a running log-sum-exp (`kernels::VocabLoss`); the backward pass recomputes each chunk.
 //! Memory beyond the hidden states is O(rows · chunk), not O(rows · vocabulary).
 
+use super::backward::RowLosses;
 use super::{Activations, Config, Linear, Model, Weights};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
@@ -298,7 +299,7 @@ impl Model {
 
     /// Records the masked-LM loss of a recorded forward pass and its gradient with respect to
     /// the last hidden states, `dx` [B·T, H] (zero at unlabelled positions). Returns the loss
-    /// of each example (summed over its labelled positions), to read after the pass.
+    /// of each labelled position, to read after the pass.
     pub(super) fn record_mlm_backward(
         &self,
         gpu: &Gpu,
@@ -306,7 +307,7 @@ impl Model {
         acts: &Activations,
         labels: &[i32],
         dx: &Tensor,
-    ) -> Result<MlmLoss> {
+    ) -> Result<RowLosses> {
         let head = self.mlm_head()?;
         let (b, t) = (acts.b, acts.t);
         let (h, w) = (self.config.hidden_size, head.width);
@@ -349,7 +350,7 @@ impl Model {
             kernels::scatter_add_rows(rec, &dxm, pos, 0, (b * t) as u32, h as u32, dx)?;
             losses.push((pos.to_vec(), sl.loss));
         }
-        Ok(MlmLoss { t, losses })
+        Ok(RowLosses { t, parts: losses })
     }
 
     /// The masked-LM loss and prediction at every labelled position of a padded batch
@@ -362,15 +363,7 @@ impl Model {
         gates: &[f32],
     ) -> Result<MlmPredictions> {
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(
-            gpu,
-            &mut rec,
-            examples,
-            gates,
-            false,
-            None,
-            super::HeadSkip::Skip,
-        )?;
+        let acts = self.record_inference(gpu, &mut rec, examples, gates)?;
         let (positions, targets) = self.mlm_targets(labels, acts.b * acts.t)?;
         let last = acts.hidden.last().expect("hidden");
         let slab = self.mlm_slab(gpu)?;
@@ -448,24 +441,5 @@ impl SlabLoss {
             state: &self.state,
             rows: self.acts.rows,
         }
-    }
-}
-
-/// Per-slab losses of a recorded masked-LM pass, to read once it has run.
-pub(super) struct MlmLoss {
-    t: usize,
-    losses: Vec<(Vec<u32>, Tensor)>,
-}
-
-impl MlmLoss {
-    /// Each of the batch's `b` examples' loss, summed over its labelled positions.
-    pub(super) fn per_example(&self, gpu: &Gpu, b: usize) -> Vec<f32> {
-        let mut out = vec![0f32; b];
-        for (pos, t) in &self.losses {
-            for (&p, l) in pos.iter().zip(gpu.read_f32(t)) {
-                out[p as usize / self.t] += l;
-            }
-        }
-        out
     }
 }

@@ -1204,6 +1204,18 @@ impl Model {
         })
     }
 
+    /// Records an inference forward pass: nothing kept for a backward pass, heads gated out for
+    /// the whole batch skipped.
+    fn record_inference(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        examples: &[&Encoded],
+        gates: &[f32],
+    ) -> Result<Activations> {
+        self.record_forward(gpu, rec, examples, gates, false, None, HeadSkip::Skip)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attn_args<'a>(
         &self,

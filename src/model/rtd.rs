@@ -5,6 +5,7 @@
 //! The logit layer is held as two rows, the first zero: the two-class softmax cross-entropy of
 //! logits (0, z) is exactly the binary cross-entropy of z, so the loss is the classifier's kernel.
 
+use super::backward::RowLosses;
 use super::{Activations, Config, Linear, Model, Weights};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
@@ -158,8 +159,8 @@ impl Model {
     }
 
     /// Records the head's loss on a recorded forward pass and its gradient with respect to the
-    /// last hidden states into `dx` [B·T, H]. Returns the loss of each row [B·T], to read after
-    /// the pass.
+    /// last hidden states into `dx` [B·T, H]. Returns the loss of each row, to read after the
+    /// pass.
     pub(super) fn record_rtd_backward(
         &self,
         gpu: &Gpu,
@@ -167,7 +168,7 @@ impl Model {
         acts: &Activations,
         labels: &[i32],
         dx: &Tensor,
-    ) -> Result<Tensor> {
+    ) -> Result<RowLosses> {
         let head = self.rtd_head()?;
         let h = self.config.hidden_size;
         let bt = acts.b * acts.t;
@@ -189,7 +190,10 @@ impl Model {
         let dpre = gpu.empty("grad.rtd.pre", bt * h)?;
         kernels::gelu_backward(rec, self.config.hidden_act, &s.pre, &dact, n, &dpre);
         kernels::input_grad(rec, &dpre, &head.dense.w, bt32, dx, MatmulOut::default());
-        Ok(loss)
+        Ok(RowLosses {
+            t: acts.t,
+            parts: vec![((0..bt as u32).collect(), loss)],
+        })
     }
 
     /// The discriminator's logits and losses on a padded batch (`labels` [B·T]: 1 replaced,
@@ -202,15 +206,7 @@ impl Model {
         gates: &[f32],
     ) -> Result<RtdPredictions> {
         let mut rec = gpu.recorder();
-        let acts = self.record_forward(
-            gpu,
-            &mut rec,
-            examples,
-            gates,
-            false,
-            None,
-            super::HeadSkip::Skip,
-        )?;
+        let acts = self.record_inference(gpu, &mut rec, examples, gates)?;
         let bt = acts.b * acts.t;
         let labels = self.rtd_labels(gpu, labels, bt)?;
         let s = self.record_rtd(gpu, &mut rec, &acts)?;

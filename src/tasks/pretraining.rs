@@ -128,32 +128,44 @@ pub fn mask(
             "has no mask token ([MASK] or <mask>), which the masked-LM objective needs",
         )
     })?;
-    let special = tok.special_ids();
     let vocab = tok.vocab_size().min(vocab);
+    let labels = corrupt(tok, &mut examples, seed, -100, |id, rng| {
+        let label = *id as i32;
+        let u = rng.uniform();
+        if u < 0.8 {
+            *id = mask_id;
+        } else if u < 0.9 {
+            *id = rng.below(vocab) as u32;
+        }
+        label
+    });
+    Ok((examples, labels))
+}
+
+/// Chooses each real, non-special token of `examples` with probability [`MASK_PROB`], from
+/// each example's own stream; `change` corrupts a chosen token and returns its label. Returns
+/// each example's labels (`unchosen` where not chosen).
+fn corrupt(
+    tok: &BertTokenizer,
+    examples: &mut [Encoded],
+    seed: u64,
+    unchosen: i32,
+    mut change: impl FnMut(&mut u32, &mut SplitMix64) -> i32,
+) -> Vec<Vec<i32>> {
+    let special = tok.special_ids();
     let mut labels = Vec::with_capacity(examples.len());
     for (i, ex) in examples.iter_mut().enumerate() {
-        let mut rng = example_stream(seed, i);
-        let mut y = vec![-100; ex.ids.len()];
+        let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut y = vec![unchosen; ex.ids.len()];
         for (j, id) in ex.ids.iter_mut().enumerate() {
             if special.binary_search(id).is_ok() || rng.uniform() >= MASK_PROB {
                 continue;
             }
-            y[j] = *id as i32;
-            let u = rng.uniform();
-            if u < 0.8 {
-                *id = mask_id;
-            } else if u < 0.9 {
-                *id = rng.below(vocab) as u32;
-            }
+            y[j] = change(id, &mut rng);
         }
         labels.push(y);
     }
-    Ok((examples, labels))
-}
-
-/// The draws of example `i`.
-fn example_stream(seed: u64, i: usize) -> SplitMix64 {
-    SplitMix64::new(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
+    labels
 }
 
 /// Replaces tokens of `examples` (a model with `vocab` word embeddings and tokenizer `tok`)
@@ -165,24 +177,41 @@ pub fn replace(
     mut examples: Vec<Encoded>,
     seed: u64,
 ) -> (Vec<Encoded>, Vec<Vec<i32>>) {
-    let special = tok.special_ids();
     let vocab = tok.vocab_size().min(vocab).max(2);
-    let mut labels = Vec::with_capacity(examples.len());
-    for (i, ex) in examples.iter_mut().enumerate() {
-        let mut rng = example_stream(seed, i);
-        let mut y = vec![0; ex.ids.len()];
-        for (j, id) in ex.ids.iter_mut().enumerate() {
-            if special.binary_search(id).is_ok() || rng.uniform() >= MASK_PROB {
-                continue;
-            }
-            // a uniformly random id other than the original
-            let shift = 1 + rng.below(vocab - 1) as u32;
-            *id = (*id + shift) % vocab as u32;
-            y[j] = 1;
-        }
-        labels.push(y);
-    }
+    let labels = corrupt(tok, &mut examples, seed, 0, |id, rng| {
+        // a uniformly random id other than the original
+        let shift = 1 + rng.below(vocab - 1) as u32;
+        *id = (*id + shift) % vocab as u32;
+        1
+    });
     (examples, labels)
+}
+
+/// Runs `f` on each batch of `data` (its examples, labels padded to the batch's longest, and
+/// gates [B, L, H]), with a progress bar when asked.
+fn for_each_batch(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    gates: &Gates,
+    batch_size: usize,
+    progress: bool,
+    mut f: impl FnMut(&[&Encoded], &[i32], &[f32]) -> Result<()>,
+) -> Result<()> {
+    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
+    let lh = model.config.total_heads();
+    let bar = progress.then(|| progress_bar(data.len()));
+    for idx in plan_for(gpu, model, &lengths, batch_size)? {
+        let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.examples[i]).collect();
+        f(&refs, &data.batch_labels(&idx), &gates.for_batch(&idx, lh))?;
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(())
 }
 
 /// The masked-LM head's scores on masked data.
@@ -207,26 +236,24 @@ pub fn evaluate_mlm(
     batch_size: usize,
     progress: bool,
 ) -> Result<MlmMetrics> {
-    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
-    let lh = model.config.total_heads();
-    let bar = progress.then(|| progress_bar(data.len()));
     let (mut loss, mut correct, mut count) = (0f64, 0usize, 0usize);
-    for idx in plan_for(gpu, model, &lengths, batch_size)? {
-        let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.examples[i]).collect();
-        let ys = data.batch_labels(&idx);
-        let p = model.mlm_predict(gpu, &refs, &ys, &gates.for_batch(&idx, lh))?;
-        for ((&pos, &l), &best) in p.positions.iter().zip(&p.loss).zip(&p.predicted) {
-            loss += l as f64;
-            correct += (ys[pos] == best as i32) as usize;
-            count += 1;
-        }
-        if let Some(b) = &bar {
-            b.inc(idx.len() as u64);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    for_each_batch(
+        gpu,
+        model,
+        data,
+        gates,
+        batch_size,
+        progress,
+        |refs, ys, g| {
+            let p = model.mlm_predict(gpu, refs, ys, g)?;
+            for ((&pos, &l), &best) in p.positions.iter().zip(&p.loss).zip(&p.predicted) {
+                loss += l as f64;
+                correct += (ys[pos] == best as i32) as usize;
+                count += 1;
+            }
+            Ok(())
+        },
+    )?;
     let mean = loss / count.max(1) as f64;
     Ok(MlmMetrics {
         examples: data.len(),
@@ -263,34 +290,32 @@ pub fn evaluate_rtd(
     batch_size: usize,
     progress: bool,
 ) -> Result<RtdMetrics> {
-    let lengths: Vec<usize> = data.examples.iter().map(|e| e.ids.len()).collect();
-    let lh = model.config.total_heads();
-    let bar = progress.then(|| progress_bar(data.len()));
     let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
     let (mut replaced, mut flagged, mut found) = (0usize, 0usize, 0usize);
-    for idx in plan_for(gpu, model, &lengths, batch_size)? {
-        let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.examples[i]).collect();
-        let ys = data.batch_labels(&idx);
-        let p = model.rtd_predict(gpu, &refs, &ys, &gates.for_batch(&idx, lh))?;
-        for ((&y, &z), &l) in ys.iter().zip(&p.logits).zip(&p.loss) {
-            if y < 0 {
-                continue;
+    for_each_batch(
+        gpu,
+        model,
+        data,
+        gates,
+        batch_size,
+        progress,
+        |refs, ys, g| {
+            let p = model.rtd_predict(gpu, refs, ys, g)?;
+            for ((&y, &z), &l) in ys.iter().zip(&p.logits).zip(&p.loss) {
+                if y < 0 {
+                    continue;
+                }
+                let said = z > 0.0;
+                loss += l as f64;
+                tokens += 1;
+                correct += (said == (y == 1)) as usize;
+                replaced += (y == 1) as usize;
+                flagged += said as usize;
+                found += (said && y == 1) as usize;
             }
-            let said = z > 0.0;
-            loss += l as f64;
-            tokens += 1;
-            correct += (said == (y == 1)) as usize;
-            replaced += (y == 1) as usize;
-            flagged += said as usize;
-            found += (said && y == 1) as usize;
-        }
-        if let Some(b) = &bar {
-            b.inc(idx.len() as u64);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+            Ok(())
+        },
+    )?;
     let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
     Ok(RtdMetrics {
         examples: data.len(),
