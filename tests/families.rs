@@ -414,6 +414,39 @@ fn pairs_have_two_segments_in_every_family() {
     }
 }
 
+/// `headroom forward --sentence-embedding` of `model` on `data` in batches of `batch`, written
+/// under `tmp`: the [N, H] embeddings.
+fn forward_sentence_embeddings(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    batch: usize,
+    tmp: &std::path::Path,
+) -> Vec<f32> {
+    let out = tmp.join("out.safetensors");
+    let batch = batch.to_string();
+    let r = headroom(&[
+        "forward",
+        "--model",
+        p(model),
+        "--data",
+        p(data),
+        "--out",
+        p(&out),
+        "--sentence-embedding",
+        "--batch-size",
+        &batch,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor("sentence_embedding")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// A sentence-transformers directory (the default model: mean pooling, then Normalize) gives
 /// sentence-transformers' embeddings, through the library and through `forward`.
 #[test]
@@ -446,28 +479,8 @@ fn sentence_transformers_directories_give_their_sentence_embeddings() {
 
     // the command writes them; a directory without modules.json is refused
     let tmp = tempdir::TempDir::new("sentence");
-    let out = tmp.path().join("out.safetensors");
     let data = golden_path("sentences.tsv");
-    let r = headroom(&[
-        "forward",
-        "--model",
-        p(&dir),
-        "--data",
-        p(&data),
-        "--out",
-        p(&out),
-        "--sentence-embedding",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let bytes = std::fs::read(&out).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let got: Vec<f32> = st
-        .tensor("sentence_embedding")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let got = forward_sentence_embeddings(&dir, &data, 32, tmp.path());
     assert_rel("forward --sentence-embedding", &got, &want, 1e-4);
     let tiny = fixture("tiny-bert");
     let r = headroom(&[
@@ -492,30 +505,8 @@ fn an_mpnet_sentence_transformer_gives_its_sentence_embeddings() {
     let dir = fixture("tiny-mpnet-st");
     let golden = Golden::open("tiny-mpnet-sentence.safetensors");
     let tmp = tempdir::TempDir::new("mpnet-sentence");
-    let out = tmp.path().join("out.safetensors");
     let data = golden_path("long-sentences.tsv");
-    let r = headroom(&[
-        "forward",
-        "--model",
-        p(&dir),
-        "--data",
-        p(&data),
-        "--out",
-        p(&out),
-        "--sentence-embedding",
-        "--batch-size",
-        "3",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let bytes = std::fs::read(&out).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let got: Vec<f32> = st
-        .tensor("sentence_embedding")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let got = forward_sentence_embeddings(&dir, &data, 3, tmp.path());
     let want = golden.f32("sentence_embedding").1;
     assert_rel("tiny MPNet sentence embeddings", &got, &want, 1e-4);
 }

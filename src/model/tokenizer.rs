@@ -57,12 +57,14 @@ fn prefix_byte_level(pre: &mut serde_json::Value) -> bool {
             pre["add_prefix_space"] = serde_json::Value::Bool(true);
             true
         }
-        Some("Sequence") => match pre["pretokenizers"].as_array_mut() {
-            Some(list) => list
-                .iter_mut()
-                .fold(false, |any, p| prefix_byte_level(p) || any),
-            None => false,
-        },
+        Some("Sequence") => {
+            // every byte-level member, not just the first
+            let mut any = false;
+            for p in pre["pretokenizers"].as_array_mut().into_iter().flatten() {
+                any |= prefix_byte_level(p);
+            }
+            any
+        }
         _ => false,
     }
 }
