@@ -110,6 +110,7 @@ pub fn gather_rows(
 /// out[h, t, j] = table[buckets[j − t + T − 1], head_ids[h]], from the bias `table`
 /// [buckets, width] (width = the model's heads), the bucket of each of the 2T − 1 relative
 /// positions and the original index of each computed head.
+#[allow(clippy::too_many_arguments)]
 pub fn relative_bias(
     rec: &mut Recorder,
     table: &Tensor,
