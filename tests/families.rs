@@ -744,3 +744,95 @@ fn the_electra_discriminator_matches_transformers() {
         .to_string();
     assert!(err.contains("needs an ELECTRA discriminator"), "{err}");
 }
+
+/// Each family's token classifier (tests/goldens/make_family_goldens.py `token_classifiers`):
+/// the family's fixture encoder with the golden's 5-tag classifier in place of its sequence
+/// head, as transformers' `*ForTokenClassification` loads it: logits with and without a head
+/// mask, each sentence's summed loss and its gate gradients.
+#[test]
+fn token_classifiers_match_transformers() {
+    use headroom::io::output::{write_safetensors, OutTensor};
+    use headroom::model::TaskHead;
+    let g = gpu();
+    for name in [
+        "distilbert",
+        "roberta",
+        "xlm-roberta",
+        "electra",
+        "albert",
+        "mpnet",
+    ] {
+        let golden = Golden::open(&format!("tiny-{name}-tok.safetensors"));
+        let src = fixture(&format!("tiny-{name}"));
+        let dir = tempdir::TempDir::new(&format!("tok-{name}"));
+        // the encoder's tensors and the golden's classifier
+        let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<OutTensor> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("classifier.") && !n.starts_with("pre_classifier."))
+            .map(|(name, v)| OutTensor {
+                name,
+                dtype: v.dtype(),
+                shape: v.shape().to_vec(),
+                data: v.data().to_vec(),
+            })
+            .collect();
+        for k in ["classifier.weight", "classifier.bias"] {
+            let (shape, v) = golden.f32(k);
+            tensors.push(OutTensor::f32(k, shape, &v));
+        }
+        write_safetensors(&dir.path().join("model.safetensors"), &tensors, &[]).unwrap();
+        let mut cfg = read_json(&src.join("config.json"));
+        let family = headroom::model::Family::of(cfg["model_type"].as_str().unwrap()).unwrap();
+        let tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"];
+        cfg["architectures"] =
+            serde_json::json!([family.architecture(TaskHead::TokenClassification)]);
+        cfg["id2label"] = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i.to_string(), serde_json::json!(t)))
+            .collect();
+        cfg["label2id"] = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), serde_json::json!(i)))
+            .collect();
+        std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+        std::fs::copy(
+            src.join("tokenizer.json"),
+            dir.path().join("tokenizer.json"),
+        )
+        .unwrap();
+
+        let model = Model::load_for_gradients(g, dir.path()).unwrap();
+        assert_eq!(model.task, TaskHead::TokenClassification, "{name}");
+        let enc = encode(&model, &golden);
+        let (n, lh) = (enc.len(), model.config.total_heads());
+        let t = golden.i64("input_ids").0[1];
+        let what = |s: &str| format!("{name} token classifier {s}");
+        for (gates, key) in [
+            (Gates::Ones, "logits"),
+            (Gates::Broadcast(golden.f32("head_mask").1), "logits_hm"),
+        ] {
+            let r = run_forward(g, &model, &enc, &gates, &ForwardOptions::default()).unwrap();
+            let got = real_rows(&r.logits.unwrap(), &enc, r.seq, 5);
+            let want = real_rows(&golden.f32(key).1, &enc, t, 5);
+            assert_rel(&what(key), &got, &want, 1e-4);
+        }
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let labels: Vec<i32> = golden
+            .i64("token_labels")
+            .1
+            .iter()
+            .map(|&v| v as i32)
+            .collect();
+        let gates = golden.f32("gates").1;
+        assert_eq!(gates.len(), n * lh);
+        let out = model.gate_gradients(g, &refs, &labels, &gates).unwrap();
+        assert_rel(&what("loss"), &out.loss, &golden.f32("loss").1, 1e-4);
+        let got = as_transformers_gate_grads(&model, &out.dgates);
+        assert_rel(&what("grad_gates"), &got, &golden.f32("grad_gates").1, 1e-4);
+    }
+}

@@ -389,6 +389,68 @@ def mpnet_sentence_transformer():
     print(f"[mpnet-st] {out}; {path}: sentence embeddings {tuple(emb.shape)}")
 
 
+TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def token_classifiers():
+    """tests/goldens/tiny-<family>-tok.safetensors for every family beside BERT: a token
+    classifier on the family's fixture encoder (transformers' *ForTokenClassification loaded
+    from tests/fixtures/tiny-<family>, its new 5-tag classifier drawn from a seeded generator),
+    on sentences.tsv (long-sentences.tsv for MPNet) with random tags on the real non-special
+    tokens (-100 elsewhere). Holds the classifier's own tensors (`classifier.weight`,
+    `classifier.bias`; the test puts them in place of the sequence head), `token_labels`,
+    `logits` [N, T, 5], `head_mask`/`logits_hm`, `gates`, `loss` [N] (each sentence's summed
+    cross-entropy at the gates) and `grad_gates`; masks and gates tied within ALBERT's groups."""
+    from transformers import AutoModelForTokenClassification
+
+    for name in ["distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"]:
+        src = os.path.join(FIX, f"tiny-{name}")
+        torch.manual_seed(60)
+        model = AutoModelForTokenClassification.from_pretrained(
+            src, num_labels=5, id2label=TAGS, label2id={v: k for k, v in TAGS.items()},
+            attn_implementation="eager", ignore_mismatched_sizes=True).eval()
+        with torch.no_grad():
+            model.classifier.bias.copy_(0.1 * torch.randn(5, generator=torch.Generator().manual_seed(61)))
+        groups = getattr(model.config, "num_hidden_groups", None) if name == "albert" else None
+        L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+        tok = AutoTokenizer.from_pretrained(src)
+        sents = long_sentences() if name == "mpnet" else SENTENCES
+        enc = tok(sents, padding="longest", return_tensors="pt")
+        ids, am = enc["input_ids"], enc["attention_mask"]
+        kw = {"input_ids": ids, "attention_mask": am}
+        gen = torch.Generator().manual_seed(62)
+        special = torch.tensor([[t in tok.all_special_ids for t in row] for row in ids.tolist()])
+        tags = torch.randint(0, 5, ids.shape, generator=gen)
+        labels = torch.where(am.bool() & ~special, tags, torch.full_like(tags, -100))
+        t = {"input_ids": ids, "attention_mask": am, "token_labels": labels,
+             "classifier.weight": model.classifier.weight.detach().clone(),
+             "classifier.bias": model.classifier.bias.detach().clone()}
+        with torch.no_grad():
+            t["logits"] = model(**kw).logits
+            hm = (torch.rand((L, H), generator=gen) > 0.3).float()
+            hm[0, 0], hm[-1, -1] = 0.0, 1.0
+            if groups:
+                hm = tie_groups(hm, groups)
+            t["head_mask"] = hm
+            t["logits_hm"] = model(**kw, head_mask=hm).logits
+        gates = fractional_gates(gen, ids.shape[0], L, H)
+        if groups:
+            gates = tie_groups(gates, groups)
+        t["gates"] = gates
+        g5 = to_5d(gates).requires_grad_(True)
+        logits = model(**kw, head_mask=g5).logits
+        per = F.cross_entropy(logits.reshape(-1, 5), labels.reshape(-1), reduction="none",
+                              ignore_index=-100).reshape(labels.shape).sum(1)
+        per.sum().backward()
+        t["loss"] = per.detach()
+        t["grad_gates"] = g5.grad[:, :, :, 0, 0].permute(1, 0, 2).contiguous()
+        t = {k: (v.float() if v.is_floating_point() else v.to(torch.int64)).contiguous()
+             for k, v in t.items()}
+        path = os.path.join(GOLD, f"tiny-{name}-tok.safetensors")
+        save_file(dict(sorted(t.items())), path)
+        print(f"[{name}-tok] {path}: loss {t['loss'].tolist()}")
+
+
 def sentence_embeddings():
     """tests/goldens/minilm-sentence.safetensors: the default model's sentence embeddings of the
     six sentences as sentence-transformers computes them (its modules.json: mean pooling over
@@ -438,4 +500,5 @@ if __name__ == "__main__":
         albert()
         mpnet()
         mpnet_sentence_transformer()
+        token_classifiers()
         sentence_embeddings()
