@@ -177,10 +177,11 @@ pub const XLM_ROBERTA: Family = Family {
     ..ROBERTA
 };
 
-/// ELECTRA (`electra`, the discriminator): BERT's encoder under `electra.`, embeddings of their
-/// own width (`embedding_size`) projected to the hidden width, and a classification head
+/// ELECTRA (`electra`): BERT's encoder under `electra.`, embeddings of their own width
+/// (`embedding_size`) projected to the hidden width, and a classification head
 /// (`classifier.dense` + GELU + `classifier.out_proj`). Its masked-LM head is the generator's
-/// (`ElectraForMaskedLM`), which maps the hidden states back to the embedding width.
+/// (`ElectraForMaskedLM`), which maps the hidden states back to the embedding width; its
+/// discriminator head (`ElectraForPreTraining`) gives one logit per token.
 pub const ELECTRA: Family = Family {
     model_type: "electra",
     class_prefix: "Electra",
