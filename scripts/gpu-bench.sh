@@ -2,7 +2,7 @@
 # Every GPU measurement in one command, for the few minutes a lent GPU machine gives (issue 15).
 #
 #   scripts/gpu-bench.sh prepare        # here: build, pack binaries, loaders and wheels into .gpu/
-#   scripts/gpu-bench.sh run [--quick] [--out DIR]
+#   scripts/gpu-bench.sh run [--quick | --families] [--out DIR]
 #
 # `run` works where it is started: on the GPU machine (no Rust there: it unpacks .gpu/) or on
 # this machine (lavapipe; `--quick` shrinks every size so it finishes in minutes). Steps, each
@@ -19,12 +19,14 @@
 #      and SDPA float32, same shapes, and torch's own matmul and SDPA at the kernels' shapes;
 #   6. GPU time per kernel of a base-shaped forward and forward + gate backward (--profile);
 #   7. benches/gpu_bench_report.py: summary.json and table.md (printed last).
+# `--families` (issue 12) runs steps 1 and 2 with the model-family and pre-training tests, then
+# headroom bench on every family's base shape, and prints their table instead.
 # DIR defaults to $OUT (the device tool's folder) or results/gpu-bench/local.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 pack=.gpu
-tests=(kernels backward optimizer train gate_grads parity batching pruned)
+tests=(kernels backward optimizer train gate_grads parity batching pruned families pretraining)
 
 # The executable cargo builds for a test or bench target: artifact test --release --test kernels
 artifact() {
@@ -94,11 +96,12 @@ step() {
 }
 
 run() {
-  local quick=0
+  local quick=0 families=0
   dir=${OUT:-results/gpu-bench/local}
   while [ $# -gt 0 ]; do
     case $1 in
       --quick) quick=1 ;;
+      --families) families=1 ;;
       --out) dir=$2; shift ;;
       *) echo "scripts/gpu-bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -145,11 +148,20 @@ run() {
   grep -E '^(chosen|subgroup|kernel|enabled)' "$dir/info.log"
   # the tests that load the default model (its weights stay behind)
   local skip=(--skip default_model --skip minilm --skip skipping_gated_out_heads
-    --skip exported_checkpoints)
+    --skip exported_checkpoints --skip sentence_transformers_directories)
   for t in "${tests[@]}"; do
     step "test-$t" 180 "$bin/test-$t" "${skip[@]}"
   done
   local py=(env PYTHONPATH="$pypath" "${PYTHON:-python3}" benches/torch_gpu.py)
+  if [ $families = 1 ]; then
+    local shape
+    for shape in base roberta-base distilbert-base electra-base albert-base mpnet-base; do
+      step "bench-$shape" 120 "$bin/headroom" bench --shape "$shape" --iters 5 \
+        --out "$dir/bench-$shape.json"
+    done
+    python3 benches/family_bench_table.py "$dir"
+    return
+  fi
   if [ $quick = 1 ]; then
     step bench-minilm 600 "$bin/headroom" bench --shape minilm --batch 8 --seq 64 --pruned 0,0.5 \
       --iters 1 --out "$dir/bench-minilm.json"
