@@ -330,7 +330,9 @@ impl Stored {
     fn of(model: &Model) -> Stored {
         let c = &model.config;
         Stored {
-            of: (0..c.num_hidden_layers).map(|l| c.stored_layer(l)).collect(),
+            of: (0..c.num_hidden_layers)
+                .map(|l| c.stored_layer(l))
+                .collect(),
             layers: c.stored_layers,
             heads: c.num_attention_heads,
         }
