@@ -279,10 +279,10 @@ fn attn_gate_grad(
 // offset r = key − query + T − 1: relgrad[h * (2T − 1) + r] = sum over examples b and query rows
 // t of dS_tj at j = t + r − (T − 1), keys j < len[b]. One workgroup per (h, r); dispatched
 // after attn_bwd_q (it reads D and the lse from stats) with blocks = 1, total = B * heads.
+// (row_common.wgsl, prepended, gives the workgroup sum.)
 @group(0) @binding(14) var<storage, read_write> relgrad: array<f32>;
-var<workgroup> rg_part: array<f32, 64>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn attn_rel_bias_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -296,7 +296,7 @@ fn attn_rel_bias_grad(
     let batch = p.total / p.heads;
     let n = plane();
     var acc = 0.0;
-    for (var e = lid; e < batch * p.seq; e += 64u) {
+    for (var e = lid; e < batch * p.seq; e += ROW_WG) {
         let b = e / p.seq;
         let t = e % p.seq;
         let jj = i32(t + r) - i32(p.seq - 1u);
@@ -313,13 +313,8 @@ fn attn_rel_bias_grad(
         let pj = exp(s * p.scale + rel_bias(h, t, j) - stats[n + srow]);
         acc += pj * (gate_at(b, h) * dp - stats[srow]);
     }
-    rg_part[lid] = acc;
-    workgroupBarrier();
-    for (var w = 32u; w > 0u; w >>= 1u) {
-        if (lid < w) { rg_part[lid] += rg_part[lid + w]; }
-        workgroupBarrier();
-    }
-    if (lid == 0u) { relgrad[g] = rg_part[0]; }
+    let total = row_sum(acc, lid);
+    if (lid == 0u) { relgrad[g] = total; }
 }
 
 // ---- Variants for CPU adapters (lavapipe): Q|K|V and dout are read as vec4 texels of

@@ -22,7 +22,8 @@ pub enum Shader {
     VocabLoss,
 }
 
-/// Helpers shared by the row kernels (workgroup reductions), prepended to their sources.
+/// Helpers shared by the row kernels (workgroup reductions), prepended to their sources
+/// (and to the attention backward's and the pooling's, for their sums).
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
 /// erf, for GELU forward and backward.
 const ERF: &str = include_str!("../../shaders/erf.wgsl");
@@ -85,9 +86,10 @@ impl Shader {
                 format!("{ERF}\n{MATMUL_COMMON}\n{src}")
             }
             Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
-            Shader::AttentionBackward => {
-                include_str!("../../shaders/attention_backward.wgsl").to_string()
-            }
+            Shader::AttentionBackward => format!(
+                "{ROW_COMMON}\n{}",
+                include_str!("../../shaders/attention_backward.wgsl")
+            ),
             Shader::AttentionAnalysis => {
                 include_str!("../../shaders/attention_analysis.wgsl").to_string()
             }
@@ -97,7 +99,7 @@ impl Shader {
             Shader::Loss => include_str!("../../shaders/loss.wgsl").to_string(),
             Shader::Optimizer => include_str!("../../shaders/optimizer.wgsl").to_string(),
             Shader::Segment => include_str!("../../shaders/segment.wgsl").to_string(),
-            Shader::Pool => include_str!("../../shaders/pool.wgsl").to_string(),
+            Shader::Pool => format!("{ROW_COMMON}\n{}", include_str!("../../shaders/pool.wgsl")),
             Shader::VocabLoss => include_str!("../../shaders/vocab_loss.wgsl").to_string(),
         }
     }

@@ -305,6 +305,7 @@ pub fn relative_bias_grad(rec: &mut Recorder, a: &AttnBackwardArgs, stats: &Tens
         ("BQ", gpu.tuning.attn_block as f64),
         ("HEAD_DIM", f.head_dim as f64),
         ("REL_BIAS", 1.0),
+        ("ROW_WG", gpu.tuning.row_wg as f64),
     ];
     let pipe = gpu.pipeline(Shader::AttentionBackward, "attn_rel_bias_grad", &constants);
     let params = gpu.uniform(

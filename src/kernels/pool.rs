@@ -37,6 +37,7 @@ pub fn pool(
     let constants = [
         ("MODE", mode as u32 as f64),
         ("NORMALIZE", if normalize { 1.0 } else { 0.0 }),
+        ("ROW_WG", gpu.tuning.row_wg as f64),
     ];
     let pipe = gpu.pipeline(Shader::Pool, "pool", &constants);
     let params = gpu.uniform(

@@ -311,6 +311,16 @@ pub struct Readback {
     pub mlm_logits: bool,
 }
 
+/// The relative position bias of the last gathered set of heads (MPNet): a layer computing the
+/// same heads as the one before reuses it instead of gathering it again.
+#[derive(Default)]
+struct RelBiasCache {
+    heads: Vec<u32>,
+    bias: Option<Tensor>,
+    /// The bucket of each relative position, uploaded once per pass.
+    buckets: Option<Tensor>,
+}
+
 /// The bucket of each relative position key − query of a length-`t` batch, from −(t − 1) on.
 fn relative_buckets(t: usize) -> Vec<u32> {
     (0..2 * t as i64 - 1)
@@ -863,6 +873,7 @@ impl Model {
         let lse = gpu.empty("lse", b * c.num_attention_heads * t)?;
         let proj = gpu.empty("attention.proj", bt * h)?;
         let mut rec = gpu.recorder();
+        let mut rel_cache = RelBiasCache::default();
         for li in 0..self.layers.len() {
             let bufs = AttnBuffers {
                 qkv: &qkv,
@@ -870,7 +881,18 @@ impl Model {
                 lse: &lse,
                 attn_proj: &proj,
             };
-            self.record_attention(&mut rec, li, &x, bufs, &lens, &gates, &plan, (b, t))?;
+            let dims = (b, t);
+            self.record_attention(
+                &mut rec,
+                li,
+                &x,
+                bufs,
+                &lens,
+                &gates,
+                &plan,
+                dims,
+                &mut rel_cache,
+            )?;
         }
         rec.finish();
         gpu.wait();
@@ -896,26 +918,38 @@ impl Model {
     }
 
     /// The relative position bias [heads, T, T] of the heads `plan` computes in layer `li`
-    /// (MPNet), gathered from the table on the device; None for a family without one.
+    /// (MPNet), gathered from the table on the device unless `cache` holds it for the same
+    /// heads; None for a family without one.
     fn record_relative_bias(
         &self,
         rec: &mut Recorder,
         plan: &HeadPlan,
         li: usize,
         t: usize,
+        cache: &mut RelBiasCache,
     ) -> Result<Option<Tensor>> {
         let Some(table) = &self.rel_bias else {
             return Ok(None);
         };
-        let gpu = rec.gpu();
         let heads = self.computed_head_ids(plan, li);
-        let buckets = relative_buckets(t);
+        if let Some(bias) = cache.bias.as_ref().filter(|_| cache.heads == heads) {
+            return Ok(Some(bias.clone()));
+        }
+        let gpu = rec.gpu();
+        let buckets = match &cache.buckets {
+            Some(b) => b.clone(),
+            None => gpu.upload_u32("relative_buckets", &relative_buckets(t))?,
+        };
         let out = gpu.empty("attention.relative_bias", heads.len() * t * t)?;
-        let buckets = gpu.upload_u32("relative_buckets", &buckets)?;
         let head_ids = gpu.upload_u32("relative_bias.heads", &heads)?;
         let width = self.config.num_attention_heads as u32;
         let (n, t) = (heads.len() as u32, t as u32);
         kernels::relative_bias(rec, table, width, &buckets, &head_ids, n, t, &out);
+        *cache = RelBiasCache {
+            heads,
+            bias: Some(out.clone()),
+            buckets: Some(buckets),
+        };
         Ok(Some(out))
     }
 
@@ -934,6 +968,7 @@ impl Model {
         gates: &Tensor,
         plan: &HeadPlan,
         (b, t): (usize, usize),
+        rel_cache: &mut RelBiasCache,
     ) -> Result<Option<Tensor>> {
         let layer = &self.layers[li];
         let (h, d) = (self.config.hidden_size, self.config.head_dim());
@@ -943,7 +978,7 @@ impl Model {
             kernels::bias_rows(rec, &layer.attn_out.b, bt32, h as u32, s.attn_proj);
             return Ok(None);
         }
-        let rel_bias = self.record_relative_bias(rec, plan, li, t)?;
+        let rel_bias = self.record_relative_bias(rec, plan, li, t, rel_cache)?;
         let gather = |side| {
             plan.lists[li].as_ref().map(|heads| HeadGather {
                 heads,
@@ -1060,7 +1095,8 @@ impl Model {
             self.lin(rec, pj, x, bt32, Act::None, &hidden[0]);
         }
         let emb_projected = if save { emb_out } else { None };
-        let mut rel_biases = Vec::new();
+        // the bias of each layer (one buffer while the layers compute the same heads)
+        let (mut rel_biases, mut rel_cache) = (Vec::new(), RelBiasCache::default());
         for (li, layer) in self.layers.iter().enumerate() {
             let s = &layers[if save { li } else { 0 }];
             let (x_in, x_out) = if save {
@@ -1074,8 +1110,18 @@ impl Model {
                 lse: &s.lse,
                 attn_proj: &s.attn_proj,
             };
-            let rel_bias =
-                self.record_attention(rec, li, x_in, bufs, &lens, &gates, &plan, (b, t))?;
+            let dims = (b, t);
+            let rel_bias = self.record_attention(
+                rec,
+                li,
+                x_in,
+                bufs,
+                &lens,
+                &gates,
+                &plan,
+                dims,
+                &mut rel_cache,
+            )?;
             if save {
                 rel_biases.push(rel_bias);
             }
