@@ -392,10 +392,7 @@ pub fn bench(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         let k = (f * nh as f64).round() as usize;
         // the same heads in every application of a shared layer (ALBERT), so that the
         // exported checkpoint can drop them
-        let stored = random_mask(c.stored_layers, nh, k, args.seed);
-        let mask: Vec<f32> = (0..nl)
-            .flat_map(|l| stored[c.stored_layer(l) * nh..][..nh].to_vec())
-            .collect();
+        let mask = c.expand_stored(&random_mask(c.stored_layers, nh, k, args.seed));
         if args.modes.contains(&Mode::Compact) {
             let out = scratch.0.join(format!("compact-{k}"));
             crate::heads::export::export(&crate::heads::export::ExportArgs {

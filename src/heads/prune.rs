@@ -316,73 +316,23 @@ pub fn prune_lowest(
     done
 }
 
-/// How a ranking prunes the layers the checkpoint stores: with shared layers (ALBERT) a head
-/// is pruned from every application of its group at once (so that the mask can be exported),
-/// ranked by its scores summed over the applications.
-struct Stored {
-    /// Per application, its stored layer.
-    of: Vec<usize>,
-    layers: usize,
-    heads: usize,
-}
-
-impl Stored {
-    fn of(model: &Model) -> Stored {
-        let c = &model.config;
-        Stored {
-            of: (0..c.num_hidden_layers)
-                .map(|l| c.stored_layer(l))
-                .collect(),
-            layers: c.stored_layers,
-            heads: c.num_attention_heads,
-        }
-    }
-
-    /// Applications of one stored layer.
-    fn per(&self) -> usize {
-        self.of.len() / self.layers
-    }
-
-    /// [L, H] per application to [stored, H]: summed (scores), or the first application's
-    /// (masks, equal across a group's applications).
-    fn fold(&self, v: &[f32], sum: bool) -> Vec<f32> {
-        let h = self.heads;
-        let mut out = vec![0f32; self.layers * h];
-        for (l, &s) in self.of.iter().enumerate() {
-            let first = l == 0 || self.of[l - 1] != s;
-            for j in 0..h {
-                if sum || first {
-                    out[s * h + j] += v[l * h + j];
-                }
-            }
-        }
-        out
-    }
-
-    /// [stored, H] to every application's row.
-    fn expand(&self, v: &[f32]) -> Vec<f32> {
-        let h = self.heads;
-        self.of
-            .iter()
-            .flat_map(|&s| v[s * h..(s + 1) * h].to_vec())
-            .collect()
-    }
-}
-
 fn curve_of(ctx: &Ctx, imp: Importance, iterative: bool, stop_below: Option<f64>) -> Result<Curve> {
     let (nl, nh) = ctx.shape;
     let total = nl * nh;
-    let stored = Stored::of(ctx.model);
-    // a step prunes this many stored heads (with shared layers, each stands for `per` heads)
-    let per_step = ((ctx.args.step * total as f64 / stored.per() as f64).round() as usize).max(1);
-    let mut kept = stored.fold(&ctx.start, false);
-    let mut mask = stored.expand(&kept);
+    // Rankings prune the layers the checkpoint stores: with shared layers (ALBERT) a head is
+    // pruned from every application of its group at once (so that the mask can be exported),
+    // ranked by its scores summed over the applications. A step prunes this many stored heads.
+    let c = &ctx.model.config;
+    let per = c.applications_per_stored_layer() as f64;
+    let per_step = ((ctx.args.step * total as f64 / per).round() as usize).max(1);
+    let mut kept = c.fold_to_stored(&ctx.start, false);
+    let mut mask = c.expand_stored(&kept);
     let mut points = vec![ctx.evaluate(&mask)?];
-    let mut scores = stored.fold(&ctx.scores(imp, &mask, 0)?, true);
+    let mut scores = c.fold_to_stored(&ctx.scores(imp, &mask, 0)?, true);
     let bar = crate::model::progress_bar(total);
     for round in 1.. {
         if iterative && round > 1 {
-            scores = stored.fold(&ctx.scores(imp, &mask, round)?, true);
+            scores = c.fold_to_stored(&ctx.scores(imp, &mask, round)?, true);
         }
         if prune_lowest(
             &mut kept,
@@ -394,7 +344,7 @@ fn curve_of(ctx: &Ctx, imp: Importance, iterative: bool, stop_below: Option<f64>
         {
             break;
         }
-        mask = stored.expand(&kept);
+        mask = c.expand_stored(&kept);
         let p = ctx.evaluate(&mask)?;
         bar.set_position(p.pruned as u64);
         let below = stop_below.is_some_and(|t| p.metric < t);

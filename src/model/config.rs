@@ -311,6 +311,35 @@ impl Config {
         l / (self.num_hidden_layers / self.stored_layers)
     }
 
+    /// Applications of each stored layer (1 unless layers are shared).
+    pub fn applications_per_stored_layer(&self) -> usize {
+        self.num_hidden_layers / self.stored_layers
+    }
+
+    /// Per-application rows [L, H] to stored rows [stored, H]: summed over a stored layer's
+    /// applications (scores) or its first application's (masks, equal across them).
+    pub fn fold_to_stored(&self, v: &[f32], sum: bool) -> Vec<f32> {
+        let h = self.num_attention_heads;
+        let mut out = vec![0f32; self.stored_layers * h];
+        for l in 0..self.num_hidden_layers {
+            let s = self.stored_layer(l);
+            if sum || l == 0 || self.stored_layer(l - 1) != s {
+                for j in 0..h {
+                    out[s * h + j] += v[l * h + j];
+                }
+            }
+        }
+        out
+    }
+
+    /// Stored rows [stored, H] to every application's row [L, H].
+    pub fn expand_stored(&self, v: &[f32]) -> Vec<f32> {
+        let h = self.num_attention_heads;
+        (0..self.num_hidden_layers)
+            .flat_map(|l| v[self.stored_layer(l) * h..][..h].to_vec())
+            .collect()
+    }
+
     /// The original indices of the heads layer application `l` still has, ascending.
     pub fn kept_heads(&self, l: usize) -> Vec<usize> {
         self.kept_stored_heads(self.stored_layer(l))
@@ -354,5 +383,21 @@ mod tests {
         ];
         let got: Vec<u32> = rel.iter().map(|&r| relative_bucket(r)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stored_rows_fold_and_expand_over_shared_layers() {
+        let json = r#"{"model_type": "albert", "vocab_size": 10, "hidden_size": 8,
+            "embedding_size": 4, "num_hidden_layers": 4, "num_hidden_groups": 2,
+            "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 8}"#;
+        let c = super::Config::parse(std::path::Path::new("config.json"), json).unwrap();
+        assert_eq!((c.stored_layers, c.applications_per_stored_layer()), (2, 2));
+        let rows = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        assert_eq!(c.fold_to_stored(&rows, true), [4.0, 6.0, 12.0, 14.0]);
+        assert_eq!(c.fold_to_stored(&rows, false), [1.0, 2.0, 5.0, 6.0]);
+        assert_eq!(
+            c.expand_stored(&[1.0, 0.0, 0.0, 1.0]),
+            [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+        );
     }
 }
