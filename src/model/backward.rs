@@ -74,6 +74,42 @@ impl RowLosses {
     }
 }
 
+/// What the backward pass's weight-gradient and dropout calls share.
+struct GradCtx {
+    /// A column of ones for bias gradients (training only).
+    ones: Option<Tensor>,
+    dropout: Option<super::Dropout>,
+}
+
+impl GradCtx {
+    /// dW and db of y = x·Wᵀ + b over `m` rows (x rows `ldx` apart), when training; added to
+    /// `g` with `acc` (a shared layer's later application already wrote it).
+    #[allow(clippy::too_many_arguments)]
+    fn param_grads(
+        &self,
+        rec: &mut Recorder,
+        acc: bool,
+        g: &LinGrad,
+        dy: &Tensor,
+        x: &Tensor,
+        ldx: u32,
+        m: u32,
+    ) {
+        let (n, k) = g.shape;
+        kernels::weight_grad(rec, dy, x, ldx, m, n, k, acc, &g.w);
+        let ones = self.ones.as_ref().expect("allocated with grads");
+        kernels::bias_grad(rec, dy, ones, m, n, acc, &g.b);
+    }
+
+    /// The gradient through dropout call site `site` (the forward's mask, replayed).
+    fn drop(&self, rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor) {
+        let d = self
+            .dropout
+            .expect("dropout scratch exists only when training");
+        kernels::dropout(rec, x, n as u32, d.site(site), d.p, y);
+    }
+}
+
 /// Where the backward pass writes the gate gradients and attention entropy ([B, L, H] each).
 pub(super) struct GateBuffers {
     pub dgates: Tensor,
@@ -234,6 +270,97 @@ impl Model {
         })
     }
 
+    /// The task head's backward from `dlogits`: the classifier (and pooler) gradients when
+    /// training, and the gradient of the last hidden states, which it returns.
+    fn record_task_head_backward(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        acts: &Activations,
+        dlogits: &Tensor,
+        grads: Option<&Grads>,
+        ctx: &GradCtx,
+    ) -> Result<Tensor> {
+        let h = self.config.hidden_size;
+        let (b, t) = (acts.b, acts.t);
+        let bt = b * t;
+        let (bt32, b32, h32) = (bt as u32, b as u32, h as u32);
+        let train = acts.dropout.is_some();
+        let last = acts.hidden.last().expect("hidden");
+        let site_head = 1 + 2 * self.config.num_hidden_layers as u64;
+        let classifier = self.classifier.as_ref().expect("checked by record_loss");
+        let dx = gpu.empty("grad.hidden", bt * h)?;
+        match self.task {
+            TaskHead::SequenceClassification => {
+                let pooler = self.pooler.as_ref().expect("pooler checked at load");
+                let pooled = acts.pooled.as_ref().expect("pooled");
+                if let Some(g) = grads {
+                    let x = acts.head_in.as_ref().unwrap_or(pooled);
+                    ctx.param_grads(rec, false, &g.classifier, dlogits, x, h32, b32);
+                }
+                let dpooled = gpu.empty("grad.pooled", b * h)?;
+                input_grad(
+                    rec,
+                    dlogits,
+                    classifier,
+                    b32,
+                    &dpooled,
+                    MatmulOut::default(),
+                );
+                let dpooled = if train {
+                    let d = gpu.empty("grad.pooled.dropout", b * h)?;
+                    ctx.drop(rec, site_head, &dpooled, b * h, &d);
+                    d
+                } else {
+                    dpooled
+                };
+                let dpre = gpu.empty("grad.pooler.pre", b * h)?;
+                let n = (b * h) as u32;
+                match self.config.family.pooler_activation {
+                    PoolerActivation::Tanh => {
+                        kernels::tanh_backward(rec, pooled, &dpooled, n, &dpre)
+                    }
+                    PoolerActivation::Relu => {
+                        kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
+                    }
+                    PoolerActivation::Gelu => {
+                        let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
+                        kernels::gelu_backward(rec, Gelu::Erf, x, &dpooled, n, &dpre)
+                    }
+                }
+                if let Some(g) = grads {
+                    let pg = g
+                        .pooler
+                        .as_ref()
+                        .expect("pooler gradients for a sequence classifier");
+                    // the pooler reads each example's [CLS] row: rows T·H apart
+                    ctx.param_grads(rec, false, pg, &dpre, last, t as u32 * h32, b32);
+                }
+                // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
+                rec.encoder().clear_buffer(&dx.buffer, 0, None);
+                let out = MatmulOut {
+                    ldc: (t * h) as u32,
+                    accumulate: false,
+                };
+                input_grad(rec, &dpre, pooler, b32, &dx, out);
+            }
+            _ => {
+                if let Some(g) = grads {
+                    let x = acts.head_in.as_ref().unwrap_or(last);
+                    ctx.param_grads(rec, false, &g.classifier, dlogits, x, h32, bt32);
+                }
+                if train {
+                    let d = gpu.empty("grad.hidden.dropout", bt * h)?;
+                    input_grad(rec, dlogits, classifier, bt32, &d, MatmulOut::default());
+                    ctx.drop(rec, site_head, &d, bt * h, &dx);
+                } else {
+                    input_grad(rec, dlogits, classifier, bt32, &dx, MatmulOut::default());
+                }
+            }
+        }
+        Ok(dx)
+    }
+
     /// Records the backward pass from `start`. Always yields gate gradients and entropy;
     /// with `grads`, also every weight gradient (written, not accumulated) and, unless the
     /// embeddings are frozen (`grads.emb` is None), the embedding-table gradients.
@@ -250,109 +377,21 @@ impl Model {
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let (b, t) = (acts.b, acts.t);
         let bt = b * t;
-        let (bt32, b32, h32, i32_) = (bt as u32, b as u32, h as u32, i as u32);
+        let (bt32, h32, i32_) = (bt as u32, h as u32, i as u32);
         let ones = match grads {
             Some(_) => Some(gpu.upload_f32("ones", &vec![1.0; bt])?),
             None => None,
         };
-        // dW and db of y = x·Wᵀ + b over `m` rows (x rows `ldx` apart), when training; added to
-        // `g` with `acc` (a shared layer's later application already wrote it).
-        let param_grads = |rec: &mut Recorder,
-                           acc: bool,
-                           g: &LinGrad,
-                           dy: &Tensor,
-                           x: &Tensor,
-                           ldx: u32,
-                           m: u32| {
-            let (n, k) = g.shape;
-            kernels::weight_grad(rec, dy, x, ldx, m, n, k, acc, &g.w);
-            let ones = ones.as_ref().expect("allocated with grads");
-            kernels::bias_grad(rec, dy, ones, m, n, acc, &g.b);
-        };
-        let drop = |rec: &mut Recorder, site: u64, x: &Tensor, n: usize, y: &Tensor| {
-            let d = acts
-                .dropout
-                .expect("dropout scratch exists only when training");
-            kernels::dropout(rec, x, n as u32, d.site(site), d.p, y);
+        let ctx = GradCtx {
+            ones,
+            dropout: acts.dropout,
         };
         let train = acts.dropout.is_some();
-        let last = acts.hidden.last().expect("hidden");
-        let site_head = 1 + 2 * c.num_hidden_layers as u64;
 
         let dx = match start {
             HeadGrad::Hidden(dx) => dx,
             HeadGrad::Logits(dlogits) => {
-                let classifier = self.classifier.as_ref().expect("checked by record_loss");
-                let dx = gpu.empty("grad.hidden", bt * h)?;
-                match self.task {
-                    TaskHead::SequenceClassification => {
-                        let pooler = self.pooler.as_ref().expect("pooler checked at load");
-                        let pooled = acts.pooled.as_ref().expect("pooled");
-                        if let Some(g) = grads {
-                            let x = acts.head_in.as_ref().unwrap_or(pooled);
-                            param_grads(rec, false, &g.classifier, dlogits, x, h32, b32);
-                        }
-                        let dpooled = gpu.empty("grad.pooled", b * h)?;
-                        input_grad(
-                            rec,
-                            dlogits,
-                            classifier,
-                            b32,
-                            &dpooled,
-                            MatmulOut::default(),
-                        );
-                        let dpooled = if train {
-                            let d = gpu.empty("grad.pooled.dropout", b * h)?;
-                            drop(rec, site_head, &dpooled, b * h, &d);
-                            d
-                        } else {
-                            dpooled
-                        };
-                        let dpre = gpu.empty("grad.pooler.pre", b * h)?;
-                        let n = (b * h) as u32;
-                        match self.config.family.pooler_activation {
-                            PoolerActivation::Tanh => {
-                                kernels::tanh_backward(rec, pooled, &dpooled, n, &dpre)
-                            }
-                            PoolerActivation::Relu => {
-                                kernels::relu_backward(rec, pooled, &dpooled, n, &dpre)
-                            }
-                            PoolerActivation::Gelu => {
-                                let x = acts.pooled_pre.as_ref().expect("kept for a GELU pooler");
-                                kernels::gelu_backward(rec, Gelu::Erf, x, &dpooled, n, &dpre)
-                            }
-                        }
-                        if let Some(g) = grads {
-                            let pg = g
-                                .pooler
-                                .as_ref()
-                                .expect("pooler gradients for a sequence classifier");
-                            // the pooler reads each example's [CLS] row: rows T·H apart
-                            param_grads(rec, false, pg, &dpre, last, t as u32 * h32, b32);
-                        }
-                        // Only [CLS] rows feed the pooler: zero the rest, write rows e*T.
-                        rec.encoder().clear_buffer(&dx.buffer, 0, None);
-                        let out = MatmulOut {
-                            ldc: (t * h) as u32,
-                            accumulate: false,
-                        };
-                        input_grad(rec, &dpre, pooler, b32, &dx, out);
-                    }
-                    _ => {
-                        if let Some(g) = grads {
-                            let x = acts.head_in.as_ref().unwrap_or(last);
-                            param_grads(rec, false, &g.classifier, dlogits, x, h32, bt32);
-                        }
-                        if train {
-                            let d = gpu.empty("grad.hidden.dropout", bt * h)?;
-                            input_grad(rec, dlogits, classifier, bt32, &d, MatmulOut::default());
-                            drop(rec, site_head, &d, bt * h, &dx);
-                        } else {
-                            input_grad(rec, dlogits, classifier, bt32, &dx, MatmulOut::default());
-                        }
-                    }
-                }
-                dx
+                self.record_task_head_backward(gpu, rec, acts, dlogits, grads, &ctx)?
             }
         };
 
@@ -427,19 +466,19 @@ impl Model {
             }
             let dffn = match &dbranch {
                 Some(d) => {
-                    drop(rec, site + 1, &da2, bt * h, d);
+                    ctx.drop(rec, site + 1, &da2, bt * h, d);
                     d
                 }
                 None => &da2,
             };
             input_grad(rec, dffn, &layer.out, bt32, &dinter, MatmulOut::default());
             if let Some(g) = lg {
-                param_grads(rec, shared, &g.out, dffn, &s.inter, i32_, bt32);
+                ctx.param_grads(rec, shared, &g.out, dffn, &s.inter, i32_, bt32);
             }
             let pre = s.pre.as_ref().expect("saved pre-activation");
             kernels::gelu_backward(rec, c.hidden_act, pre, &dinter, (bt * i) as u32, &dpre);
             if let Some(g) = lg {
-                param_grads(rec, shared, &g.inter, &dpre, &s.x1, h32, bt32);
+                ctx.param_grads(rec, shared, &g.inter, &dpre, &s.x1, h32, bt32);
             }
             copy(rec, &da2, &dx1);
             input_grad(rec, &dpre, &layer.inter, bt32, &dx1, acc);
@@ -459,7 +498,7 @@ impl Model {
             }
             let dattn = match &dbranch {
                 Some(d) => {
-                    drop(rec, site, &da1, bt * h, d);
+                    ctx.drop(rec, site, &da1, bt * h, d);
                     d
                 }
                 None => &da1,
@@ -473,7 +512,7 @@ impl Model {
                 MatmulOut::default(),
             );
             if let Some(g) = lg {
-                param_grads(
+                ctx.param_grads(
                     rec,
                     shared,
                     &g.attn_out,
@@ -503,7 +542,7 @@ impl Model {
                 self.record_relative_bias_grad(rec, &args, &stats, &acts.plan, li, g)?;
             }
             if let Some(g) = lg {
-                param_grads(rec, shared, &g.qkv, &dqkv, x_in, h32, bt32);
+                ctx.param_grads(rec, shared, &g.qkv, &dqkv, x_in, h32, bt32);
             }
             if li > 0 || emb_grads.is_some() {
                 copy(rec, &da1, &dx);
@@ -516,7 +555,7 @@ impl Model {
                 (Some(pj), Some(pg)) => {
                     let x = acts.emb_projected.as_ref().expect("kept when training");
                     let e32 = self.config.embedding_size as u32;
-                    param_grads(rec, false, pg, &dx, x, e32, bt32);
+                    ctx.param_grads(rec, false, pg, &dx, x, e32, bt32);
                     let d = gpu.empty("grad.embeddings.out", bt * e32 as usize)?;
                     input_grad(rec, &dx, pj, bt32, &d, MatmulOut::default());
                     d
