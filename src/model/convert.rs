@@ -172,21 +172,20 @@ pub fn convert_e5s(bin: &Path, out: &Path, force: bool) -> Result<ConvertReport>
     })
 }
 
-/// The BERT shape of E5S1 tensor `name`.
+/// The BERT shape of E5S1 tensor `name` (`emb.*`, or `l{i}.{part}.{w|b}`).
 fn expected_shape(h: &crate::io::e5s::Header, name: &str) -> Vec<usize> {
     let (d, f) = (h.hidden, h.ffn);
+    let mut parts = name.split('.').skip(1);
     match name {
         "emb.word" => vec![h.vocab, d],
         "emb.pos" => vec![h.max_positions, d],
         "emb.type" => vec![h.type_vocab, d],
-        _ => match name
-            .rsplit_once('.')
-            .map(|(p, k)| (p.rsplit('.').next(), k))
-        {
-            Some((Some("fi"), "w")) => vec![f, d],
-            Some((Some("fi"), "b")) => vec![f],
-            Some((Some("fo"), "w")) => vec![d, f],
-            Some((_, "w")) if !name.contains("ln") => vec![d, d],
+        _ => match (parts.next(), parts.next()) {
+            (Some("fi"), Some("w")) => vec![f, d],
+            (Some("fi"), Some("b")) => vec![f],
+            (Some("fo"), Some("w")) => vec![d, f],
+            (Some("q" | "k" | "v" | "ao"), Some("w")) => vec![d, d],
+            // biases, LayerNorms
             _ => vec![d],
         },
     }

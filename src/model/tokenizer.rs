@@ -123,31 +123,13 @@ impl BertTokenizer {
     /// Ids of the special tokens (`[CLS]`, `<s>`, `[PAD]`, `[UNK]`, …), ascending: what
     /// masked-LM corruption never chooses, as transformers' collator does not.
     pub fn special_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self
-            .inner
-            .get_added_tokens_decoder()
-            .into_iter()
-            .filter(|(_, t)| t.special)
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.specials(|_| true)
     }
 
     /// Ids of the delimiter tokens (`[CLS]`, `[SEP]`, `<s>`, `</s>`), ascending: the tokens
     /// head-role analysis counts as delimiters.
     pub fn delimiter_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self
-            .inner
-            .get_added_tokens_decoder()
-            .into_iter()
-            .filter(|(_, t)| {
-                t.special && ["[CLS]", "[SEP]", "<s>", "</s>"].contains(&t.content.as_str())
-            })
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.specials(|c| ["[CLS]", "[SEP]", "<s>", "</s>"].contains(&c))
     }
 
     /// The id of the mask token (`[MASK]` or `<mask>`), if the tokenizer has one.
@@ -163,12 +145,20 @@ impl BertTokenizer {
 
     /// The lowest id of a special token spelled as one of `names`.
     fn special_named(&self, names: &[&str]) -> Option<u32> {
-        self.inner
+        self.specials(|c| names.contains(&c)).first().copied()
+    }
+
+    /// Ids of the special tokens whose text passes `keep`, ascending.
+    fn specials(&self, keep: impl Fn(&str) -> bool) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
             .get_added_tokens_decoder()
             .into_iter()
-            .filter(|(_, t)| t.special && names.contains(&t.content.as_str()))
+            .filter(|(_, t)| t.special && keep(&t.content))
             .map(|(id, _)| id)
-            .min()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Truncates to at most `n` tokens from now on (never above the model's positions).
