@@ -578,6 +578,43 @@ fn golden_batch(golden: &Golden, ids: &str, labels: &str) -> (Vec<Encoded>, Vec<
     (enc, labels, t)
 }
 
+/// The gates of a pre-training golden: every gate at 1, its [L, H] `head_mask` for every
+/// example, and its per-example `gates`, each with the name of the loss under them.
+fn golden_gate_sets(golden: &Golden, n: usize, lh: usize) -> [(Vec<f32>, &'static str); 3] {
+    let hm = golden.f32("head_mask").1;
+    [
+        (vec![1.0; n * lh], "loss"),
+        (hm.iter().cycle().take(n * lh).copied().collect(), "loss_hm"),
+        (golden.f32("gates").1, "loss_gates"),
+    ]
+}
+
+/// Each example's loss under every gate set of the golden, and the gate gradients at its
+/// fractional gates (as transformers sums them over a shared layer's applications).
+fn check_gate_losses(
+    model: &Model,
+    golden: &Golden,
+    refs: &[&Encoded],
+    labels: &[i32],
+    what: &str,
+) {
+    let (n, lh) = (refs.len(), model.config.total_heads());
+    for (gates, key) in golden_gate_sets(golden, n, lh) {
+        let out = model.gate_gradients(gpu(), refs, labels, &gates).unwrap();
+        assert_rel(
+            &format!("{what} {key}"),
+            &out.loss,
+            &golden.f32(key).1,
+            1e-4,
+        );
+        if key == "loss_gates" {
+            let got = as_transformers_gate_grads(model, &out.dgates);
+            let want = golden.f32("grad_gates").1;
+            assert_rel(&format!("{what} grad_gates"), &got, &want, 1e-4);
+        }
+    }
+}
+
 /// A `*ForMaskedLM` checkpoint (tests/goldens/make_mlm_goldens.py) against transformers: the
 /// prediction scores, each sentence's masked-LM loss with and without head masks, and the
 /// per-example gate gradients of that loss. The decoder runs in chunks of 700 ids, so every
@@ -615,25 +652,10 @@ fn check_mlm(name: &str) {
     }
 
     // the loss under every gate at 1, a [L, H] mask, and per-example gates, with gradients
-    let ones = vec![1.0; n * lh];
-    let hm: Vec<f32> = golden
-        .f32("head_mask")
-        .1
-        .iter()
-        .cycle()
-        .take(n * lh)
-        .copied()
-        .collect();
-    let gates = golden.f32("gates").1;
-    for (gt, key) in [(&ones, "loss"), (&hm, "loss_hm"), (&gates, "loss_gates")] {
-        let out = model.gate_gradients(g, &refs, &labels, gt).unwrap();
-        assert_rel(&what(key), &out.loss, &golden.f32(key).1, 1e-4);
-        if key == "loss_gates" {
-            let got = as_transformers_gate_grads(&model, &out.dgates);
-            assert_rel(&what("grad_gates"), &got, &golden.f32("grad_gates").1, 1e-4);
-        }
+    check_gate_losses(&model, &golden, &refs, &labels, &what(""));
+    for (gt, key) in golden_gate_sets(&golden, n, lh) {
         // the forward-only path agrees, and predicts each position's best-scoring id
-        let p = model.mlm_predict(g, &refs, &labels, gt).unwrap();
+        let p = model.mlm_predict(g, &refs, &labels, &gt).unwrap();
         let mut per_example = vec![0f32; n];
         for (&pos, &l) in p.positions.iter().zip(&p.loss) {
             per_example[pos / t] += l;
@@ -698,29 +720,8 @@ fn the_electra_discriminator_matches_transformers() {
     let n = enc.len();
     let refs: Vec<&Encoded> = enc.iter().collect();
     let lh = model.config.total_heads();
+    check_gate_losses(&model, &golden, &refs, &labels, "electra discriminator");
     let ones = vec![1.0; n * lh];
-    let hm: Vec<f32> = golden
-        .f32("head_mask")
-        .1
-        .iter()
-        .cycle()
-        .take(n * lh)
-        .copied()
-        .collect();
-    let gates = golden.f32("gates").1;
-    for (gt, key) in [(&ones, "loss"), (&hm, "loss_hm"), (&gates, "loss_gates")] {
-        let out = model.gate_gradients(g, &refs, &labels, gt).unwrap();
-        assert_rel(
-            &format!("electra discriminator {key}"),
-            &out.loss,
-            &golden.f32(key).1,
-            1e-4,
-        );
-        if key == "loss_gates" {
-            let want = golden.f32("grad_gates").1;
-            assert_rel("electra discriminator grad_gates", &out.dgates, &want, 1e-4);
-        }
-    }
     // the forward-only path: the logit of every real token, and the same losses
     let p = model.rtd_predict(g, &refs, &labels, &ones).unwrap();
     let want = golden.f32("rtd_logits").1;
