@@ -2,18 +2,20 @@
 //! or entity precision / recall / F1 and token accuracy (token classification, CoNLL), or a
 //! masked-LM head's loss, perplexity and accuracy on masked text.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg, ObjectiveArg};
-use std::path::PathBuf;
+use super::{
+    check_batch_size, data_help, finish_profile, open_gpu, Cli, HeadMaskArg, ModelDataArgs,
+    ObjectiveArg,
+};
 
 #[derive(clap::Args)]
+#[command(mut_args(data_help(
+    "TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label name), \
+     or CoNLL (`token<TAB>tag`, blank line between sentences) for token models; text for \
+     --objective mlm"
+)))]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
-    /// name), or CoNLL (`token<TAB>tag`, blank line between sentences) for token models;
-    /// text for --objective mlm.
-    #[arg(long)]
-    data: PathBuf,
+    input: ModelDataArgs,
     #[command(flatten)]
     objective: ObjectiveArg,
     #[command(flatten)]
@@ -28,8 +30,8 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let objective = a.objective.parse()?;
     let gpu = open_gpu(cli)?;
     let args = headroom::tasks::eval::EvalArgs {
-        model: a.model.dir.clone(),
-        data: a.data.clone(),
+        model: a.input.model.clone(),
+        data: a.input.data.clone(),
         head_mask: a.head_mask.file.clone(),
         batch_size: a.batch_size,
         objective,

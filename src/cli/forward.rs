@@ -1,16 +1,18 @@
 //! `headroom forward`: run the encoder over a TSV of sentences and write logits / pooled / hidden
 //! states / sentence embeddings / masked-LM scores.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, HeadMaskArg, ModelArg};
+use super::{
+    check_batch_size, data_help, finish_profile, open_gpu, Cli, HeadMaskArg, ModelDataArgs,
+};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(mut_args(data_help(
+    "TSV whose header names a `sentence` column (and optionally `sentence2`)"
+)))]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    /// TSV whose header names a `sentence` column (and optionally `sentence2`).
-    #[arg(long)]
-    data: PathBuf,
+    input: ModelDataArgs,
     #[command(flatten)]
     head_mask: HeadMaskArg,
     /// Also write last_hidden_state [N,T,H], attention_mask and input_ids [N,T].
@@ -36,8 +38,8 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     check_batch_size(a.batch_size)?;
     let gpu = open_gpu(cli)?;
     let args = headroom::tasks::forward::ForwardArgs {
-        model: a.model.dir.clone(),
-        data: a.data.clone(),
+        model: a.input.model.clone(),
+        data: a.input.data.clone(),
         head_mask: a.head_mask.file.clone(),
         hidden: a.hidden,
         sentence_embedding: a.sentence_embedding,

@@ -40,12 +40,28 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--model`, as the commands that only read a checkpoint declare it.
+/// `--model` and `--data`, as the commands that read a checkpoint and one data file declare
+/// them. Each command words `--data`'s help itself: `#[command(mut_args(data_help("...")))]`
+/// on its Args.
 #[derive(clap::Args)]
-pub struct ModelArg {
+pub struct ModelDataArgs {
     /// HF model directory: config.json, model.safetensors and the tokenizer files.
-    #[arg(long = "model", value_name = "MODEL")]
-    pub dir: PathBuf,
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+}
+
+/// Gives `--data` a command's own help text, leaving the arguments in their order (`mut_arg`
+/// would move it last in the usage line).
+pub fn data_help(text: &'static str) -> impl FnMut(clap::Arg) -> clap::Arg {
+    move |arg| {
+        if arg.get_id() == "data" {
+            arg.help(text)
+        } else {
+            arg
+        }
+    }
 }
 
 /// `--head-mask`, as the commands that run the forward declare it.

@@ -1,16 +1,16 @@
 //! `headroom roles`: head roles (local, delimiter, block, syntactic) by one-sided t-tests over
 //! sentences with a multiple-comparison correction. Writes roles.json and heatmaps.
 
-use super::{finish_profile, open_gpu, Cli, ModelArg};
+use super::{data_help, finish_profile, open_gpu, Cli, ModelDataArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(mut_args(data_help(
+    "CoNLL-U (every role) or a TSV of sentences / pairs (no syntactic roles)"
+)))]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    /// CoNLL-U (every role) or a TSV of sentences / pairs (no syntactic roles).
-    #[arg(long)]
-    data: PathBuf,
+    input: ModelDataArgs,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -31,8 +31,8 @@ pub struct Args {
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let args = headroom::analysis::roles::RolesArgs {
-        model: a.model.dir.clone(),
-        data: a.data.clone(),
+        model: a.input.model.clone(),
+        data: a.input.data.clone(),
         out: a.out.clone(),
         tau: a.tau,
         alpha: a.alpha,

@@ -1,17 +1,19 @@
 //! `headroom score`: head importance (Michel et al.): mean |∂loss/∂gate| per head under a task
 //! or the masked-LM loss, attention entropy and confidence, with a layer×head heatmap.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, ModelArg, ObjectiveArg};
+use super::{
+    check_batch_size, data_help, finish_profile, open_gpu, Cli, ModelDataArgs, ObjectiveArg,
+};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(mut_args(data_help(
+    "TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label name), \
+     or CoNLL (`token<TAB>tag`) for a token classifier; text for --objective mlm"
+)))]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    /// TSV with `sentence` (optional `sentence2`) and `label` (class index or id2label
-    /// name), or CoNLL (`token<TAB>tag`) for a token classifier; text for --objective mlm.
-    #[arg(long)]
-    data: PathBuf,
+    input: ModelDataArgs,
     #[command(flatten)]
     objective: ObjectiveArg,
     /// Output directory: head_importance.npy, attn_entropy.npy, attn_confidence.npy,
@@ -44,8 +46,8 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         .transpose()?;
     let gpu = open_gpu(cli)?;
     let args = headroom::heads::score::ScoreArgs {
-        model: a.model.dir.clone(),
-        data: a.data.clone(),
+        model: a.input.model.clone(),
+        data: a.input.data.clone(),
         out: a.out.clone(),
         granularity: a.granularity.clone(),
         batch_size: a.batch_size,

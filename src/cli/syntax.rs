@@ -2,16 +2,14 @@
 //! finds the gold head (and dependent) most often, against fixed-offset baselines; undirected UAS
 //! of each head's maximum spanning tree. Writes syntax.json and heatmaps.
 
-use super::{finish_profile, open_gpu, Cli, ModelArg};
+use super::{data_help, finish_profile, open_gpu, Cli, ModelDataArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(mut_args(data_help("CoNLL-U")))]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArg,
-    /// CoNLL-U.
-    #[arg(long)]
-    data: PathBuf,
+    input: ModelDataArgs,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -21,7 +19,13 @@ pub struct Args {
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     let gpu = open_gpu(cli)?;
-    let r = headroom::analysis::syntax::command(&gpu, &a.model.dir, &a.data, &a.out, a.batch_size)?;
+    let r = headroom::analysis::syntax::command(
+        &gpu,
+        &a.input.model,
+        &a.input.data,
+        &a.out,
+        a.batch_size,
+    )?;
     println!(
         "{} sentences in {:.1} s -> {}",
         r.sentences,
