@@ -9,7 +9,8 @@ Run by hand from the repository root (CI never runs Python), after make_goldens.
 The second form checks a checkpoint that `headroom export` pruned with the golden's head_mask
 (`headroom export --model tests/fixtures/tiny-FAMILY --mask M --out DIR`, M the mask as JSON):
 transformers loads it (applying its `pruned_heads`) and its logits must equal the golden's
-masked logits.
+masked logits. transformers cannot run a pruned MPNet, so for `mpnet` its attention is patched
+to add only the kept heads' rows of the relative position bias (`keep_kept_heads_bias`).
 
 Requires torch, transformers==4.57.1, safetensors, numpy. No network access: the tokenizer is
 tiny-bert's WordPiece (tests/fixtures/tiny-bert), which DistilBERT shares.
@@ -473,11 +474,33 @@ def sentence_embeddings():
     print(f"[minilm] {path}: sentence embeddings {tuple(emb.shape)}")
 
 
+def keep_kept_heads_bias():
+    """transformers 4.57 cannot run a pruned MPNet, its own `prune_heads` included: every layer
+    adds the relative position bias of all the original heads to the kept heads' scores (a
+    shape error). Patched here so that each layer adds only the rows of the heads it kept, as
+    the unpruned model does for those heads; nothing else of transformers changes."""
+    from transformers.models.mpnet import modeling_mpnet
+
+    forward = modeling_mpnet.MPNetAttention.forward
+
+    def patched(self, hidden_states, attention_mask=None, head_mask=None, position_bias=None,
+                output_attentions=False, **kwargs):
+        if position_bias is not None and self.pruned_heads:
+            kept = [h for h in range(position_bias.shape[1]) if h not in self.pruned_heads]
+            position_bias = position_bias[:, kept]
+        return forward(self, hidden_states, attention_mask, head_mask, position_bias,
+                       output_attentions, **kwargs)
+
+    modeling_mpnet.MPNetAttention.forward = patched
+
+
 def reload(name, directory):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
 
     golden = load_file(os.path.join(GOLD, f"tiny-{name}.safetensors"))
+    if name == "mpnet":
+        keep_kept_heads_bias()
     model = AutoModelForSequenceClassification.from_pretrained(
         directory, attn_implementation="eager").eval()
     print(f"[{name}] {directory}: pruned_heads {model.config.pruned_heads}")
