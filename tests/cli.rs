@@ -707,6 +707,7 @@ fn eval_reports_accuracy_with_and_without_a_head_mask() {
         format!("[[{},{}],[{},{}]]", hm[0], hm[1], hm[2], hm[3]).as_bytes(),
     );
     let m = fixture("tiny-bert");
+    let mut accuracy = Vec::new();
     for (extra, logits_name) in [
         (vec![], "logits"),
         (vec!["--head-mask", p(&mask)], "logits_hm"),
@@ -735,5 +736,56 @@ fn eval_reports_accuracy_with_and_without_a_head_mask() {
         let report: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
         assert_eq!(report["correct"], correct, "{logits_name}: {report}");
         assert_eq!(report["examples"], 6);
+        accuracy.push(correct as f64 / 6.0);
     }
+    // the masked run against every head, paired over the same six sentences
+    let res = headroom(
+        &[
+            "eval",
+            "--model",
+            p(&m),
+            "--data",
+            p(&data),
+            "--head-mask",
+            p(&mask),
+            "--paired-bootstrap",
+            "300",
+        ],
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let pb = &report["paired_bootstrap"];
+    assert_eq!(pb["metric"], "accuracy");
+    assert_eq!(pb["every_head"], accuracy[0]);
+    assert_eq!(pb["with_head_mask"], accuracy[1]);
+    let d = pb["difference"].as_f64().unwrap();
+    assert!((d - (accuracy[1] - accuracy[0])).abs() < 1e-12, "{pb}");
+    let (lo, hi) = (
+        pb["ci95"][0].as_f64().unwrap(),
+        pb["ci95"][1].as_f64().unwrap(),
+    );
+    assert!(lo <= d && d <= hi, "{pb}");
+    assert_eq!(pb["resamples"], 300);
+    let res = headroom(
+        &[
+            "eval",
+            "--model",
+            p(&m),
+            "--data",
+            p(&data),
+            "--paired-bootstrap",
+            "10",
+        ],
+        &[],
+    );
+    assert_user_error(
+        &res,
+        "--head-mask",
+        "a paired bootstrap without a head mask",
+    );
 }

@@ -128,6 +128,54 @@ fn roles_on_conllu_and_pairs() {
         "--role",
         "a roles.json without --role",
     );
+    // three plain maps: every pair as matrices, a table and a heatmap
+    let maps: Vec<String> = [
+        "[[1,2,3],[4,5,6]]",
+        "[[6,5,4],[3,2,1]]",
+        "[[1,2,3],[6,5,4]]",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, m)| {
+        let f = dir.join(format!("map{i}.json"));
+        std::fs::write(&f, m).unwrap();
+        f.to_str().unwrap().to_string()
+    })
+    .collect();
+    let plots = dir.join("agreement");
+    let mut args = vec![
+        "compare", &maps[0], &maps[1], &maps[2], "--labels", "en,de,fr",
+    ];
+    args.extend(["--plot", plots.to_str().unwrap()]);
+    let r = headroom(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(c["maps"], serde_json::json!(["en", "de", "fr"]));
+    assert_eq!(c["spearman"][0][1], -1.0);
+    assert_eq!(c["spearman"][1][0], -1.0);
+    assert_eq!(c["spearman"][2][2], 1.0);
+    assert!((c["spearman"][0][2].as_f64().unwrap() - (1.0 - 48.0 / 210.0)).abs() < 1e-12);
+    assert_eq!(c["pairs"].as_array().unwrap().len(), 3);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("Spearman"));
+    let svg = std::fs::read_to_string(plots.join("agreement.svg")).unwrap();
+    assert!(svg.contains("\nfr\n") && svg.contains("\n0.77\n"), "{svg}");
+    assert!(plots.join("agreement.png").is_file());
+    assert_user_error(
+        &headroom(&["compare", &maps[0], &maps[1], &maps[2], "--labels", "en,de"]),
+        "--labels",
+        "labels for two of three maps",
+    );
+    assert_user_error(
+        &headroom(&[
+            "compare",
+            &maps[0],
+            &maps[1],
+            "--plot",
+            plots.to_str().unwrap(),
+        ]),
+        "--plot",
+        "a plot of two maps",
+    );
 
     // a TSV of pairs has the block role
     let tsv = dir.join("pairs.tsv");

@@ -225,6 +225,67 @@ pub fn compare(
     })
 }
 
+/// Every pair of several head maps: the pairwise comparisons and their values as matrices
+/// (row i, column j: map i against map j; 1 on the diagonal).
+#[derive(Debug, serde::Serialize)]
+pub struct Matrix {
+    pub maps: Vec<String>,
+    pub spearman: Vec<Vec<f64>>,
+    pub kendall_tau_b: Vec<Vec<f64>>,
+    /// Jaccard of the top 25 % of heads.
+    pub top_25_jaccard: Vec<Vec<f64>>,
+    /// Each pair i < j in row-major order, with its intervals and per-layer values.
+    pub pairs: Vec<Comparison>,
+}
+
+/// Compares every pair of `maps` (name, map); `resamples` and `seed` as [`compare`], the seed
+/// the same for every pair.
+pub fn matrix(maps: &[(String, HeadMap)], resamples: usize, seed: u64) -> Result<Matrix> {
+    let n = maps.len();
+    let mut m = Matrix {
+        maps: maps.iter().map(|(name, _)| name.clone()).collect(),
+        spearman: vec![vec![1.0; n]; n],
+        kendall_tau_b: vec![vec![1.0; n]; n],
+        top_25_jaccard: vec![vec![1.0; n]; n],
+        pairs: Vec::new(),
+    };
+    for i in 0..n {
+        for j in i + 1..n {
+            let (a, b) = (&maps[i], &maps[j]);
+            let c = compare(&a.1, &b.1, (&a.0, &b.0), resamples, seed)?;
+            let top25 = c
+                .top_k_jaccard
+                .iter()
+                .find(|t| t.0 == 0.25)
+                .map_or(f64::NAN, |t| t.2);
+            for (table, v) in [
+                (&mut m.spearman, c.spearman.value),
+                (&mut m.kendall_tau_b, c.kendall_tau_b.value),
+                (&mut m.top_25_jaccard, top25),
+            ] {
+                table[i][j] = v;
+                table[j][i] = v;
+            }
+            m.pairs.push(c);
+        }
+    }
+    Ok(m)
+}
+
+/// Writes the Spearman matrix as `dir/agreement.svg` and `.png`, each cell's value written in it.
+pub fn plot_matrix(dir: &Path, m: &Matrix) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, format!("cannot create: {e}")))?;
+    let values: Vec<f32> = m.spearman.iter().flatten().map(|&v| v as f32).collect();
+    let grid = crate::io::plot::Grid {
+        rows: m.maps.clone(),
+        columns: m.maps.clone(),
+        column_axis: "",
+        annotate: true,
+    };
+    let title = "Spearman correlation of head importance";
+    crate::io::plot::grid_heatmap(dir, "agreement", &values, &grid, title)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +319,41 @@ mod tests {
         // top half: {3,4,5} vs {0,1,2}
         assert_eq!(rev.top_k_jaccard[2], (0.5, 3, 0.0));
         assert!(rev.spearman.ci95.is_none());
+    }
+
+    #[test]
+    fn a_matrix_holds_every_pair_symmetrically() {
+        let a = map(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None);
+        let b = map(vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0], None);
+        let c = map(vec![1.0, 2.0, 3.0, 6.0, 5.0, 4.0], None);
+        let maps = vec![("a".to_string(), a), ("b".into(), b), ("c".into(), c)];
+        let m = matrix(&maps, 0, 0).unwrap();
+        assert_eq!(m.pairs.len(), 3);
+        assert_eq!((m.pairs[1].a.as_str(), m.pairs[1].b.as_str()), ("a", "c"));
+        for i in 0..3 {
+            assert_eq!(m.spearman[i][i], 1.0);
+            for j in 0..3 {
+                assert_eq!(m.spearman[i][j], m.spearman[j][i]);
+            }
+        }
+        assert_eq!(m.spearman[0][1], -1.0);
+        // a ~ c: ranks 1..6 against 1,2,3,6,5,4: Σd² = 4 + 4, ρ = 1 − 6·8/(6·35)
+        assert!((m.spearman[0][2] - (1.0 - 48.0 / 210.0)).abs() < 1e-12);
+        // top 25 % of 6 heads is 2: {5,4} vs {3,4}
+        assert!((m.top_25_jaccard[0][2] - 1.0 / 3.0).abs() < 1e-12);
+        let bad = vec![
+            ("a".to_string(), map(vec![1.0; 6], None)),
+            (
+                "d".into(),
+                HeadMap {
+                    layers: 3,
+                    heads: 2,
+                    values: vec![1.0; 6],
+                    per_example: None,
+                },
+            ),
+        ];
+        assert!(matrix(&bad, 0, 0).is_err());
     }
 
     #[test]

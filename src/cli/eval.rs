@@ -23,6 +23,14 @@ pub struct Args {
     /// Examples per batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// With --head-mask: also evaluate every head, and report the metric's difference (masked
+    /// − every head) with a 95 % paired-bootstrap interval over examples from this many
+    /// resamples.
+    #[arg(long, default_value_t = 0, value_name = "RESAMPLES")]
+    paired_bootstrap: usize,
+    /// The paired bootstrap's seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
@@ -36,6 +44,8 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         batch_size: a.batch_size,
         objective,
         mask_seed: a.objective.mask_seed,
+        paired_bootstrap: a.paired_bootstrap,
+        seed: a.seed,
     };
     let report = headroom::tasks::eval::eval(&gpu, &args)?;
     println!(

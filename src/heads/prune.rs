@@ -685,10 +685,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     } else {
         None
     };
-    let metric = match model.task {
-        crate::model::TaskHead::TokenClassification => "entity F1",
-        _ => "accuracy",
-    };
+    let metric = tasks::metrics::main_metric_name(model.task);
     let report = PruneReport {
         strategy: args.strategy.name().into(),
         importance: curve.importance.clone(),

@@ -262,9 +262,10 @@ const BAR: i32 = 60;
 fn draw<DB: Labels>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     values: &[f32],
-    (layers, heads): (usize, usize),
+    grid: &Grid,
     title: &str,
 ) -> std::result::Result<(), String> {
+    let (layers, heads) = (grid.rows.len(), grid.columns.len());
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
     let lo = values.iter().cloned().fold(f32::INFINITY, f32::min) as f64;
@@ -287,6 +288,22 @@ fn draw<DB: Labels>(
             .map_err(e)?;
         }
     }
+    if grid.annotate {
+        let centred = TextStyle::from(("sans-serif", FONT_SIZE).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        for l in 0..layers {
+            for h in 0..heads {
+                let v = values[l * heads + h];
+                // dark text on the light (yellow) end of viridis, light text elsewhere
+                let ink = if norm(v) > 0.6 { BLACK } else { WHITE };
+                let (x, y) = (
+                    LEFT + h as i32 * CELL_W + CELL_W / 2,
+                    TOP + l as i32 * CELL_H + CELL_H / 2,
+                );
+                label(&root, &format!("{v:.2}"), (x, y), &centred.color(&ink))?;
+            }
+        }
+    }
     // colour bar beside the grid: low at the bottom, high at the top
     let bx = LEFT + heads as i32 * CELL_W + 20;
     let bh = (layers as i32 * CELL_H).max(40);
@@ -302,20 +319,28 @@ fn draw<DB: Labels>(
     label(&root, title, (LEFT, 12), &font)?;
     for l in 0..layers {
         let y = TOP + l as i32 * CELL_H + CELL_H / 3;
-        label(&root, &format!("layer {l}"), (8, y), &font)?;
+        label(&root, &grid.rows[l], (8, y), &font)?;
     }
     let below = font.pos(Pos::new(HPos::Center, VPos::Top));
     for h in 0..heads {
         let x = LEFT + h as i32 * CELL_W + CELL_W / 2;
         let y = TOP + layers as i32 * CELL_H + 6;
-        label(&root, &format!("{h}"), (x, y), &below)?;
+        label(&root, &grid.columns[h], (x, y), &below)?;
     }
     let y = TOP + layers as i32 * CELL_H + 22;
-    label(&root, "head", (LEFT, y), &font)?;
+    label(&root, grid.column_axis, (LEFT, y), &font)?;
     label(&root, &number(hi), (bx + 18, TOP), &font)?;
     label(&root, &number(lo), (bx + 18, TOP + bh - 12), &font)?;
     root.present().map_err(e)?;
     Ok(())
+}
+
+/// A heatmap's row and column labels; `annotate` writes each cell's value in it.
+pub struct Grid<'a> {
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    pub column_axis: &'a str,
+    pub annotate: bool,
 }
 
 /// Writes `stem.svg` and `stem.png` under `dir`: a heatmap of `values` [layers, heads].
@@ -323,23 +348,40 @@ pub fn heatmap(
     dir: &Path,
     stem: &str,
     values: &[f32],
-    shape: (usize, usize),
+    (layers, heads): (usize, usize),
     title: &str,
 ) -> Result<Vec<std::path::PathBuf>> {
-    let (layers, heads) = shape;
+    let grid = Grid {
+        rows: (0..layers).map(|l| format!("layer {l}")).collect(),
+        columns: (0..heads).map(|h| h.to_string()).collect(),
+        column_axis: "head",
+        annotate: false,
+    };
+    grid_heatmap(dir, stem, values, &grid, title)
+}
+
+/// Writes `stem.svg` and `stem.png` under `dir`: a heatmap of `values` [rows, columns].
+pub fn grid_heatmap(
+    dir: &Path,
+    stem: &str,
+    values: &[f32],
+    grid: &Grid,
+    title: &str,
+) -> Result<Vec<std::path::PathBuf>> {
+    let (rows, columns) = (grid.rows.len(), grid.columns.len());
     assert_eq!(
         values.len(),
-        layers * heads,
-        "heatmap values are [layers, heads]"
+        rows * columns,
+        "heatmap values are [rows, columns]"
     );
-    let w = (LEFT + heads as i32 * CELL_W + 20 + BAR + 40) as u32;
-    let h = (TOP + (layers as i32 * CELL_H).max(40) + 40) as u32;
+    let w = (LEFT + columns as i32 * CELL_W + 20 + BAR + 40) as u32;
+    let h = (TOP + (rows as i32 * CELL_H).max(40) + 40) as u32;
     render(
         dir,
         stem,
         (w, h),
-        |a| draw(a, values, shape, title),
-        |a| draw(a, values, shape, title),
+        |a| draw(a, values, grid, title),
+        |a| draw(a, values, grid, title),
     )
 }
 
@@ -627,10 +669,32 @@ mod tests {
         let h = (TOP + (layers as i32 * CELL_H).max(40) + 40) as u32;
         let mut buf = vec![0u8; (w * h * 3) as usize];
         let values: Vec<f32> = (0..layers * heads).map(|i| i as f32).collect();
+        let mut grid = Grid {
+            rows: vec!["en".into(), "de".into()],
+            columns: vec!["a".into(), "b".into(), "c".into()],
+            column_axis: "head",
+            annotate: false,
+        };
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, &values, (layers, heads), "a title").unwrap();
+        draw(root, &values, &grid, "a title").unwrap();
         // nothing but the title is drawn above the grid
         let above = &buf[..(TOP as u32 * w * 3) as usize];
         assert!(inked(above) > 20, "no title in the bitmap");
+        // an annotated grid writes each value into its cell: the first cell is no longer one
+        // flat colour
+        let first_cell = |buf: &[u8]| -> std::collections::HashSet<[u8; 3]> {
+            (TOP..TOP + CELL_H - 1)
+                .flat_map(|y| (LEFT..LEFT + CELL_W - 1).map(move |x| (x, y)))
+                .map(|(x, y)| {
+                    let at = ((y as u32 * w + x as u32) * 3) as usize;
+                    [buf[at], buf[at + 1], buf[at + 2]]
+                })
+                .collect()
+        };
+        assert_eq!(first_cell(&buf).len(), 1);
+        grid.annotate = true;
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        draw(root, &values, &grid, "a title").unwrap();
+        assert!(first_cell(&buf).len() > 2, "no value written in the cell");
     }
 }

@@ -15,6 +15,11 @@ pub struct EvalArgs {
     pub objective: Objective,
     /// The pre-training objectives' corruption seed.
     pub mask_seed: u64,
+    /// With a head mask: also evaluate every head and compare the two runs by a paired
+    /// bootstrap over examples with this many resamples (0: not).
+    pub paired_bootstrap: usize,
+    /// The bootstrap's seed.
+    pub seed: u64,
 }
 
 /// `headroom eval`: accuracy of a sequence classifier on a labelled TSV, or entity-level
@@ -22,7 +27,18 @@ pub struct EvalArgs {
 /// optionally with a head mask. Returns the JSON report.
 pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     if args.objective != Objective::Task {
+        if args.paired_bootstrap > 0 {
+            return Err(Error::Usage(
+                "--paired-bootstrap compares a task metric: use it with --objective task".into(),
+            ));
+        }
         return eval_pretraining(gpu, args);
+    }
+    if args.paired_bootstrap > 0 && args.head_mask.is_none() {
+        return Err(Error::Usage(
+            "--paired-bootstrap compares a --head-mask run with every head: give --head-mask"
+                .into(),
+        ));
     }
     let model = Model::load(gpu, &args.model)?;
     if model.task == TaskHead::None {
@@ -66,6 +82,33 @@ pub fn eval(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     }
     if let Some(n) = m.correct {
         obj.insert("correct".into(), n.into());
+    }
+    if args.paired_bootstrap > 0 {
+        // the same examples with every head the checkpoint holds
+        let all = super::evaluate(
+            gpu,
+            &model,
+            &split,
+            &labels,
+            &Gates::Ones,
+            args.batch_size,
+            true,
+        )?;
+        let d = super::metrics::paired_bootstrap(
+            &all.per_example,
+            &m.per_example,
+            args.paired_bootstrap,
+            args.seed,
+        );
+        let mut paired = serde_json::to_value(&d).expect("a difference serialises");
+        let p = paired.as_object_mut().expect("an object");
+        p.insert(
+            "metric".into(),
+            super::metrics::main_metric_name(model.task).into(),
+        );
+        p.insert("with_head_mask".into(), m.main.into());
+        p.insert("every_head".into(), all.main.into());
+        obj.insert("paired_bootstrap".into(), paired);
     }
     Ok(report)
 }

@@ -21,6 +21,122 @@ pub struct Metrics {
     pub token_accuracy: Option<f64>,
     pub examples: usize,
     pub loss: f64,
+    /// What each example adds to the main metric, for a paired bootstrap.
+    #[serde(skip)]
+    pub per_example: PerExample,
+}
+
+/// What each example adds to the main metric: enough to recompute it on a resample.
+#[derive(Clone, Debug)]
+pub enum PerExample {
+    /// Sequence classification: whether each prediction is right.
+    Correct(Vec<bool>),
+    /// Token classification: each sentence's entity counts.
+    Entities(Vec<EntityCounts>),
+}
+
+/// One sentence's entities: correct predictions, predictions, gold entities.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EntityCounts {
+    pub correct: usize,
+    pub predicted: usize,
+    pub gold: usize,
+}
+
+impl PerExample {
+    pub fn len(&self) -> usize {
+        match self {
+            PerExample::Correct(v) => v.len(),
+            PerExample::Entities(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The main metric over the examples `draw` names (repeats count again): accuracy, or
+    /// micro-averaged entity F1 = 2·correct / (predicted + gold), 0 when both are 0 (what
+    /// 2PR/(P+R) comes to, with seqeval's zeros).
+    pub fn metric(&self, draw: impl Iterator<Item = usize>) -> f64 {
+        match self {
+            PerExample::Correct(v) => {
+                let (mut right, mut n) = (0usize, 0usize);
+                for i in draw {
+                    right += v[i] as usize;
+                    n += 1;
+                }
+                right as f64 / n.max(1) as f64
+            }
+            PerExample::Entities(v) => {
+                let mut t = EntityCounts::default();
+                for c in draw.map(|i| v[i]) {
+                    t.correct += c.correct;
+                    t.predicted += c.predicted;
+                    t.gold += c.gold;
+                }
+                let denominator = t.predicted + t.gold;
+                if denominator == 0 {
+                    0.0
+                } else {
+                    2.0 * t.correct as f64 / denominator as f64
+                }
+            }
+        }
+    }
+}
+
+/// The difference of the main metric between two runs over the same examples, with a paired
+/// bootstrap: each resample draws examples with replacement and scores both runs on it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PairedDifference {
+    /// `b` − `a` on every example.
+    pub difference: f64,
+    /// 95 % percentile interval of the resampled differences.
+    pub ci95: Option<(f64, f64)>,
+    /// Share of resamples where `b` does not beat `a` (difference ≤ 0): a one-sided p-value
+    /// for "b is better".
+    pub fraction_not_above_zero: f64,
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+/// [`PairedDifference`] of `b` against `a`, which must hold the same examples.
+pub fn paired_bootstrap(
+    a: &PerExample,
+    b: &PerExample,
+    resamples: usize,
+    seed: u64,
+) -> PairedDifference {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "a paired bootstrap needs the same examples"
+    );
+    let n = a.len();
+    let mut rng = crate::maths::rng::SplitMix64::new(seed ^ 0xB007);
+    let mut diffs = Vec::with_capacity(resamples);
+    let mut draw = vec![0usize; n];
+    for _ in 0..resamples {
+        draw.iter_mut().for_each(|d| *d = rng.below(n));
+        diffs.push(b.metric(draw.iter().copied()) - a.metric(draw.iter().copied()));
+    }
+    let not_above = diffs.iter().filter(|&&d| d <= 0.0).count();
+    PairedDifference {
+        difference: b.metric(0..n) - a.metric(0..n),
+        fraction_not_above_zero: not_above as f64 / resamples.max(1) as f64,
+        ci95: crate::maths::stats::ci95(&mut diffs),
+        resamples,
+        seed,
+    }
+}
+
+/// The name of a task's main metric ([`Metrics::main`]).
+pub fn main_metric_name(task: TaskHead) -> &'static str {
+    match task {
+        TaskHead::TokenClassification => "entity F1",
+        _ => "accuracy",
+    }
 }
 
 /// Each example's loss under `gates` (examples may repeat with different per-example gates):
@@ -99,13 +215,14 @@ pub fn evaluate(
     };
     match &data.words {
         None => {
-            let (mut correct, mut loss) = (0usize, 0f64);
+            let (mut right, mut loss) = (Vec::with_capacity(data.len()), 0f64);
             for (row, y) in logits.chunks(k).zip(&data.labels) {
                 let y = y[0] as usize;
-                correct += (argmax(row) == y) as usize;
+                right.push(argmax(row) == y);
                 loss += xent(row, y);
             }
             let n = data.len();
+            let correct = right.iter().filter(|&&r| r).count();
             let acc = correct as f64 / n as f64;
             Ok(Metrics {
                 main: acc,
@@ -117,6 +234,7 @@ pub fn evaluate(
                 token_accuracy: None,
                 examples: n,
                 loss: loss / n as f64,
+                per_example: PerExample::Correct(right),
             })
         }
         Some(words) => {
@@ -160,6 +278,7 @@ pub fn evaluate(
                 token_accuracy: Some(s.token_accuracy),
                 examples: data.len(),
                 loss: loss / counted.max(1) as f64,
+                per_example: PerExample::Entities(entity_counts(&gold_all, &pred_all)),
             })
         }
     }
@@ -179,13 +298,13 @@ pub struct EntityScores {
 /// and type all match. Micro-averaged; 0 where a denominator is 0.
 pub fn seqeval(gold: &[Vec<String>], pred: &[Vec<String>]) -> EntityScores {
     let (mut tp, mut np, mut ng) = (0usize, 0usize, 0usize);
+    for c in entity_counts(gold, pred) {
+        tp += c.correct;
+        np += c.predicted;
+        ng += c.gold;
+    }
     let (mut same, mut tokens) = (0usize, 0usize);
     for (g, p) in gold.iter().zip(pred) {
-        let gc = chunks(g);
-        let pc = chunks(p);
-        ng += gc.len();
-        np += pc.len();
-        tp += pc.iter().filter(|c| gc.contains(c)).count();
         same += g.iter().zip(p).filter(|(a, b)| a == b).count();
         tokens += g.len();
     }
@@ -202,6 +321,21 @@ pub fn seqeval(gold: &[Vec<String>], pred: &[Vec<String>]) -> EntityScores {
         f1,
         token_accuracy: div(same, tokens),
     }
+}
+
+/// Each sentence's entity counts, as [`seqeval`] sums them.
+pub fn entity_counts(gold: &[Vec<String>], pred: &[Vec<String>]) -> Vec<EntityCounts> {
+    gold.iter()
+        .zip(pred)
+        .map(|(g, p)| {
+            let (gc, pc) = (chunks(g), chunks(p));
+            EntityCounts {
+                correct: pc.iter().filter(|c| gc.contains(c)).count(),
+                predicted: pc.len(),
+                gold: gc.len(),
+            }
+        })
+        .collect()
 }
 
 /// (type, start, end inclusive) chunks of a tag sequence, conlleval rules.
@@ -296,5 +430,31 @@ mod tests {
         assert!((s.f1 - 0.5).abs() < 1e-12);
         // tokens: 5 of 7 and 3 of 3 equal
         assert!((s.token_accuracy - 8.0 / 10.0).abs() < 1e-12);
+        // the per-sentence counts give the same F1
+        let per = PerExample::Entities(entity_counts(&gold, &pred));
+        assert!((per.metric(0..2) - s.f1).abs() < 1e-12);
+        // the second sentence twice: 2 right of 2 predicted, 2 gold
+        assert!((per.metric([1, 1].into_iter()) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn paired_bootstrap_of_a_uniform_gain() {
+        // b is right on every example a is, and on 10 more of 100
+        let a: Vec<bool> = (0..100).map(|i| i % 2 == 0).collect();
+        let b: Vec<bool> = (0..100).map(|i| i % 2 == 0 || i % 10 == 1).collect();
+        let (a, b) = (PerExample::Correct(a), PerExample::Correct(b));
+        let d = paired_bootstrap(&a, &b, 400, 3);
+        assert!((d.difference - 0.10).abs() < 1e-12);
+        let (lo, hi) = d.ci95.unwrap();
+        // the difference is a binomial share of 10 %: its interval is about ±0.06 and above 0
+        assert!(0.0 < lo && lo < 0.1 && 0.1 < hi && hi < 0.2, "{lo} {hi}");
+        assert_eq!(d.fraction_not_above_zero, 0.0);
+        // against itself: exactly zero in every resample
+        let same = paired_bootstrap(&a, &a, 50, 3);
+        assert_eq!((same.difference, same.ci95), (0.0, Some((0.0, 0.0))));
+        assert_eq!(same.fraction_not_above_zero, 1.0);
+        // the other way round: the same resamples, negated
+        let (rlo, rhi) = paired_bootstrap(&b, &a, 400, 3).ci95.unwrap();
+        assert!((rlo + hi).abs() < 1e-12 && (rhi + lo).abs() < 1e-12);
     }
 }
