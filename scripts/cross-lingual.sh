@@ -25,7 +25,7 @@
 #
 # Environment: HEADROOM (binary), HEADROOM_DATA (default ../shared/data), BASE (model
 # directory), TRAIN_N (2000), CHOOSE_N (300), REPORT_N (600), TRIALS (12,24,36,48),
-# EPOCHS (1), LR (1e-4), BATCH (16).
+# EPOCHS (2), LR (2e-4), BATCH (16).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:?usage: scripts/cross-lingual.sh OUT [STEP ...]}
@@ -68,7 +68,7 @@ for s in $steps; do
     log "data: $(grep -c '^$' "$out/data/en-train.conll") English and $(grep -c '^$' "$out/data/multi-train.conll") multilingual training sentences; $choose_n choose, $choose_n rank and $report_n report sentences per language"
     ;;
   finetune)
-    ft=(--task token-cls --epochs "${EPOCHS:-1}" --lr "${LR:-1e-4}" --batch-size "${BATCH:-16}"
+    ft=(--task token-cls --epochs "${EPOCHS:-2}" --lr "${LR:-2e-4}" --batch-size "${BATCH:-16}"
       --freeze-embeddings --seed 42)
     step "$out/model-en" "$bin" finetune --model "$base" "${ft[@]}" \
       --train "$out/data/en-train.conll" --dev "$out/data/en-choose.conll" --out "$out/model-en"

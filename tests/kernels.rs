@@ -874,3 +874,136 @@ fn gather_rows_copies_the_listed_rows() {
         .collect();
     assert_eq!(g.read_f32(&out), want);
 }
+
+/// The contrastive loss of B pairs in f64: pooled rows of x [2B, T, H] (lengths `lens`),
+/// normalised; the sum over anchors of cross-entropy towards each partner, each direction
+/// weighing 1/2 when symmetric. Returns (losses per anchor, softmax rows).
+fn contrastive_ref(
+    x: &[f64],
+    lens: &[u32],
+    (b, t, h): (usize, usize, usize),
+    scale: f64,
+    symmetric: bool,
+    mode: Pooling,
+) -> (Vec<f64>, Vec<f64>) {
+    let unit: Vec<Vec<f64>> = (0..2 * b)
+        .map(|r| {
+            let n = lens[r] as usize;
+            let row: Vec<f64> = (0..h)
+                .map(|j| {
+                    let col = (0..n).map(|s| x[(r * t + s) * h + j]);
+                    match mode {
+                        Pooling::Mean => col.sum::<f64>() / n as f64,
+                        Pooling::MeanSqrtLen => col.sum::<f64>() / (n as f64).sqrt(),
+                        _ => x[r * t * h + j],
+                    }
+                })
+                .collect();
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            row.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let (mut losses, mut probs) = (Vec::new(), Vec::new());
+    let anchors = if symmetric { 2 * b } else { b };
+    for k in 0..anchors {
+        let s: Vec<f64> = (0..b)
+            .map(|j| {
+                let (anchor, other) = if k < b { (k, b + j) } else { (k, j) };
+                scale
+                    * (0..h)
+                        .map(|c| unit[anchor][c] * unit[other][c])
+                        .sum::<f64>()
+            })
+            .collect();
+        let m = s.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + s.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        losses.push(lse - s[k % b]);
+        probs.extend(s.iter().map(|v| (v - lse).exp()));
+    }
+    (losses, probs)
+}
+
+#[test]
+fn contrastive_loss_and_backward_match_reference_and_finite_differences() {
+    let g = gpu();
+    let mut rng = Rng::new(29);
+    // 5 pairs, H = 37 (not a multiple of the workgroup), padded length 6, one sequence of length 1
+    let (b, t, h) = (5usize, 6usize, 37usize);
+    let lens: Vec<u32> = vec![6, 1, 4, 5, 2, 3, 6, 2, 4, 5];
+    let x32 = rng.vec(2 * b * t * h, 1.0);
+    let x: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+    let (tx, tl) = (
+        g.upload_f32("x", &x32).unwrap(),
+        g.upload_u32("lens", &lens).unwrap(),
+    );
+    for (mode, symmetric) in [
+        (Pooling::Mean, false),
+        (Pooling::Mean, true),
+        (Pooling::First, true),
+        (Pooling::MeanSqrtLen, false),
+    ] {
+        let args = ContrastiveArgs {
+            pairs: b as u32,
+            hidden: h as u32,
+            seq: t as u32,
+            scale: 20.0,
+            symmetric,
+            pooling: mode,
+        };
+        let (pooled, unit) = (poisoned(2 * b * h), poisoned(2 * b * h));
+        let (loss, probs) = (poisoned(args.anchors()), poisoned(args.anchors() * b));
+        let dx = poisoned(2 * b * t * h);
+        let mut rec = g.recorder();
+        let shape = ((2 * b) as u32, t as u32, h as u32);
+        pool(&mut rec, &tx, &tl, shape, mode, false, &pooled);
+        pool(&mut rec, &tx, &tl, shape, mode, true, &unit);
+        contrastive_loss(&mut rec, &args, &unit, &loss, &probs);
+        contrastive_backward(&mut rec, &args, &unit, &probs, &pooled, &tl, &dx);
+        rec.finish();
+        let what = format!("contrastive {mode:?} symmetric={symmetric}");
+        let (want_loss, want_probs) = contrastive_ref(&x, &lens, (b, t, h), 20.0, symmetric, mode);
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        assert_close(
+            &format!("{what} loss"),
+            &g.read_f32(&loss),
+            &f(&want_loss),
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} probs"),
+            &g.read_f32(&probs),
+            &f(&want_probs),
+            1e-5,
+            1e-4,
+        );
+        // the total: Σ anchors, each direction weighing 1/2 when symmetric
+        let weight = if symmetric { 0.5 } else { 1.0 };
+        let total = |x: &[f64]| -> f64 {
+            let (l, _) = contrastive_ref(x, &lens, (b, t, h), 20.0, symmetric, mode);
+            weight * l.iter().sum::<f64>()
+        };
+        let got = g.read_f32(&dx);
+        // central differences in f64 at every element of a few rows, padding included
+        let mut xp = x.clone();
+        let eps = 1e-5;
+        for r in [0usize, 3, 6, 9] {
+            for s in 0..t {
+                for c in [0usize, 17, 36] {
+                    let i = (r * t + s) * h + c;
+                    xp[i] = x[i] + eps;
+                    let up = total(&xp);
+                    xp[i] = x[i] - eps;
+                    let down = total(&xp);
+                    xp[i] = x[i];
+                    let fd = (up - down) / (2.0 * eps);
+                    assert!(
+                        (got[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(),
+                        "{what}: dx[{r},{s},{c}] = {} but finite differences give {fd}",
+                        got[i]
+                    );
+                }
+            }
+        }
+    }
+}

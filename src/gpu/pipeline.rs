@@ -20,10 +20,11 @@ pub enum Shader {
     Segment,
     Pool,
     VocabLoss,
+    Contrastive,
 }
 
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources
-/// (and to the attention backward's and the pooling's, for their sums).
+/// (and to the attention backward's, the pooling's and the contrastive loss's, for their sums).
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
 /// erf, for GELU forward and backward.
 const ERF: &str = include_str!("../../shaders/erf.wgsl");
@@ -31,7 +32,7 @@ const ERF: &str = include_str!("../../shaders/erf.wgsl");
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 13] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
@@ -45,6 +46,7 @@ impl Shader {
         Shader::Segment,
         Shader::Pool,
         Shader::VocabLoss,
+        Shader::Contrastive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Shader {
             Shader::Segment => "segment.wgsl",
             Shader::Pool => "pool.wgsl",
             Shader::VocabLoss => "vocab_loss.wgsl",
+            Shader::Contrastive => "contrastive.wgsl",
         }
     }
 
@@ -101,6 +104,10 @@ impl Shader {
             Shader::Segment => include_str!("../../shaders/segment.wgsl").to_string(),
             Shader::Pool => format!("{ROW_COMMON}\n{}", include_str!("../../shaders/pool.wgsl")),
             Shader::VocabLoss => include_str!("../../shaders/vocab_loss.wgsl").to_string(),
+            Shader::Contrastive => format!(
+                "{ROW_COMMON}\n{}",
+                include_str!("../../shaders/contrastive.wgsl")
+            ),
         }
     }
 

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod attention;
 pub mod attention_analysis;
 pub mod attention_backward;
+pub mod contrastive;
 pub mod embed;
 pub mod layernorm;
 pub mod loss;
@@ -18,6 +19,7 @@ pub use attention_analysis::{attention_analysis, token_info, AnalysisArgs};
 pub use attention_backward::{
     attention_bwd, attention_bwd_variant, relative_bias_grad, AttnBackwardArgs, GateOutputs,
 };
+pub use contrastive::{contrastive_backward, contrastive_loss, ContrastiveArgs};
 pub use embed::{embed_ln, embed_sum, EmbedArgs};
 pub use layernorm::{add_ln, ln_backward, ln_param_grad};
 pub use loss::{cross_entropy, VocabLoss, VOCAB_STATE_ROWS};

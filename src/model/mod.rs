@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod backward;
 pub mod batch;
 pub mod config;
+pub mod contrastive;
 pub mod convert;
 pub mod family;
 pub mod mlm;
@@ -15,6 +16,7 @@ pub mod weights;
 
 /// The optimiser's settings, part of [`TrainConfig`].
 pub use crate::kernels::AdamW;
+pub use crate::kernels::Pooling;
 pub use analysis::AttentionStats;
 pub use backward::GateGrads;
 pub use batch::{progress_bar, run_forward, ForwardOptions, ForwardResult, Gates};
