@@ -44,6 +44,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         batch_size: a.batch_size,
         objective,
         mask_seed: a.objective.mask_seed,
+        in_batch: a.objective.in_batch(),
         paired_bootstrap: a.paired_bootstrap,
         seed: a.seed,
     };

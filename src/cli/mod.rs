@@ -79,17 +79,40 @@ pub struct ObjectiveArg {
     /// *ForMaskedLM checkpoint on --data's text (TSV `sentence` column, .conll words or
     /// .conllu tokens), 15% of its tokens chosen, 80/10/10 mask/random/keep; rtd: an ELECTRA
     /// discriminator (ElectraForPreTraining) on the text with 15% of its tokens replaced by
-    /// random ids.
+    /// random ids; contrastive: in-batch MultipleNegativesRankingLoss over a TSV's `sentence` /
+    /// `sentence2` pairs (the model's pooling, cosine × --scale); simcse: the same loss over
+    /// each sentence of the text and itself under another dropout mask.
     #[arg(long, default_value = "task")]
     objective: String,
-    /// Seed of the mlm and rtd corruption: one seed corrupts the same tokens in every run.
+    /// Seed of the mlm and rtd corruption (one seed corrupts the same tokens in every run), and
+    /// of the contrastive and simcse batch order and dropout.
     #[arg(long, default_value_t = 0)]
     pub mask_seed: u64,
+    /// contrastive, simcse: cosine similarities are multiplied by this.
+    #[arg(long, default_value_t = 20.0)]
+    scale: f32,
+    /// contrastive, simcse: also each second sentence against the first ones (the mean of both
+    /// directions).
+    #[arg(long)]
+    symmetric: bool,
+    /// simcse: the dropout that tells a sentence's two copies apart (default: the model's
+    /// hidden_dropout_prob).
+    #[arg(long)]
+    dropout: Option<f32>,
 }
 
 impl ObjectiveArg {
     pub fn parse(&self) -> headroom::Result<headroom::tasks::Objective> {
         headroom::tasks::Objective::parse(&self.objective)
+    }
+
+    /// The in-batch objectives' settings.
+    pub fn in_batch(&self) -> headroom::tasks::pretraining::InBatch {
+        headroom::tasks::pretraining::InBatch {
+            scale: self.scale,
+            symmetric: self.symmetric,
+            dropout: self.dropout,
+        }
     }
 }
 
@@ -128,6 +151,8 @@ impl TrainFlags {
     }
 }
 
+// parsed once per run: the size of the largest command's arguments does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// List adapters and show the chosen one with its limits and features.

@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         task,
         objective,
         mask_seed: a.objective.mask_seed,
+        in_batch: a.objective.in_batch(),
     };
     let s = headroom::heads::score::score(&gpu, &args)?;
     println!(

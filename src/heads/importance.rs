@@ -5,7 +5,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::batch::{plan_for, progress_bar};
-use crate::model::{Encoded, Model, TaskHead};
+use crate::model::contrastive::ContrastiveSpec;
+use crate::model::{Encoded, GateGrads, Model, TaskHead};
 use crate::tasks::TaskData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,38 +124,12 @@ pub fn score(
     // Every buffer of the backward pass is one of the forward's shapes: the same plan holds.
     let batches = plan_for(gpu, model, &lengths, batch_size)?;
     let bar = progress.then(|| progress_bar(n));
-    let mut per_example = vec![0f32; n * lh];
-    let mut per_example_token = vec![0f32; n * lh];
-    let mut batch = vec![0f64; lh];
-    let mut ent = vec![0f64; lh];
-    let mut conf = vec![0f64; lh];
-    let mut tokens = 0usize;
-    let mut loss = 0f64;
+    let mut acc = Accumulator::new(n, nl, nh, batches.len());
     for idx in &batches {
         let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
         let ys = data.batch_labels(idx);
-        let gates: Vec<f32> = match mask {
-            Some(m) => m.iter().cycle().take(idx.len() * lh).copied().collect(),
-            None => vec![1.0; idx.len() * lh],
-        };
-        let out = model.gate_gradients(gpu, &refs, &ys, &gates)?;
-        let mut sum = vec![0f64; lh];
-        for (e, &i) in idx.iter().enumerate() {
-            let g = &out.dgates[e * lh..(e + 1) * lh];
-            per_example[i * lh..(i + 1) * lh].copy_from_slice(g);
-            per_example_token[i * lh..(i + 1) * lh]
-                .copy_from_slice(&out.token_abs[e * lh..(e + 1) * lh]);
-            for k in 0..lh {
-                sum[k] += g[k] as f64;
-                ent[k] += out.entropy_sum[e * lh + k] as f64;
-                conf[k] += out.confidence_sum[e * lh + k] as f64;
-            }
-            loss += out.loss[e] as f64;
-        }
-        tokens += out.lengths.iter().sum::<usize>();
-        for k in 0..lh {
-            batch[k] += sum[k].abs() / batches.len() as f64;
-        }
+        let out = model.gate_gradients(gpu, &refs, &ys, &gates_for(mask, idx.len(), lh))?;
+        acc.add(idx, &out);
         if let Some(b) = &bar {
             b.inc(idx.len() as u64);
         }
@@ -162,34 +137,146 @@ pub fn score(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let mean = |f: &dyn Fn(usize) -> f64| -> Vec<f32> {
-        (0..lh)
-            .map(|k| ((0..n).map(|i| f(i * lh + k)).sum::<f64>() / n.max(1) as f64) as f32)
-            .collect()
-    };
-    let example = mean(&|j| per_example[j].abs() as f64);
-    let fisher = mean(&|j| (per_example[j] as f64).powi(2));
-    let token = mean(&|j| per_example_token[j] as f64);
-    let per_token = |v: &[f64]| -> Vec<f32> {
-        v.iter()
-            .map(|&x| (x / tokens.max(1) as f64) as f32)
-            .collect()
-    };
-    Ok(Scores {
-        layers: nl,
-        heads: nh,
-        examples: n,
-        batches: batches.len(),
-        per_example,
-        example,
-        batch: batch.iter().map(|&v| v as f32).collect(),
-        fisher,
-        token,
-        per_example_token,
-        entropy: per_token(&ent),
-        confidence: per_token(&conf),
-        mean_loss: loss / n.max(1) as f64,
-    })
+    Ok(acc.finish())
+}
+
+/// `rows` gate rows: every gate at 1, or `mask` [L, H] in each.
+fn gates_for(mask: Option<&[f32]>, rows: usize, lh: usize) -> Vec<f32> {
+    match mask {
+        Some(m) => m.iter().cycle().take(rows * lh).copied().collect(),
+        None => vec![1.0; rows * lh],
+    }
+}
+
+/// Head importance under an in-batch contrastive objective (`contrastive` pairs, or
+/// `simcse`: each sentence and itself under other dropout), with `mask` as [`score`]. Pairs are
+/// batched in an order drawn from `seed`; a pair's gate gradient is that of its batch's summed
+/// loss with respect to the gates of both its sentences (tied), so the per-example values are
+/// per batch.
+#[allow(clippy::too_many_arguments)]
+pub fn score_pairs(
+    gpu: &Gpu,
+    model: &Model,
+    pairs: &crate::tasks::pretraining::Pairs,
+    spec: &ContrastiveSpec,
+    mask: Option<&[f32]>,
+    batch_size: usize,
+    seed: u64,
+    progress: bool,
+) -> Result<Scores> {
+    let c = &model.config;
+    let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
+    let lh = nl * nh;
+    let n = pairs.len();
+    let batches = pairs.batches(batch_size, seed);
+    model.check_contrastive(spec, batches.iter().map(Vec::len).min().unwrap_or(0))?;
+    let bar = progress.then(|| progress_bar(n));
+    let mut acc = Accumulator::new(n, nl, nh, batches.len());
+    for (k, idx) in batches.iter().enumerate() {
+        let first: Vec<&Encoded> = idx.iter().map(|&i| &pairs.first[i]).collect();
+        let second: Vec<&Encoded> = idx.iter().map(|&i| &pairs.second[i]).collect();
+        let gates = gates_for(mask, 2 * idx.len(), lh);
+        let spec = spec.for_batch(k as u64);
+        let (_, out) = model.contrastive_pass(gpu, &first, &second, &gates, &spec, true)?;
+        acc.add(
+            idx,
+            &out.expect("a backward pass was asked for").fold_pairs(),
+        );
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(acc.finish())
+}
+
+/// Gathers each batch's gate gradients into [`Scores`].
+struct Accumulator {
+    layers: usize,
+    heads: usize,
+    batches: usize,
+    per_example: Vec<f32>,
+    per_example_token: Vec<f32>,
+    batch: Vec<f64>,
+    entropy: Vec<f64>,
+    confidence: Vec<f64>,
+    tokens: usize,
+    loss: f64,
+}
+
+impl Accumulator {
+    fn new(examples: usize, layers: usize, heads: usize, batches: usize) -> Accumulator {
+        let lh = layers * heads;
+        Accumulator {
+            layers,
+            heads,
+            batches,
+            per_example: vec![0.0; examples * lh],
+            per_example_token: vec![0.0; examples * lh],
+            batch: vec![0.0; lh],
+            entropy: vec![0.0; lh],
+            confidence: vec![0.0; lh],
+            tokens: 0,
+            loss: 0.0,
+        }
+    }
+
+    /// One batch: `out`'s rows are the examples `idx`.
+    fn add(&mut self, idx: &[usize], out: &GateGrads) {
+        let lh = self.layers * self.heads;
+        let mut sum = vec![0f64; lh];
+        for (e, &i) in idx.iter().enumerate() {
+            let g = &out.dgates[e * lh..(e + 1) * lh];
+            self.per_example[i * lh..(i + 1) * lh].copy_from_slice(g);
+            self.per_example_token[i * lh..(i + 1) * lh]
+                .copy_from_slice(&out.token_abs[e * lh..(e + 1) * lh]);
+            for k in 0..lh {
+                sum[k] += g[k] as f64;
+                self.entropy[k] += out.entropy_sum[e * lh + k] as f64;
+                self.confidence[k] += out.confidence_sum[e * lh + k] as f64;
+            }
+            self.loss += out.loss[e] as f64;
+        }
+        self.tokens += out.lengths.iter().sum::<usize>();
+        for (total, s) in self.batch.iter_mut().zip(&sum) {
+            *total += s.abs() / self.batches as f64;
+        }
+    }
+
+    fn finish(self) -> Scores {
+        let lh = self.layers * self.heads;
+        let n = self.per_example.len() / lh.max(1);
+        let mean = |f: &dyn Fn(usize) -> f64| -> Vec<f32> {
+            (0..lh)
+                .map(|k| ((0..n).map(|i| f(i * lh + k)).sum::<f64>() / n.max(1) as f64) as f32)
+                .collect()
+        };
+        let example = mean(&|j| self.per_example[j].abs() as f64);
+        let fisher = mean(&|j| (self.per_example[j] as f64).powi(2));
+        let token = mean(&|j| self.per_example_token[j] as f64);
+        let per_token = |v: &[f64]| -> Vec<f32> {
+            v.iter()
+                .map(|&x| (x / self.tokens.max(1) as f64) as f32)
+                .collect()
+        };
+        Scores {
+            layers: self.layers,
+            heads: self.heads,
+            examples: n,
+            batches: self.batches,
+            example,
+            batch: self.batch.iter().map(|&v| v as f32).collect(),
+            fisher,
+            token,
+            entropy: per_token(&self.entropy),
+            confidence: per_token(&self.confidence),
+            mean_loss: self.loss / n.max(1) as f64,
+            per_example: self.per_example,
+            per_example_token: self.per_example_token,
+        }
+    }
 }
 
 /// bertology's per-layer ℓ2 normalisation: I / ((Σ_h I²)^½ + 1e-20), layer by layer.

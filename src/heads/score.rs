@@ -23,8 +23,11 @@ pub struct ScoreArgs {
     pub task: Option<TaskHead>,
     /// The loss whose gate gradients score the heads.
     pub objective: Objective,
-    /// The pre-training objectives' corruption seed.
+    /// The pre-training objectives' corruption seed (and the in-batch objectives' batch order
+    /// and dropout seed).
     pub mask_seed: u64,
+    /// The in-batch objectives' settings.
+    pub in_batch: pretraining::InBatch,
 }
 
 pub struct ScoreSummary {
@@ -43,23 +46,41 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         return Err(Error::output(&args.out, "exists and is not a directory"));
     }
     check_not_input(&args.out, &[&args.model, &args.data])?;
-    let (model, split) = match args.objective {
-        Objective::Task => load_task(gpu, args)?,
+    if args.objective != Objective::Task && args.task.is_some() {
+        return Err(Error::Usage(format!(
+            "--task checks a classifier; it does not apply to --objective {}",
+            args.objective.name()
+        )));
+    }
+    let start = std::time::Instant::now();
+    // the scores, how many examples were truncated, and the tokens the loss counts: masked
+    // (mlm), or every real one (rtd)
+    let (model, s, truncated, loss_tokens) = match args.objective {
+        Objective::Task => {
+            let (model, split) = load_task(gpu, args)?;
+            tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
+            let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
+            (model, s, split.truncated, None)
+        }
+        objective if objective.in_batch() => {
+            let model = pretraining::load_model(gpu, &args.model, objective, true)?;
+            let pairs = pretraining::load_pairs(&model, &args.data, objective)?;
+            let spec =
+                pretraining::contrastive_spec(&model, objective, args.in_batch, args.mask_seed)?;
+            pretraining::warn_truncated_pairs(&args.data, &pairs, model.tokenizer.max_len());
+            let (bs, seed) = (args.batch_size, args.mask_seed);
+            let s = importance::score_pairs(gpu, &model, &pairs, &spec, None, bs, seed, true)?;
+            (model, s, pairs.truncated, None)
+        }
         objective => {
-            if args.task.is_some() {
-                return Err(Error::Usage(format!(
-                    "--task checks a classifier; it does not apply to --objective {}",
-                    objective.name()
-                )));
-            }
             let model = pretraining::load_model(gpu, &args.model, objective, true)?;
             let split = pretraining::load(&model, &args.data, objective, args.mask_seed)?;
-            (model, split)
+            tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
+            let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
+            let counted = split.labels.iter().flatten().filter(|&&y| y >= 0).count();
+            (model, s, split.truncated, Some(counted))
         }
     };
-    tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
-    let start = std::time::Instant::now();
-    let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
     let (nl, nh) = (s.layers, s.heads);
     let chosen = s.get(gran).to_vec();
     let boot_seed = 0x5EED;
@@ -85,16 +106,22 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         .map(|&g| (g.name().to_string(), variant(g)))
         .collect();
     let seconds = start.elapsed().as_secs_f64();
-    // the tokens the loss counts: masked (mlm), or every real one (rtd)
-    let loss_tokens = match args.objective {
-        Objective::Task => None,
-        _ => Some(split.labels.iter().flatten().filter(|&&y| y >= 0).count()),
-    };
+    let in_batch = args.objective.in_batch().then(|| {
+        serde_json::json!({
+            "scale": args.in_batch.scale,
+            "symmetric": args.in_batch.symmetric,
+            "dropout": (args.objective == Objective::Simcse).then(|| {
+                args.in_batch.dropout.unwrap_or(model.config.hidden_dropout_prob as f32)
+            }),
+            "per_example_note": "in-batch negatives: an example's gate gradient is that of its batch's summed loss with respect to the gates of both its sentences, so per-example values are per batch; batches are drawn in an order seeded by mask_seed",
+        })
+    });
     let report = serde_json::json!({
         "task": model.task.name(),
         "objective": args.objective.name(),
         "mask_seed": (args.objective != Objective::Task).then_some(args.mask_seed),
         "loss_tokens": loss_tokens,
+        "in_batch": in_batch,
         "granularity": gran.name(),
         "shape": [nl, nh],
         "importance": chosen,
@@ -106,7 +133,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         "attn_confidence": s.confidence,
         "per_example_gate_grad": s.per_example,
         "examples": s.examples,
-        "truncated": split.truncated,
+        "truncated": truncated,
         "batches": s.batches,
         "batch_size": args.batch_size,
         "mean_loss": s.mean_loss,

@@ -28,6 +28,35 @@ pub struct ContrastiveSpec {
     pub dropout: Option<Dropout>,
 }
 
+impl ContrastiveSpec {
+    /// The spec of batch `k` of a run: SimCSE's dropout masks differ from batch to batch.
+    pub fn for_batch(&self, k: u64) -> ContrastiveSpec {
+        let dropout = self.dropout.map(|d| Dropout { step: k, ..d });
+        ContrastiveSpec { dropout, ..*self }
+    }
+}
+
+impl GateGrads {
+    /// The rows of a contrastive pass's 2B sequences folded into B pairs: a pair's gates are
+    /// both its sentences' (tied), so its gate gradient, token sums, entropy and confidence
+    /// sums, loss and length are the sums of its two rows.
+    pub fn fold_pairs(&self) -> GateGrads {
+        let b = self.loss.len() / 2;
+        let lh = self.dgates.len() / (2 * b).max(1);
+        let fold = |v: &[f32]| -> Vec<f32> { (0..b * lh).map(|j| v[j] + v[b * lh + j]).collect() };
+        GateGrads {
+            loss: (0..b).map(|i| self.loss[i] + self.loss[b + i]).collect(),
+            dgates: fold(&self.dgates),
+            entropy_sum: fold(&self.entropy_sum),
+            token_abs: fold(&self.token_abs),
+            confidence_sum: fold(&self.confidence_sum),
+            lengths: (0..b)
+                .map(|i| self.lengths[i] + self.lengths[b + i])
+                .collect(),
+        }
+    }
+}
+
 /// One contrastive batch's forward results.
 pub struct ContrastiveOut {
     /// Per pair: its anchors' losses (the first sentence's; with `symmetric`, the mean of both

@@ -13,8 +13,11 @@ pub struct EvalArgs {
     pub head_mask: Option<PathBuf>,
     pub batch_size: usize,
     pub objective: Objective,
-    /// The pre-training objectives' corruption seed.
+    /// The pre-training objectives' corruption seed (the in-batch ones' batch order and
+    /// dropout).
     pub mask_seed: u64,
+    /// The in-batch objectives' settings.
+    pub in_batch: pretraining::InBatch,
     /// With a head mask: also evaluate every head and compare the two runs by a paired
     /// bootstrap over examples with this many resamples (0: not).
     pub paired_bootstrap: usize,
@@ -120,23 +123,36 @@ fn heads_kept(gates: &Gates, total: usize) -> usize {
     }
 }
 
-/// `eval --objective mlm|rtd`: the masked-LM head's loss, perplexity and accuracy, or the
-/// discriminator's loss, accuracy and replaced-token precision and recall.
+/// `eval --objective mlm|rtd|contrastive|simcse`: the masked-LM head's loss, perplexity and
+/// accuracy, the discriminator's loss, accuracy and replaced-token precision and recall, or an
+/// in-batch objective's loss and top-1 retrieval within each batch.
 fn eval_pretraining(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     let model = pretraining::load_model(gpu, &args.model, args.objective, false)?;
     let gates = super::data::head_mask_gates(&model, args.head_mask.as_deref())?;
-    let split = pretraining::load(&model, &args.data, args.objective, args.mask_seed)?;
-    super::warn_truncated(&args.data, &split, model.tokenizer.max_len());
     let start = std::time::Instant::now();
-    let (bs, total) = (args.batch_size, model.config.total_heads());
-    let metrics = match args.objective {
-        Objective::Mlm => {
-            let m = pretraining::evaluate_mlm(gpu, &model, &split, &gates, bs, true)?;
-            serde_json::to_value(m)
+    let (bs, seed, total) = (args.batch_size, args.mask_seed, model.config.total_heads());
+    let (metrics, truncated) = match args.objective {
+        objective if objective.in_batch() => {
+            let pairs = pretraining::load_pairs(&model, &args.data, objective)?;
+            let spec = pretraining::contrastive_spec(&model, objective, args.in_batch, seed)?;
+            pretraining::warn_truncated_pairs(&args.data, &pairs, model.tokenizer.max_len());
+            let m = pretraining::evaluate_contrastive(
+                gpu, &model, &pairs, &spec, &gates, bs, seed, true,
+            )?;
+            (serde_json::to_value(m), pairs.truncated)
         }
-        _ => {
-            let m = pretraining::evaluate_rtd(gpu, &model, &split, &gates, bs, true)?;
-            serde_json::to_value(m)
+        objective => {
+            let split = pretraining::load(&model, &args.data, objective, seed)?;
+            super::warn_truncated(&args.data, &split, model.tokenizer.max_len());
+            let m = match objective {
+                Objective::Mlm => serde_json::to_value(pretraining::evaluate_mlm(
+                    gpu, &model, &split, &gates, bs, true,
+                )?),
+                _ => serde_json::to_value(pretraining::evaluate_rtd(
+                    gpu, &model, &split, &gates, bs, true,
+                )?),
+            };
+            (m, split.truncated)
         }
     };
     let mut report = metrics.expect("metrics serialise");
@@ -145,7 +161,7 @@ fn eval_pretraining(gpu: &Gpu, args: &EvalArgs) -> Result<serde_json::Value> {
     for (k, v) in [
         ("objective", args.objective.name().into()),
         ("mask_seed", args.mask_seed.into()),
-        ("truncated", split.truncated.into()),
+        ("truncated", truncated.into()),
         ("heads_kept", heads_kept(&gates, total).into()),
         ("heads_total", total.into()),
         ("model", args.model.display().to_string().into()),

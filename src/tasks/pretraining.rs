@@ -18,7 +18,10 @@ use crate::gpu::Gpu;
 use crate::io::{conllu, input};
 use crate::maths::rng::SplitMix64;
 use crate::model::batch::{plan_for, progress_bar};
-use crate::model::{BertTokenizer, Encoded, Gates, Model, VOCAB_CHUNK};
+use crate::model::contrastive::ContrastiveSpec;
+use crate::model::{
+    BertTokenizer, Dropout, Encoded, Gates, Model, Pooling, SentencePooling, VOCAB_CHUNK,
+};
 use std::path::Path;
 
 /// The share of real tokens an example corrupts.
@@ -34,6 +37,10 @@ pub enum Objective {
     Mlm,
     /// ELECTRA's discriminator on text with replaced tokens.
     Rtd,
+    /// In-batch contrastive loss over sentence pairs (MultipleNegativesRankingLoss).
+    Contrastive,
+    /// The same loss over each sentence and itself under other dropout (SimCSE).
+    Simcse,
 }
 
 impl Objective {
@@ -42,8 +49,10 @@ impl Objective {
             "task" => Ok(Objective::Task),
             "mlm" => Ok(Objective::Mlm),
             "rtd" => Ok(Objective::Rtd),
+            "contrastive" => Ok(Objective::Contrastive),
+            "simcse" => Ok(Objective::Simcse),
             _ => Err(Error::Usage(format!(
-                "unknown objective {s:?} (expected task, mlm or rtd)"
+                "unknown objective {s:?} (expected task, mlm, rtd, contrastive or simcse)"
             ))),
         }
     }
@@ -53,7 +62,14 @@ impl Objective {
             Objective::Task => "task",
             Objective::Mlm => "mlm",
             Objective::Rtd => "rtd",
+            Objective::Contrastive => "contrastive",
+            Objective::Simcse => "simcse",
         }
+    }
+
+    /// An in-batch objective: one example's loss depends on its batch.
+    pub fn in_batch(self) -> bool {
+        matches!(self, Objective::Contrastive | Objective::Simcse)
     }
 }
 
@@ -62,6 +78,10 @@ pub fn load_model(gpu: &Gpu, dir: &Path, objective: Objective, backward: bool) -
     match objective {
         Objective::Mlm => Model::load_for_mlm(gpu, dir, backward, VOCAB_CHUNK),
         Objective::Rtd => Model::load_for_rtd(gpu, dir, backward),
+        Objective::Contrastive | Objective::Simcse if backward => {
+            Model::load_for_gradients(gpu, dir)
+        }
+        Objective::Contrastive | Objective::Simcse => Model::load(gpu, dir),
         Objective::Task => Err(Error::Usage(
             "the task objective is not a pre-training objective".into(),
         )),
@@ -73,6 +93,29 @@ pub fn load_model(gpu: &Gpu, dir: &Path, objective: Objective, backward: bool) -
 /// `sentence2` for pairs), encodes it for `model` and corrupts it for the pre-training
 /// `objective` with `seed`.
 pub fn load(model: &Model, path: &Path, objective: Objective, seed: u64) -> Result<TaskData> {
+    let (examples, truncated) = read_text(model, path)?;
+    let vocab = model.config.vocab_size;
+    let (examples, labels) = match objective {
+        Objective::Mlm => mask(&model.tokenizer, vocab, examples, seed)?,
+        Objective::Rtd => replace(&model.tokenizer, vocab, examples, seed),
+        _ => return Err(Error::Usage(format!(
+            "the {} objective does not read corrupted text (tasks::load, pretraining::load_pairs)",
+            objective.name()
+        ))),
+    };
+    Ok(TaskData {
+        examples,
+        labels,
+        words: None,
+        token_labels: true,
+        truncated,
+    })
+}
+
+/// The text of `path`, encoded for `model`, and how many examples were truncated: CoNLL-U
+/// surface tokens (`.conllu`), CoNLL words (`.conll`), or a TSV's `sentence` column (with
+/// `sentence2`, each line one pair sequence).
+fn read_text(model: &Model, path: &Path) -> Result<(Vec<Encoded>, usize)> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (examples, truncated) = match ext {
         "conllu" => {
@@ -94,22 +137,171 @@ pub fn load(model: &Model, path: &Path, objective: Objective, seed: u64) -> Resu
     if examples.is_empty() {
         return Err(Error::input(path, "no examples (the split is empty)"));
     }
-    let vocab = model.config.vocab_size;
-    let (examples, labels) = match objective {
-        Objective::Mlm => mask(&model.tokenizer, vocab, examples, seed)?,
-        Objective::Rtd => replace(&model.tokenizer, vocab, examples, seed),
-        Objective::Task => {
-            return Err(Error::Usage(
-                "the task objective reads labelled data (tasks::load)".into(),
-            ))
+    Ok((examples, truncated))
+}
+
+/// The settings of the in-batch objectives, as the user gives them.
+#[derive(Clone, Copy, Debug)]
+pub struct InBatch {
+    /// Cosine similarities are multiplied by this (sentence-transformers: 20).
+    pub scale: f32,
+    /// Also the second sentences against the first ones (each direction weighs 1/2).
+    pub symmetric: bool,
+    /// SimCSE's dropout (default: the model's hidden dropout).
+    pub dropout: Option<f32>,
+}
+
+impl Default for InBatch {
+    fn default() -> InBatch {
+        InBatch {
+            scale: 20.0,
+            symmetric: false,
+            dropout: None,
+        }
+    }
+}
+
+/// The sentence pairs of an in-batch objective, each sentence encoded alone.
+pub struct Pairs {
+    pub first: Vec<Encoded>,
+    pub second: Vec<Encoded>,
+    pub truncated: usize,
+}
+
+impl Pairs {
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+
+    /// The pairs in batches of `size` (at least 2), in an order drawn from `seed`; a last
+    /// batch of one pair joins the one before it (a lone pair has no negatives).
+    pub fn batches(&self, size: usize, seed: u64) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let mut rng = SplitMix64::new(seed ^ 0xC0_47A5);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let mut batches: Vec<Vec<usize>> =
+            order.chunks(size.max(1)).map(<[usize]>::to_vec).collect();
+        if batches.len() > 1 && batches.last().is_some_and(|b| b.len() == 1) {
+            let lone = batches.pop().expect("a last batch");
+            batches.last_mut().expect("a batch before").extend(lone);
+        }
+        batches
+    }
+}
+
+/// Warns, naming `path`, when sentences of `pairs` were truncated.
+pub fn warn_truncated_pairs(path: &Path, pairs: &Pairs, max_len: usize) {
+    if pairs.truncated > 0 {
+        eprintln!(
+            "warning: {}: {} of {} sentences truncated to {max_len} tokens",
+            path.display(),
+            pairs.truncated,
+            2 * pairs.len()
+        );
+    }
+}
+
+/// The pairs of an in-batch `objective` from `path`: `contrastive` reads a TSV's `sentence`
+/// and `sentence2` columns, each encoded alone; `simcse` pairs every sentence of any text file
+/// (as [`load`] reads it) with itself.
+pub fn load_pairs(model: &Model, path: &Path, objective: Objective) -> Result<Pairs> {
+    match objective {
+        Objective::Contrastive => {
+            let texts = input::read_sentences(path)?;
+            if let Some(line) = texts.iter().position(|t| t.1.is_none()) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "line {}: --objective contrastive needs a TSV of pairs (a `sentence2` column)",
+                        line + 2
+                    ),
+                ));
+            }
+            let (firsts, seconds): (input::Texts, input::Texts) = texts
+                .into_iter()
+                .map(|(a, b)| ((a, None), (b.unwrap_or_default(), None)))
+                .unzip();
+            let (first, t1) = encode(model, &firsts, path)?;
+            let (second, t2) = encode(model, &seconds, path)?;
+            if first.is_empty() {
+                return Err(Error::input(path, "no examples (the split is empty)"));
+            }
+            Ok(Pairs {
+                first,
+                second,
+                truncated: t1 + t2,
+            })
+        }
+        Objective::Simcse => {
+            let (first, truncated) = read_text(model, path)?;
+            Ok(Pairs {
+                second: first.clone(),
+                first,
+                // both copies of a sentence
+                truncated: 2 * truncated,
+            })
+        }
+        _ => Err(Error::Usage(format!(
+            "the {} objective is not an in-batch one",
+            objective.name()
+        ))),
+    }
+}
+
+/// How an in-batch `objective` embeds and compares sentences for `model`: its
+/// sentence-transformers pooling (mean when its directory has none), and `settings`, SimCSE's
+/// dropout seeded by `seed`.
+pub fn contrastive_spec(
+    model: &Model,
+    objective: Objective,
+    settings: InBatch,
+    seed: u64,
+) -> Result<ContrastiveSpec> {
+    let InBatch {
+        scale,
+        symmetric,
+        dropout,
+    } = settings;
+    let pooling = if model.dir.join("modules.json").is_file() {
+        SentencePooling::load(&model.dir)?.mode
+    } else {
+        Pooling::Mean
+    };
+    let dropout = match objective {
+        Objective::Simcse => {
+            let p = dropout.unwrap_or(model.config.hidden_dropout_prob as f32);
+            if !(p > 0.0 && p < 1.0) {
+                return Err(Error::Usage(format!(
+                    "--objective simcse needs a dropout in (0, 1) to tell a sentence's two copies apart (got {p})"
+                )));
+            }
+            Some(Dropout { seed, step: 0, p })
+        }
+        _ => {
+            if dropout.is_some() {
+                return Err(Error::Usage(
+                    "--dropout applies to --objective simcse only".into(),
+                ));
+            }
+            None
         }
     };
-    Ok(TaskData {
-        examples,
-        labels,
-        words: None,
-        token_labels: true,
-        truncated,
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::Usage(format!(
+            "--scale must be positive (got {scale})"
+        )));
+    }
+    Ok(ContrastiveSpec {
+        pooling,
+        scale,
+        symmetric,
+        dropout,
     })
 }
 
@@ -435,4 +627,59 @@ mod tests {
         let (again, _) = replace(&tok, 3000, examples[..5].to_vec(), 9);
         assert_eq!(again, out[..5]);
     }
+}
+
+/// An in-batch objective's metrics.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ContrastiveMetrics {
+    pub examples: usize,
+    pub batches: usize,
+    /// Mean over pairs of the pair's loss (its first sentence's cross-entropy; with
+    /// symmetric, the mean of both directions).
+    pub loss: f64,
+    /// Share of first sentences whose most similar second sentence in the batch is their
+    /// partner.
+    pub in_batch_top1: f64,
+}
+
+/// The in-batch loss and top-1 retrieval of `pairs` under `gates` (one row per pair, given
+/// to both its sentences), batched as [`Pairs::batches`] with `seed`.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_contrastive(
+    gpu: &Gpu,
+    model: &Model,
+    pairs: &Pairs,
+    spec: &ContrastiveSpec,
+    gates: &Gates,
+    batch_size: usize,
+    seed: u64,
+    progress: bool,
+) -> Result<ContrastiveMetrics> {
+    let lh = model.config.total_heads();
+    let batches = pairs.batches(batch_size, seed);
+    let bar = progress.then(|| progress_bar(pairs.len()));
+    let (mut loss, mut top1) = (0f64, 0usize);
+    for (k, idx) in batches.iter().enumerate() {
+        let first: Vec<&Encoded> = idx.iter().map(|&i| &pairs.first[i]).collect();
+        let second: Vec<&Encoded> = idx.iter().map(|&i| &pairs.second[i]).collect();
+        let g = gates.for_batch(idx, lh);
+        let both = [g.as_slice(), g.as_slice()].concat();
+        let spec = spec.for_batch(k as u64);
+        let (out, _) = model.contrastive_pass(gpu, &first, &second, &both, &spec, false)?;
+        loss += out.loss.iter().map(|&l| l as f64).sum::<f64>();
+        top1 += out.top1.iter().filter(|&&t| t).count();
+        if let Some(b) = &bar {
+            b.inc(idx.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let n = pairs.len().max(1) as f64;
+    Ok(ContrastiveMetrics {
+        examples: pairs.len(),
+        batches: batches.len(),
+        loss: loss / n,
+        in_batch_top1: top1 as f64 / n,
+    })
 }
