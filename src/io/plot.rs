@@ -266,6 +266,7 @@ fn draw<DB: Labels>(
     title: &str,
 ) -> std::result::Result<(), String> {
     let (layers, heads) = (grid.rows.len(), grid.columns.len());
+    let (left, cell_w) = (grid.left(), grid.cell_w());
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
     let lo = values.iter().cloned().fold(f32::INFINITY, f32::min) as f64;
@@ -279,10 +280,10 @@ fn draw<DB: Labels>(
     };
     for l in 0..layers {
         for h in 0..heads {
-            let (x, y) = (LEFT + h as i32 * CELL_W, TOP + l as i32 * CELL_H);
+            let (x, y) = (left + h as i32 * cell_w, TOP + l as i32 * CELL_H);
             let c = viridis(norm(values[l * heads + h]));
             root.draw(&Rectangle::new(
-                [(x, y), (x + CELL_W - 1, y + CELL_H - 1)],
+                [(x, y), (x + cell_w - 1, y + CELL_H - 1)],
                 c.filled(),
             ))
             .map_err(e)?;
@@ -297,7 +298,7 @@ fn draw<DB: Labels>(
                 // dark text on the light (yellow) end of viridis, light text elsewhere
                 let ink = if norm(v) > 0.6 { BLACK } else { WHITE };
                 let (x, y) = (
-                    LEFT + h as i32 * CELL_W + CELL_W / 2,
+                    left + h as i32 * cell_w + cell_w / 2,
                     TOP + l as i32 * CELL_H + CELL_H / 2,
                 );
                 label(&root, &format!("{v:.2}"), (x, y), &centred.color(&ink))?;
@@ -305,7 +306,7 @@ fn draw<DB: Labels>(
         }
     }
     // colour bar beside the grid: low at the bottom, high at the top
-    let bx = LEFT + heads as i32 * CELL_W + 20;
+    let bx = left + heads as i32 * cell_w + 20;
     let bh = (layers as i32 * CELL_H).max(40);
     for i in 0..bh {
         let c = viridis(1.0 - i as f64 / (bh - 1).max(1) as f64);
@@ -316,19 +317,19 @@ fn draw<DB: Labels>(
         .map_err(e)?;
     }
     let font = TextStyle::from(("sans-serif", FONT_SIZE).into_font());
-    label(&root, title, (LEFT, 12), &font)?;
+    label(&root, title, (left, 12), &font)?;
     for l in 0..layers {
         let y = TOP + l as i32 * CELL_H + CELL_H / 3;
         label(&root, &grid.rows[l], (8, y), &font)?;
     }
     let below = font.pos(Pos::new(HPos::Center, VPos::Top));
     for h in 0..heads {
-        let x = LEFT + h as i32 * CELL_W + CELL_W / 2;
+        let x = left + h as i32 * cell_w + cell_w / 2;
         let y = TOP + layers as i32 * CELL_H + 6;
         label(&root, &grid.columns[h], (x, y), &below)?;
     }
     let y = TOP + layers as i32 * CELL_H + 22;
-    label(&root, grid.column_axis, (LEFT, y), &font)?;
+    label(&root, grid.column_axis, (left, y), &font)?;
     label(&root, &number(hi), (bx + 18, TOP), &font)?;
     label(&root, &number(lo), (bx + 18, TOP + bh - 12), &font)?;
     root.present().map_err(e)?;
@@ -341,6 +342,25 @@ pub struct Grid<'a> {
     pub columns: Vec<String>,
     pub column_axis: &'a str,
     pub annotate: bool,
+}
+
+/// A generous width of a label in pixels at [`FONT_SIZE`].
+fn label_width(text: &str) -> i32 {
+    8 * text.chars().count() as i32
+}
+
+impl Grid<'_> {
+    /// The grid's left edge: room for the widest row label.
+    fn left(&self) -> i32 {
+        let widest = self.rows.iter().map(|r| label_width(r)).max().unwrap_or(0);
+        LEFT.max(widest + 16)
+    }
+
+    /// A cell's width: room for the widest column label.
+    fn cell_w(&self) -> i32 {
+        let widest = self.columns.iter().map(|c| label_width(c)).max().unwrap_or(0);
+        CELL_W.max(widest + 8)
+    }
 }
 
 /// Writes `stem.svg` and `stem.png` under `dir`: a heatmap of `values` [layers, heads].
@@ -374,7 +394,7 @@ pub fn grid_heatmap(
         rows * columns,
         "heatmap values are [rows, columns]"
     );
-    let w = (LEFT + columns as i32 * CELL_W + 20 + BAR + 40) as u32;
+    let w = (grid.left() + columns as i32 * grid.cell_w() + 20 + BAR + 40) as u32;
     let h = (TOP + (rows as i32 * CELL_H).max(40) + 40) as u32;
     render(
         dir,
