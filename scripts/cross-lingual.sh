@@ -40,19 +40,7 @@ report_n=${REPORT_N:-600}
 trials=${TRIALS:-12,24,36,48}
 langs=(en de fr nl)
 mkdir -p "$out"/data
-log() { echo "[$(date +%T)] $*" | tee -a "$out/log.txt"; }
-# sentences FROM..TO (0-based, end exclusive) of a CoNLL file
-take() { awk -v RS= -v ORS='\n\n' -v a="$2" -v b="$3" 'NR>a && NR<=b' "$1"; }
-# runs a step's command unless its output exists; records the wall time
-step() {
-  local done=$1
-  shift
-  if [ -e "$done" ]; then log "skip (exists): $done"; return; fi
-  log "$*"
-  local t0=$SECONDS
-  "$@"
-  log "done in $((SECONDS - t0)) s: $done"
-}
+source scripts/steps.sh
 
 for s in $steps; do
   case $s in

@@ -35,17 +35,7 @@ wiki_n=${WIKI_N:-4000}
 dev_n=${DEV_N:-1000}
 seed=${SEED:-0}
 mkdir -p "$out"/data
-log() { echo "[$(date +%T)] $*" | tee -a "$out/log.txt"; }
-take() { awk -v RS= -v ORS='\n\n' -v a="$2" -v b="$3" 'NR>a && NR<=b' "$1"; }
-step() {
-  local done=$1
-  shift
-  if [ -e "$done" ]; then log "skip (exists): $done"; return; fi
-  log "$*"
-  local t0=$SECONDS
-  "$@"
-  log "done in $((SECONDS - t0)) s: $done"
-}
+source scripts/steps.sh
 
 for s in $steps; do
   case $s in

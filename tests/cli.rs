@@ -739,25 +739,18 @@ fn eval_reports_accuracy_with_and_without_a_head_mask() {
         accuracy.push(correct as f64 / 6.0);
     }
     // the masked run against every head, paired over the same six sentences
+    let eval = ["eval", "--model", p(&m), "--data", p(&data)];
     let res = headroom(
         &[
-            "eval",
-            "--model",
-            p(&m),
-            "--data",
-            p(&data),
-            "--head-mask",
-            p(&mask),
-            "--paired-bootstrap",
-            "300",
-        ],
+            &eval[..],
+            &["--head-mask", p(&mask)],
+            &["--paired-bootstrap", "300"],
+        ]
+        .concat(),
         &[],
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     let pb = &report["paired_bootstrap"];
     assert_eq!(pb["metric"], "accuracy");
@@ -771,18 +764,7 @@ fn eval_reports_accuracy_with_and_without_a_head_mask() {
     );
     assert!(lo <= d && d <= hi, "{pb}");
     assert_eq!(pb["resamples"], 300);
-    let res = headroom(
-        &[
-            "eval",
-            "--model",
-            p(&m),
-            "--data",
-            p(&data),
-            "--paired-bootstrap",
-            "10",
-        ],
-        &[],
-    );
+    let res = headroom(&[&eval[..], &["--paired-bootstrap", "10"]].concat(), &[]);
     assert_user_error(
         &res,
         "--head-mask",

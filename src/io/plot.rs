@@ -358,7 +358,12 @@ impl Grid<'_> {
 
     /// A cell's width: room for the widest column label.
     fn cell_w(&self) -> i32 {
-        let widest = self.columns.iter().map(|c| label_width(c)).max().unwrap_or(0);
+        let widest = self
+            .columns
+            .iter()
+            .map(|c| label_width(c))
+            .max()
+            .unwrap_or(0);
         CELL_W.max(widest + 8)
     }
 }

@@ -98,10 +98,12 @@ pub fn load(model: &Model, path: &Path, objective: Objective, seed: u64) -> Resu
     let (examples, labels) = match objective {
         Objective::Mlm => mask(&model.tokenizer, vocab, examples, seed)?,
         Objective::Rtd => replace(&model.tokenizer, vocab, examples, seed),
-        _ => return Err(Error::Usage(format!(
+        _ => {
+            return Err(Error::Usage(format!(
             "the {} objective does not read corrupted text (tasks::load, pretraining::load_pairs)",
             objective.name()
-        ))),
+        )))
+        }
     };
     Ok(TaskData {
         examples,
