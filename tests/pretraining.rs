@@ -175,7 +175,7 @@ fn masked_lm_refusals_are_one_line() {
                 "--objective",
                 "bogus",
             ],
-            "unknown objective \"bogus\" (expected task, mlm or rtd)",
+            "unknown objective \"bogus\" (expected task, mlm, rtd, contrastive or simcse)",
             "an unknown objective",
         ),
         (
