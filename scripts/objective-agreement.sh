@@ -87,9 +87,11 @@ for s in $steps; do
       maps+=("$out/score/contrastive-en-$l/report.json")
       labels+=",contrastive-en-$l"
     done
+    plot=()
+    if [ ${#maps[@]} -ge 3 ]; then plot=(--plot "$out/compare-multilingual"); fi
+    mkdir -p "$out/compare-multilingual"
     step "$out/compare-multilingual/agreement.json" "$bin" compare "${maps[@]}" \
-      --labels "$labels" --out "$out/compare-multilingual/agreement.json" \
-      --plot "$out/compare-multilingual"
+      --labels "$labels" --out "$out/compare-multilingual/agreement.json" "${plot[@]}"
     ;;
   *)
     echo "unknown step $s" >&2
