@@ -169,7 +169,7 @@ pub fn score_pairs(
     let lh = nl * nh;
     let n = pairs.len();
     let batches = pairs.batches(batch_size, seed);
-    model.check_contrastive(spec, batches.iter().map(Vec::len).min().unwrap_or(0))?;
+    model.check_contrastive(spec, batch_size)?;
     let bar = progress.then(|| progress_bar(n));
     let mut acc = Accumulator::new(n, nl, nh, batches.len());
     for (k, idx) in batches.iter().enumerate() {

@@ -67,20 +67,26 @@ pub struct ContrastiveOut {
 }
 
 impl Model {
-    /// Checks that `spec` can run on this model with batches of `pairs` pairs.
-    pub fn check_contrastive(&self, spec: &ContrastiveSpec, pairs: usize) -> Result<()> {
-        if pairs < 2 {
+    /// Checks that `spec` can run on this model with `--batch-size` `batch_size` (a lone last
+    /// pair joins the batch before it, so a batch may hold one pair more).
+    pub fn check_contrastive(&self, spec: &ContrastiveSpec, batch_size: usize) -> Result<()> {
+        let most = kernels::contrastive::MAX_PAIRS - 1;
+        if batch_size < 2 {
             return Err(Error::Usage(
                 "an in-batch contrastive objective needs at least 2 pairs a batch (--batch-size)"
                     .into(),
             ));
         }
-        if pairs > kernels::contrastive::MAX_PAIRS {
+        if batch_size > most {
             return Err(Error::Usage(format!(
-                "--batch-size {pairs}: a contrastive batch holds at most {} pairs",
-                kernels::contrastive::MAX_PAIRS
+                "--batch-size {batch_size}: a contrastive batch holds at most {most} pairs (and one more when a lone last pair joins it)"
             )));
         }
+        self.check_contrastive_model(spec)
+    }
+
+    /// What the contrastive kernels need of the model and the pooling.
+    fn check_contrastive_model(&self, spec: &ContrastiveSpec) -> Result<()> {
         if self.config.hidden_size > kernels::contrastive::MAX_HIDDEN {
             return Err(Error::Usage(format!(
                 "{}: the contrastive kernels take hidden sizes up to {} (this model: {})",
@@ -113,7 +119,13 @@ impl Model {
     ) -> Result<(ContrastiveOut, Option<GateGrads>)> {
         let b = first.len();
         assert_eq!(second.len(), b, "pairs");
-        self.check_contrastive(spec, b)?;
+        if !(2..=kernels::contrastive::MAX_PAIRS).contains(&b) {
+            return Err(Error::Usage(format!(
+                "a contrastive batch needs 2 to {} pairs (this one: {b})",
+                kernels::contrastive::MAX_PAIRS
+            )));
+        }
+        self.check_contrastive_model(spec)?;
         let h = self.config.hidden_size;
         let seqs: Vec<&Encoded> = first.iter().chain(second).copied().collect();
         let mut rec = gpu.recorder();

@@ -153,16 +153,6 @@ pub struct InBatch {
     pub dropout: Option<f32>,
 }
 
-impl Default for InBatch {
-    fn default() -> InBatch {
-        InBatch {
-            scale: 20.0,
-            symmetric: false,
-            dropout: None,
-        }
-    }
-}
-
 /// The sentence pairs of an in-batch objective, each sentence encoded alone.
 pub struct Pairs {
     pub first: Vec<Encoded>,
@@ -657,6 +647,7 @@ pub fn evaluate_contrastive(
     seed: u64,
     progress: bool,
 ) -> Result<ContrastiveMetrics> {
+    model.check_contrastive(spec, batch_size)?;
     let lh = model.config.total_heads();
     let batches = pairs.batches(batch_size, seed);
     let bar = progress.then(|| progress_bar(pairs.len()));
