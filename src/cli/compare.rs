@@ -60,7 +60,7 @@ pub fn run(args: &Args) -> headroom::Result<()> {
         let m = compare::matrix(&maps, args.bootstrap, args.seed)?;
         print_table(&m);
         if let Some(dir) = &args.plot {
-            headroom::analysis::compare::plot_matrix(dir, &m)?;
+            compare::plot_matrix(dir, &m)?;
         }
         serde_json::to_string_pretty(&m).expect("comparison serialises")
     };

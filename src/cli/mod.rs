@@ -186,6 +186,7 @@ pub enum Command {
     /// Agreement of two head maps (score's importance JSON, a role of roles.json, or an [L][H]
     /// array): Spearman and Kendall τ-b (bootstrap 95 % intervals when both carry per-example
     /// data), top-k Jaccard at 10/25/50 % of the heads, per-layer Spearman. JSON on stdout.
+    /// Given more maps, every pair, as matrices (--plot draws the Spearman matrix).
     Compare(compare::Args),
     /// Physically prune a checkpoint by a head mask: the kept heads' Q/K/V rows and output
     /// projection columns only, `pruned_heads` in config.json (original indices, merged with
