@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::batch::{plan_for, progress_bar};
 use crate::model::contrastive::ContrastiveSpec;
-use crate::model::{Encoded, GateGrads, Model, TaskHead};
+use crate::model::{Encoded, GateGrads, Gates, Model, TaskHead};
+use crate::tasks::pretraining::{PairPasses, Pairs};
 use crate::tasks::TaskData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +158,7 @@ fn gates_for(mask: Option<&[f32]>, rows: usize, lh: usize) -> Vec<f32> {
 pub fn score_pairs(
     gpu: &Gpu,
     model: &Model,
-    pairs: &crate::tasks::pretraining::Pairs,
+    pairs: &Pairs,
     spec: &ContrastiveSpec,
     mask: Option<&[f32]>,
     batch_size: usize,
@@ -166,29 +167,27 @@ pub fn score_pairs(
 ) -> Result<Scores> {
     let c = &model.config;
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
-    let lh = nl * nh;
-    let n = pairs.len();
     let batches = pairs.batches(batch_size, seed);
     model.check_contrastive(spec, batch_size)?;
-    let bar = progress.then(|| progress_bar(n));
-    let mut acc = Accumulator::new(n, nl, nh, batches.len());
-    for (k, idx) in batches.iter().enumerate() {
-        let first: Vec<&Encoded> = idx.iter().map(|&i| &pairs.first[i]).collect();
-        let second: Vec<&Encoded> = idx.iter().map(|&i| &pairs.second[i]).collect();
-        let gates = gates_for(mask, 2 * idx.len(), lh);
-        let spec = spec.for_batch(k as u64);
-        let (_, out) = model.contrastive_pass(gpu, &first, &second, &gates, &spec, true)?;
+    let gates = match mask {
+        Some(m) => Gates::Broadcast(m.to_vec()),
+        None => Gates::Ones,
+    };
+    let run = PairPasses {
+        gpu,
+        model,
+        spec,
+        gates: &gates,
+        backward: true,
+        progress,
+    };
+    let mut acc = Accumulator::new(pairs.len(), nl, nh, batches.len());
+    pairs.run(&batches, &run, |idx, _, grads| {
         acc.add(
             idx,
-            &out.expect("a backward pass was asked for").fold_pairs(),
+            &grads.expect("a backward pass was asked for").fold_pairs(),
         );
-        if let Some(b) = &bar {
-            b.inc(idx.len() as u64);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    })?;
     Ok(acc.finish())
 }
 

@@ -53,14 +53,14 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         )));
     }
     let start = std::time::Instant::now();
-    // the scores, how many examples were truncated, and the tokens the loss counts: masked
-    // (mlm), or every real one (rtd)
-    let (model, s, truncated, loss_tokens) = match args.objective {
+    // the scores, how many examples were truncated, the tokens the loss counts (masked for
+    // mlm, every real one for rtd), and an in-batch objective's settings
+    let (model, s, truncated, loss_tokens, in_batch) = match args.objective {
         Objective::Task => {
             let (model, split) = load_task(gpu, args)?;
             tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
             let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
-            (model, s, split.truncated, None)
+            (model, s, split.truncated, None, None)
         }
         objective if objective.in_batch() => {
             let model = pretraining::load_model(gpu, &args.model, objective, true)?;
@@ -70,7 +70,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             pretraining::warn_truncated_pairs(&args.data, &pairs, model.tokenizer.max_len());
             let (bs, seed) = (args.batch_size, args.mask_seed);
             let s = importance::score_pairs(gpu, &model, &pairs, &spec, None, bs, seed, true)?;
-            (model, s, pairs.truncated, None)
+            (model, s, pairs.truncated, None, Some(spec))
         }
         objective => {
             let model = pretraining::load_model(gpu, &args.model, objective, true)?;
@@ -78,7 +78,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
             let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
             let counted = split.labels.iter().flatten().filter(|&&y| y >= 0).count();
-            (model, s, split.truncated, Some(counted))
+            (model, s, split.truncated, Some(counted), None)
         }
     };
     let (nl, nh) = (s.layers, s.heads);
@@ -106,13 +106,12 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         .map(|&g| (g.name().to_string(), variant(g)))
         .collect();
     let seconds = start.elapsed().as_secs_f64();
-    let in_batch = args.objective.in_batch().then(|| {
+    let in_batch = in_batch.map(|spec| {
         serde_json::json!({
-            "scale": args.in_batch.scale,
-            "symmetric": args.in_batch.symmetric,
-            "dropout": (args.objective == Objective::Simcse).then(|| {
-                args.in_batch.dropout.unwrap_or(model.config.hidden_dropout_prob as f32)
-            }),
+            "scale": spec.scale,
+            "symmetric": spec.symmetric,
+            "pooling": format!("{:?}", spec.pooling),
+            "dropout": spec.dropout.map(|d| d.p),
             "per_example_note": "in-batch negatives: an example's gate gradient is that of its batch's summed loss with respect to the gates of both its sentences, so per-example values are per batch; batches are drawn in an order seeded by mask_seed",
         })
     });

@@ -258,16 +258,29 @@ impl Model {
                 .map(|r| r.iter().sum())
                 .collect()
         };
-        // per head of [B, L, heads]; heads a pruned checkpoint lacks read 0
-        let heads = |t: &Tensor| self.expand_heads(&acts.plan, &gpu.read_f32(t), b);
-        Ok(GateGrads {
+        Ok(self.read_gate_grads(gpu, &acts.plan, &gb, loss, examples))
+    }
+
+    /// Reads the gate buffers of a backward pass over `examples` back as [`GateGrads`], per
+    /// head of [B, L, heads] (heads a pruned checkpoint lacks read 0), with their `loss`.
+    pub(super) fn read_gate_grads(
+        &self,
+        gpu: &Gpu,
+        plan: &super::HeadPlan,
+        gb: &GateBuffers,
+        loss: Vec<f32>,
+        examples: &[&Encoded],
+    ) -> GateGrads {
+        let b = examples.len();
+        let heads = |t: &Tensor| self.expand_heads(plan, &gpu.read_f32(t), b);
+        GateGrads {
             loss,
             dgates: heads(&gb.dgates),
             entropy_sum: heads(&gb.entropy_sum),
             token_abs: heads(&gb.token_abs),
             confidence_sum: heads(&gb.confidence_sum),
             lengths: examples.iter().map(|e| e.ids.len()).collect(),
-        })
+        }
     }
 
     /// The task head's backward from `dlogits`: the classifier (and pooler) gradients when

@@ -151,7 +151,17 @@ impl Model {
             false,
             &pooled,
         );
-        kernels::pool(&mut rec, last, &acts.lens, shape, spec.pooling, true, &unit);
+        // the unit rows from the pooled ones: each a one-token "sequence", normalised
+        let rows = ((2 * b) as u32, 1, h as u32);
+        kernels::pool(
+            &mut rec,
+            &pooled,
+            &acts.lens,
+            rows,
+            Pooling::First,
+            true,
+            &unit,
+        );
         let args = ContrastiveArgs {
             pairs: b as u32,
             hidden: h as u32,
@@ -197,17 +207,10 @@ impl Model {
             top1,
         };
         let grads = grads.map(|gb| {
-            let heads = |t| self.expand_heads(&acts.plan, &gpu.read_f32(t), 2 * b);
+            // per sequence: its anchor's weighted loss (a second sentence's is 0 unless symmetric)
             let mut loss: Vec<f32> = anchor_loss.iter().map(|l| weight * l).collect();
             loss.resize(2 * b, 0.0);
-            GateGrads {
-                loss,
-                dgates: heads(&gb.dgates),
-                entropy_sum: heads(&gb.entropy_sum),
-                token_abs: heads(&gb.token_abs),
-                confidence_sum: heads(&gb.confidence_sum),
-                lengths: seqs.iter().map(|e| e.ids.len()).collect(),
-            }
+            self.read_gate_grads(gpu, &acts.plan, &gb, loss, &seqs)
         });
         Ok((out, grads))
     }

@@ -18,9 +18,9 @@ use crate::gpu::Gpu;
 use crate::io::{conllu, input};
 use crate::maths::rng::SplitMix64;
 use crate::model::batch::{plan_for, progress_bar};
-use crate::model::contrastive::ContrastiveSpec;
+use crate::model::contrastive::{ContrastiveOut, ContrastiveSpec};
 use crate::model::{
-    BertTokenizer, Dropout, Encoded, Gates, Model, Pooling, SentencePooling, VOCAB_CHUNK,
+    BertTokenizer, Dropout, Encoded, GateGrads, Gates, Model, Pooling, SentencePooling, VOCAB_CHUNK,
 };
 use std::path::Path;
 
@@ -196,6 +196,49 @@ pub fn warn_truncated_pairs(path: &Path, pairs: &Pairs, max_len: usize) {
             pairs.truncated,
             2 * pairs.len()
         );
+    }
+}
+
+/// How [`Pairs::run`] runs each batch: the model, the objective, the gates (one row per pair,
+/// given to both its sentences), and whether to run the backward pass too.
+pub struct PairPasses<'a> {
+    pub gpu: &'a Gpu,
+    pub model: &'a Model,
+    pub spec: &'a ContrastiveSpec,
+    pub gates: &'a Gates,
+    pub backward: bool,
+    pub progress: bool,
+}
+
+impl Pairs {
+    /// One contrastive pass per batch of `batches` (from [`Pairs::batches`]); `f` gets the
+    /// batch's pair indices, its losses and, with `backward`, its gate gradients (2B rows).
+    pub fn run(
+        &self,
+        batches: &[Vec<usize>],
+        how: &PairPasses,
+        mut f: impl FnMut(&[usize], ContrastiveOut, Option<GateGrads>),
+    ) -> Result<()> {
+        let lh = how.model.config.total_heads();
+        let bar = how.progress.then(|| progress_bar(self.len()));
+        for (k, idx) in batches.iter().enumerate() {
+            let first: Vec<&Encoded> = idx.iter().map(|&i| &self.first[i]).collect();
+            let second: Vec<&Encoded> = idx.iter().map(|&i| &self.second[i]).collect();
+            let g = how.gates.for_batch(idx, lh);
+            let both = [g.as_slice(), g.as_slice()].concat();
+            let spec = how.spec.for_batch(k as u64);
+            let (out, grads) =
+                how.model
+                    .contrastive_pass(how.gpu, &first, &second, &both, &spec, how.backward)?;
+            f(idx, out, grads);
+            if let Some(b) = &bar {
+                b.inc(idx.len() as u64);
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(())
     }
 }
 
@@ -648,26 +691,20 @@ pub fn evaluate_contrastive(
     progress: bool,
 ) -> Result<ContrastiveMetrics> {
     model.check_contrastive(spec, batch_size)?;
-    let lh = model.config.total_heads();
     let batches = pairs.batches(batch_size, seed);
-    let bar = progress.then(|| progress_bar(pairs.len()));
     let (mut loss, mut top1) = (0f64, 0usize);
-    for (k, idx) in batches.iter().enumerate() {
-        let first: Vec<&Encoded> = idx.iter().map(|&i| &pairs.first[i]).collect();
-        let second: Vec<&Encoded> = idx.iter().map(|&i| &pairs.second[i]).collect();
-        let g = gates.for_batch(idx, lh);
-        let both = [g.as_slice(), g.as_slice()].concat();
-        let spec = spec.for_batch(k as u64);
-        let (out, _) = model.contrastive_pass(gpu, &first, &second, &both, &spec, false)?;
+    let run = PairPasses {
+        gpu,
+        model,
+        spec,
+        gates,
+        backward: false,
+        progress,
+    };
+    pairs.run(&batches, &run, |_, out, _| {
         loss += out.loss.iter().map(|&l| l as f64).sum::<f64>();
         top1 += out.top1.iter().filter(|&&t| t).count();
-        if let Some(b) = &bar {
-            b.inc(idx.len() as u64);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    })?;
     let n = pairs.len().max(1) as f64;
     Ok(ContrastiveMetrics {
         examples: pairs.len(),

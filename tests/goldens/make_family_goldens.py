@@ -99,6 +99,14 @@ def to_5d(gates):
     return gates.permute(1, 0, 2)[:, :, :, None, None].contiguous()
 
 
+def random_head_mask(gen, L, H, groups):
+    """An [L, H] mask of 0s and 1s (about 30 % zeros; head (0, 0) pruned, the last head kept),
+    equal within each shared layer group."""
+    hm = (torch.rand((L, H), generator=gen) > 0.3).float()
+    hm[0, 0], hm[-1, -1] = 0.0, 1.0
+    return tie_groups(hm, groups) if groups else hm
+
+
 def tie_groups(rows, groups):
     """Rows of [.., L, H] made equal within each of `groups` runs of layers (ALBERT applies one
     shared layer to each run, and transformers reads only the run's first head_mask row)."""
@@ -125,10 +133,7 @@ def family_goldens(name, model, base, run_kwargs, groups=None, sentences=None, l
     with torch.no_grad():
         t["logits"] = model(**kw).logits
         t["last_hidden_state"] = base(model)(**kw).last_hidden_state
-        hm = (torch.rand((L, H), generator=gen) > 0.3).float()
-        hm[0, 0], hm[-1, -1] = 0.0, 1.0
-        if groups:
-            hm = tie_groups(hm, groups)
+        hm = random_head_mask(gen, L, H, groups)
         t["head_mask"] = hm
         t["logits_hm"] = model(**kw, head_mask=hm).logits
         t["last_hidden_state_hm"] = base(model)(**kw, head_mask=hm).last_hidden_state
@@ -428,10 +433,7 @@ def token_classifiers():
              "classifier.bias": model.classifier.bias.detach().clone()}
         with torch.no_grad():
             t["logits"] = model(**kw).logits
-            hm = (torch.rand((L, H), generator=gen) > 0.3).float()
-            hm[0, 0], hm[-1, -1] = 0.0, 1.0
-            if groups:
-                hm = tie_groups(hm, groups)
+            hm = random_head_mask(gen, L, H, groups)
             t["head_mask"] = hm
             t["logits_hm"] = model(**kw, head_mask=hm).logits
         gates = fractional_gates(gen, ids.shape[0], L, H)
