@@ -545,3 +545,141 @@ fn joint_runs_train_the_weights_and_export_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn pre_training_objectives_rank_heads_and_judge_masks() {
+    let dir = std::env::temp_dir().join(format!("headroom-prune-obj-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = fixture("tiny-bert");
+    let sentences = golden_path("sentences.tsv");
+    let pairs = golden_path("pairs.tsv");
+    let simcse = [
+        "--objective",
+        "simcse",
+        "--mask-seed",
+        "7",
+        "--batch-size",
+        "3",
+    ];
+    // the simcse importance `score` gives with the same seed and batches
+    let scored = dir.join("score");
+    let mut a = vec!["score", "--model", p(&model), "--data", p(&sentences)];
+    a.extend(["--out", p(&scored)]);
+    a.extend(simcse);
+    let r = headroom(&a);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = read_json(&dir.join("score/report.json"));
+    let ranked: Vec<f64> =
+        serde_json::from_value(report["variants"]["example"]["per_layer_l2"].clone()).unwrap();
+    // prune the pre-trained model by it down to 2 of 4 heads, judged by in-batch top-1 on
+    // the pairs' first sentences, and export the pruned checkpoint
+    let out = dir.join("simcse");
+    let exported = dir.join("exported");
+    let mut extra = vec!["--heads", "2", "--export", p(&exported)];
+    extra.extend(simcse);
+    let r = run_args(&prune_args(&model, &sentences, &pairs, &out, &extra));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&out.join("curve.json"));
+    assert_eq!(c["metric"], "in-batch top-1");
+    let pts = c["curve"]["points"].as_array().unwrap();
+    let chosen = c["chosen"].as_u64().unwrap() as usize;
+    assert_eq!(chosen, pts.len() - 1, "--heads K chooses the last point");
+    assert_eq!(pts[chosen]["heads_kept"], 2);
+    let mask: Vec<f32> = serde_json::from_value::<Vec<Vec<f32>>>(pts[chosen]["mask"].clone())
+        .unwrap()
+        .concat();
+    let mut order: Vec<usize> = (0..4).collect();
+    order.sort_by(|&i, &j| ranked[i].total_cmp(&ranked[j]));
+    let want: Vec<f32> = (0..4)
+        .map(|i| if order[..2].contains(&i) { 0.0 } else { 1.0 })
+        .collect();
+    assert_eq!(mask, want, "the two heads of lowest simcse importance go");
+    let config = read_json(&exported.join("config.json"));
+    let pruned = config["pruned_heads"].as_object().unwrap();
+    assert_eq!(
+        pruned.values().flat_map(|v| v.as_array().unwrap()).count(),
+        2
+    );
+    // `eval` under the same objective and mask gives the chosen point's metric and loss
+    let mask_file = out.join("mask.json");
+    let mut a = vec!["eval", "--model", p(&model), "--data", p(&pairs)];
+    a.extend(["--head-mask", p(&mask_file)]);
+    a.extend(simcse);
+    let r = headroom(&a);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(e["in_batch_top1"].as_f64(), pts[chosen]["metric"].as_f64());
+    assert_eq!(e["loss"].as_f64(), pts[chosen]["loss"].as_f64());
+    // the masked-LM objective on a checkpoint with that head
+    let out = dir.join("mlm");
+    let mlm = fixture("tiny-bert-mlm");
+    let long = golden_path("long-sentences.tsv");
+    let extra = [
+        "--objective",
+        "mlm",
+        "--strategy",
+        "trials",
+        "--trials",
+        "1,3",
+    ];
+    let r = run_args(&prune_args(&mlm, &long, &sentences, &out, &extra));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let c = read_json(&out.join("curve.json"));
+    assert_eq!(c["metric"], "masked-token accuracy");
+    let kept: Vec<u64> = c["curve"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["heads_kept"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, vec![6, 5, 3]);
+    // bad input: one line, exit 2, nothing written
+    let bad = |extra: &[&str], needle: &str, what: &str| {
+        let out = dir.join("bad");
+        let r = run_args(&prune_args(&model, &sentences, &pairs, &out, extra));
+        assert_user_error(&r, needle, what);
+        assert!(!out.exists(), "{what}: no output");
+    };
+    let with = |more: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["--objective", "simcse"];
+        v.extend(more);
+        v
+    };
+    bad(
+        &with(&["--strategy", "dsp", "--heads", "2"]),
+        "need the task objective",
+        "a learned strategy under simcse",
+    );
+    bad(
+        &with(&["--importance", "ablation"]),
+        "need the task objective",
+        "ablation under simcse",
+    );
+    bad(
+        &with(&["--strategy", "trials", "--trials", "1", "--heads", "2"]),
+        "--heads applies to",
+        "--heads with trials",
+    );
+    bad(
+        &with(&["--heads", "1,2"]),
+        "one --heads count",
+        "two counts",
+    );
+    bad(
+        &with(&["--heads", "4"]),
+        "fewer than the 4 heads",
+        "no head pruned",
+    );
+    bad(
+        &with(&["--dropout", "0"]),
+        "dropout",
+        "simcse without dropout",
+    );
+    bad(
+        &["--objective", "mlm"],
+        "no masked-LM head",
+        "mlm without its head",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

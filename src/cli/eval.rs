@@ -4,7 +4,7 @@
 
 use super::{
     check_batch_size, data_help, finish_profile, open_gpu, Cli, HeadMaskArg, ModelDataArgs,
-    ObjectiveArg,
+    ObjectiveArg, SimcseDropoutArg,
 };
 
 #[derive(clap::Args)]
@@ -18,6 +18,8 @@ pub struct Args {
     input: ModelDataArgs,
     #[command(flatten)]
     objective: ObjectiveArg,
+    #[command(flatten)]
+    simcse_dropout: SimcseDropoutArg,
     #[command(flatten)]
     head_mask: HeadMaskArg,
     /// Examples per batch.
@@ -44,7 +46,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         batch_size: a.batch_size,
         objective,
         mask_seed: a.objective.mask_seed,
-        in_batch: a.objective.in_batch(),
+        in_batch: a.objective.in_batch(a.simcse_dropout.dropout),
         paired_bootstrap: a.paired_bootstrap,
         seed: a.seed,
     };

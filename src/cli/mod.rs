@@ -72,7 +72,8 @@ pub struct HeadMaskArg {
     pub file: Option<PathBuf>,
 }
 
-/// `--objective` and its corruption seed, as `score` and `eval` declare them.
+/// `--objective` and its settings, as `score`, `eval` and `prune` declare them (SimCSE's dropout
+/// apart: [`SimcseDropoutArg`], or prune's `--dropout`).
 #[derive(clap::Args)]
 pub struct ObjectiveArg {
     /// task: the checkpoint's classifier on a labelled split; mlm: the masked-LM head of a
@@ -95,10 +96,15 @@ pub struct ObjectiveArg {
     /// directions).
     #[arg(long)]
     symmetric: bool,
+}
+
+/// SimCSE's `--dropout`, as `score` and `eval` declare it.
+#[derive(clap::Args)]
+pub struct SimcseDropoutArg {
     /// simcse: the dropout that tells a sentence's two copies apart (default: the model's
     /// hidden_dropout_prob).
     #[arg(long)]
-    dropout: Option<f32>,
+    pub dropout: Option<f32>,
 }
 
 impl ObjectiveArg {
@@ -106,12 +112,12 @@ impl ObjectiveArg {
         headroom::tasks::Objective::parse(&self.objective)
     }
 
-    /// The in-batch objectives' settings.
-    pub fn in_batch(&self) -> headroom::tasks::pretraining::InBatch {
+    /// The in-batch objectives' settings, with SimCSE's `dropout`.
+    pub fn in_batch(&self, dropout: Option<f32>) -> headroom::tasks::pretraining::InBatch {
         headroom::tasks::pretraining::InBatch {
             scale: self.scale,
             symmetric: self.symmetric,
-            dropout: self.dropout,
+            dropout,
         }
     }
 }
@@ -130,7 +136,8 @@ pub struct TrainFlags {
     /// Clip the global gradient norm to this.
     #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f32,
-    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob).
+    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob). prune --objective simcse:
+    /// the dropout that tells a sentence's two copies apart.
     #[arg(long)]
     pub dropout: Option<f32>,
     /// Keep the embedding tables, their LayerNorm (and projection) fixed.

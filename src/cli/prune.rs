@@ -1,7 +1,7 @@
 //! `headroom prune`: prune heads by importance and trace heads kept against the eval metric
 //! (mask-driven: masked heads are gated to 0). Writes curve.json, mask.json and curve.svg/png.
 
-use super::{check_batch_size, finish_profile, open_gpu, Cli, TrainFlags};
+use super::{check_batch_size, finish_profile, open_gpu, Cli, ObjectiveArg, TrainFlags};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -9,12 +9,15 @@ pub struct Args {
     /// HF model directory of a sequence or token classifier.
     #[arg(long)]
     model: PathBuf,
-    /// Labelled data the importance is computed on.
+    /// Data the importance is computed on: labelled, or what --objective reads.
     #[arg(long)]
     score_data: PathBuf,
-    /// Labelled data each mask is evaluated on.
+    /// Data each mask is evaluated on (by the task's metric, the masked-LM head's or the
+    /// discriminator's token accuracy, or in-batch top-1 under --objective).
     #[arg(long)]
     eval_data: PathBuf,
+    #[command(flatten)]
+    objective: ObjectiveArg,
     /// oneshot, iterative (re-score after each step), threshold (iterative, stop below
     /// --keep × the unpruned metric), trials (--trials k1,k2,...; the best on eval data), or
     /// learned gates on the frozen model, trained on --score-data: dsp and dsp-ste (--heads
@@ -56,7 +59,8 @@ pub struct Args {
     /// Replace the --export directory if it exists.
     #[arg(long)]
     force: bool,
-    /// dsp, dsp-ste: heads to keep, one run per value (and seed).
+    /// dsp, dsp-ste: heads to keep, one run per value (and seed). oneshot, iterative: the
+    /// one head count to prune down to; its mask is the chosen one.
     #[arg(long, value_delimiter = ',')]
     heads: Vec<usize>,
     /// Learned strategies: one run per seed (default: --seed).
@@ -108,6 +112,7 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
         model,
         score_data,
         eval_data,
+        objective,
         strategy,
         importance,
         no_normalize,
@@ -174,6 +179,9 @@ pub fn run(cli: &Cli, args: &Args) -> headroom::Result<()> {
             .as_deref()
             .map(headroom::tasks::parse_task)
             .transpose()?,
+        objective: objective.parse()?,
+        mask_seed: objective.mask_seed,
+        in_batch: objective.in_batch(training.dropout),
     };
     let gpu = open_gpu(cli)?;
     let r = headroom::heads::prune::prune(&gpu, &args)?;

@@ -3,6 +3,7 @@
 
 use super::{
     check_batch_size, data_help, finish_profile, open_gpu, Cli, ModelDataArgs, ObjectiveArg,
+    SimcseDropoutArg,
 };
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub struct Args {
     input: ModelDataArgs,
     #[command(flatten)]
     objective: ObjectiveArg,
+    #[command(flatten)]
+    simcse_dropout: SimcseDropoutArg,
     /// Output directory: head_importance.npy, attn_entropy.npy, attn_confidence.npy,
     /// report.json, head_importance.svg/.png.
     #[arg(long)]
@@ -55,7 +58,7 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         task,
         objective,
         mask_seed: a.objective.mask_seed,
-        in_batch: a.objective.in_batch(),
+        in_batch: a.objective.in_batch(a.simcse_dropout.dropout),
     };
     let s = headroom::heads::score::score(&gpu, &args)?;
     println!(

@@ -8,7 +8,7 @@ use crate::model::batch::{plan_for, progress_bar};
 use crate::model::contrastive::ContrastiveSpec;
 use crate::model::{Encoded, GateGrads, Gates, Model, TaskHead};
 use crate::tasks::pretraining::{PairPasses, Pairs};
-use crate::tasks::TaskData;
+use crate::tasks::{ObjectiveData, TaskData};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
@@ -189,6 +189,26 @@ pub fn score_pairs(
         );
     })?;
     Ok(acc.finish())
+}
+
+/// Head importance under whichever objective `data` was loaded for ([`score`], or
+/// [`score_pairs`] for the in-batch objectives).
+pub fn score_objective(
+    gpu: &Gpu,
+    model: &Model,
+    data: &ObjectiveData,
+    mask: Option<&[f32]>,
+    batch_size: usize,
+    progress: bool,
+) -> Result<Scores> {
+    match data {
+        ObjectiveData::Task(d) | ObjectiveData::Mlm(d) | ObjectiveData::Rtd(d) => {
+            score(gpu, model, d, mask, batch_size, progress)
+        }
+        ObjectiveData::InBatch { pairs, spec, seed } => {
+            score_pairs(gpu, model, pairs, spec, mask, batch_size, *seed, progress)
+        }
+    }
 }
 
 /// Gathers each batch's gate gradients into [`Scores`].

@@ -10,7 +10,8 @@ use crate::gpu::Gpu;
 use crate::heads::importance::{self, Granularity};
 use crate::heads::learned::{self, LearnArgs, Method, Schedule};
 use crate::model::{Gates, HeadSpec, Model, TaskHead};
-use crate::tasks::{self, TaskData};
+use crate::tasks::pretraining::{self, InBatch};
+use crate::tasks::{self, Objective, ObjectiveData, TaskData};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +113,8 @@ pub struct PruneArgs {
     pub force: bool,
     /// How the learned strategies train their logits.
     pub schedule: Schedule,
-    /// K for dsp and dsp-ste: one run per budget and seed.
+    /// K for dsp and dsp-ste: one run per budget and seed; for oneshot and iterative, the
+    /// one head count to prune down to (the chosen mask).
     pub budgets: Vec<usize>,
     pub seeds: Vec<u64>,
     /// λ for hard-concrete: one run per λ and seed.
@@ -123,6 +125,14 @@ pub struct PruneArgs {
     /// With `joint`: the task of the head to add to a bare encoder (a checkpoint with a head
     /// must match it).
     pub task: Option<TaskHead>,
+    /// The loss heads are ranked by and the masks judged on (the pre-training ones rank by
+    /// gradients, entropy or at random).
+    pub objective: Objective,
+    /// The pre-training objectives' corruption seed, and the in-batch ones' batch order and
+    /// dropout seed.
+    pub mask_seed: u64,
+    /// The in-batch objectives' settings.
+    pub in_batch: InBatch,
 }
 
 impl PruneArgs {
@@ -190,8 +200,8 @@ struct Ctx<'a> {
     gpu: &'a Gpu,
     model: &'a Model,
     labels: Vec<String>,
-    score: TaskData,
-    eval: TaskData,
+    score: ObjectiveData,
+    eval: ObjectiveData,
     args: &'a PruneArgs,
     shape: (usize, usize),
     /// The unpruned mask: 1 for every head the checkpoint stores (a pruned checkpoint's
@@ -210,10 +220,9 @@ impl Ctx<'_> {
     /// `mask` on another copy of the model (a joint run's trained weights).
     fn evaluate_model(&self, model: &Model, mask: &[f32]) -> Result<Point> {
         let gates = Gates::Broadcast(mask.to_vec());
-        let m = tasks::evaluate(
+        let m = self.eval.evaluate(
             self.gpu,
             model,
-            &self.eval,
             &self.labels,
             &gates,
             self.args.batch_size,
@@ -224,9 +233,20 @@ impl Ctx<'_> {
         Ok(Point {
             heads_kept: kept,
             pruned: mask.len() - kept,
-            metric: m.main,
+            metric: m.metric,
             loss: m.loss,
             mask: mask.chunks(nh).map(|r| r.to_vec()).collect(),
+        })
+    }
+
+    /// The task objective's score split (`prune` refuses the strategies that need it under
+    /// another objective before any data is read).
+    fn task_split(&self) -> Result<&TaskData> {
+        self.score.task_split().ok_or_else(|| {
+            Error::Usage(format!(
+                "--objective {}: this step needs the task objective",
+                self.args.objective.name()
+            ))
         })
     }
 
@@ -234,7 +254,7 @@ impl Ctx<'_> {
         importance::ablation(
             self.gpu,
             self.model,
-            &self.score,
+            self.task_split()?,
             Some(mask),
             self.args.batch_size,
             progress,
@@ -261,7 +281,7 @@ impl Ctx<'_> {
             }
             Importance::Ablation => Ok(self.ablation(mask, true)?.increase),
             _ => {
-                let s = importance::score(
+                let s = importance::score_objective(
                     self.gpu,
                     self.model,
                     &self.score,
@@ -316,32 +336,42 @@ pub fn prune_lowest(
     done
 }
 
-fn curve_of(ctx: &Ctx, imp: Importance, iterative: bool, stop_below: Option<f64>) -> Result<Curve> {
+/// Prunes step by step from the unpruned mask, evaluating each: until nothing is left to prune,
+/// until the metric falls below `stop_below`, or down to `target` heads kept (the last step
+/// prunes only what is left).
+fn curve_of(
+    ctx: &Ctx,
+    imp: Importance,
+    iterative: bool,
+    stop_below: Option<f64>,
+    target: Option<usize>,
+) -> Result<Curve> {
     let (nl, nh) = ctx.shape;
     let total = nl * nh;
     // Rankings prune the layers the checkpoint stores: with shared layers (ALBERT) a head is
     // pruned from every application of its group at once (so that the mask can be exported),
     // ranked by its scores summed over the applications. A step prunes this many stored heads.
     let c = &ctx.model.config;
-    let per = c.applications_per_stored_layer() as f64;
-    let per_step = ((ctx.args.step * total as f64 / per).round() as usize).max(1);
+    let per = c.applications_per_stored_layer();
+    let per_step = ((ctx.args.step * total as f64 / per as f64).round() as usize).max(1);
     let mut kept = c.fold_to_stored(&ctx.start, false);
+    // stored heads to keep (`prune` checks that the target is a whole number of them)
+    let target = target.map(|k| k / per);
     let mut mask = c.expand_stored(&kept);
     let mut points = vec![ctx.evaluate(&mask)?];
     let mut scores = c.fold_to_stored(&ctx.scores(imp, &mask, 0)?, true);
     let bar = crate::model::progress_bar(total);
     for round in 1.. {
+        let left = kept.iter().filter(|&&v| v != 0.0).count();
+        let k = match target {
+            Some(t) if left <= t => break,
+            Some(t) => per_step.min(left - t),
+            None => per_step,
+        };
         if iterative && round > 1 {
             scores = c.fold_to_stored(&ctx.scores(imp, &mask, round)?, true);
         }
-        if prune_lowest(
-            &mut kept,
-            &scores,
-            nh,
-            per_step,
-            ctx.args.min_heads_per_layer,
-        ) == 0
-        {
+        if prune_lowest(&mut kept, &scores, nh, k, ctx.args.min_heads_per_layer) == 0 {
             break;
         }
         mask = c.expand_stored(&kept);
@@ -439,12 +469,12 @@ fn learned_runs(ctx: &Ctx, method: Method) -> Result<LearnedRuns> {
                     seed,
                 };
                 let model = Model::load_for_training(ctx.gpu, &a.model, &spec)?;
-                let r = learned::learn(ctx.gpu, &model, &ctx.score, &la, true)?;
+                let r = learned::learn(ctx.gpu, &model, ctx.task_split()?, &la, true)?;
                 let p = ctx.evaluate_model(&model, &r.mask)?;
                 trained = Some(model);
                 (r, p)
             } else {
-                let r = learned::learn(ctx.gpu, ctx.model, &ctx.score, &la, true)?;
+                let r = learned::learn(ctx.gpu, ctx.model, ctx.task_split()?, &la, true)?;
                 let p = ctx.evaluate(&r.mask)?;
                 (r, p)
             };
@@ -553,6 +583,29 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             "--joint trains learned gates: use it with --strategy dsp, dsp-ste or hard-concrete"
                 .into(),
         ));
+    } else if !args.budgets.is_empty() {
+        if !matches!(args.strategy, Strategy::OneShot | Strategy::Iterative) {
+            return Err(Error::Usage(format!(
+                "--heads applies to --strategy oneshot, iterative, dsp and dsp-ste (not {})",
+                args.strategy.name()
+            )));
+        }
+        if args.budgets.len() > 1 {
+            return Err(Error::Usage(format!(
+                "--strategy {} prunes down to one --heads count (got {}): run once per count",
+                args.strategy.name(),
+                args.budgets.len()
+            )));
+        }
+    }
+    if args.objective != Objective::Task {
+        let learned = matches!(args.strategy, Strategy::Learned(_));
+        if learned || args.importance == Importance::Ablation || args.task.is_some() {
+            return Err(Error::Usage(format!(
+                "--objective {} ranks heads by gate gradients, entropy or at random with --strategy oneshot, iterative, threshold or trials; the learned strategies, --importance ablation and --task need the task objective",
+                args.objective.name()
+            )));
+        }
     }
     crate::io::output::check_not_input(
         &args.out,
@@ -579,6 +632,25 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             "--trials {k} is more than the model's {total} heads"
         )));
     }
+    // oneshot and iterative with --heads K: the head count to prune down to
+    let target = match args.strategy {
+        Strategy::OneShot | Strategy::Iterative => args.budgets.first().copied(),
+        _ => None,
+    };
+    if let Some(k) = target {
+        let present = model.present_mask().iter().filter(|&&v| v != 0.0).count();
+        let per = c.applications_per_stored_layer();
+        if k >= present || k % per != 0 {
+            return Err(Error::Usage(format!(
+                "--heads {k}: give fewer than the {present} heads the checkpoint holds{}",
+                if per > 1 {
+                    format!(", in multiples of {per} (each stored layer runs {per} times)")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
     if let Strategy::Learned(method) = args.strategy {
         // every setting checked before any data is read or any run starts
         let stored = model.present_mask().iter().filter(|&&v| v != 0.0).count();
@@ -591,8 +663,18 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
                 .check(stored)?;
         }
     }
-    let score = tasks::load(&model, &args.score_data, &labels)?;
-    let eval = tasks::load(&model, &args.eval_data, &labels)?;
+    let load = |path: &Path| {
+        ObjectiveData::load(
+            &model,
+            path,
+            args.objective,
+            &labels,
+            args.mask_seed,
+            args.in_batch,
+        )
+    };
+    let score = load(&args.score_data)?;
+    let eval = load(&args.eval_data)?;
     let ctx = Ctx {
         gpu,
         model: &model,
@@ -615,10 +697,10 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             trained = l.trained;
             l.curve
         }
-        Strategy::OneShot => curve_of(&ctx, args.importance, false, None)?,
-        Strategy::Iterative => curve_of(&ctx, args.importance, true, None)?,
+        Strategy::OneShot => curve_of(&ctx, args.importance, false, None, target)?,
+        Strategy::Iterative => curve_of(&ctx, args.importance, true, None, target)?,
         Strategy::Threshold => {
-            let mut c = curve_of(&ctx, args.importance, true, Some(threshold))?;
+            let mut c = curve_of(&ctx, args.importance, true, Some(threshold), None)?;
             c.strategy = "threshold".into();
             c
         }
@@ -649,8 +731,19 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
             })
             .unwrap_or(0),
         Strategy::Learned(_) => choose_learned(&curve.points, threshold),
+        // --heads K: the mask that keeps K heads, whatever its metric
+        _ if target.is_some() => curve.points.len() - 1,
         _ => choose(&curve.points, threshold),
     };
+    if let Some(k) = target {
+        let reached = curve.points[chosen].heads_kept;
+        if reached != k {
+            return Err(Error::Usage(format!(
+                "--heads {k}: pruning stopped at {reached} heads (--min-heads-per-layer {} keeps more)",
+                args.min_heads_per_layer
+            )));
+        }
+    }
     let best = &curve.points[chosen];
     if args.strategy == Strategy::Trials && best.metric > base.metric {
         let w = format!(
@@ -667,12 +760,12 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     if args.baselines {
         for imp in [Importance::Random, Importance::Entropy] {
             if imp != args.importance {
-                baselines.push(curve_of(&ctx, imp, false, None)?);
+                baselines.push(curve_of(&ctx, imp, false, None, target)?);
             }
         }
     }
     let agreement = if args.importance == Importance::Ablation {
-        let s = importance::score(
+        let s = importance::score_objective(
             gpu,
             &model,
             &ctx.score,
@@ -685,7 +778,7 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     } else {
         None
     };
-    let metric = tasks::metrics::main_metric_name(model.task);
+    let metric = ctx.eval.metric_name(&model);
     let report = PruneReport {
         strategy: args.strategy.name().into(),
         importance: curve.importance.clone(),
@@ -745,6 +838,10 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
 /// The checkpoint and its label names. A joint call loads it for training, adding a head
 /// (`args.task`, labels from the score data) to a bare encoder.
 fn load_model(gpu: &Gpu, args: &PruneArgs) -> Result<(Model, Vec<String>)> {
+    if args.objective != Objective::Task {
+        let model = pretraining::load_model(gpu, &args.model, args.objective, true)?;
+        return Ok((model, Vec::new()));
+    }
     let model = Model::load_for_gradients(gpu, &args.model)?;
     if args.joint.is_none() {
         let labels = tasks::model_labels(&model);

@@ -6,8 +6,10 @@ pub mod eval;
 pub mod finetune;
 pub mod forward;
 pub mod metrics;
+pub mod objective;
 pub mod pretraining;
 
 pub use data::{label_names, load, model_labels, parse_task, warn_truncated, TaskData, WordGold};
 pub use metrics::{evaluate, example_losses, seqeval, EntityScores, Metrics};
+pub use objective::ObjectiveData;
 pub use pretraining::Objective;
