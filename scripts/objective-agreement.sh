@@ -10,8 +10,8 @@
 #   data      subsets of ../shared/data: SST2_N SST-2 training sentences, WIKI_N WikiANN-en
 #             training sentences, DEV_N WikiANN-en dev sentences (SST-2 dev is used whole)
 #   finetune  the default model fine-tuned on each subset (one epoch)
-#   score     task importance of each fine-tuned model on its dev split; simcse importance of
-#             the pre-trained model on the same dev sentences (no labels read)
+#   score     task importance of each fine-tuned model on its dev split; OBJECTIVE importance
+#             of the pre-trained model on the same dev sentences (no labels read)
 #   compare   the four maps against each other (Spearman and Kendall with bootstrap intervals,
 #             top-k overlap, per-layer Spearman), with a heatmap
 #   multilingual  (when MULTI_MODEL and MULTI_TASK_SCORE are set) contrastive importance of the
@@ -20,8 +20,10 @@
 #             importance (scripts/cross-lingual.sh's score step)
 #
 # Environment: HEADROOM (binary), HEADROOM_DATA (default ../shared/data), BASE (default
-# weights/all-MiniLM-L6-v2), SST2_N (4000), WIKI_N (4000), DEV_N (1000), LR (1e-4), SEED (0),
-# MULTI_MODEL, MULTI_TASK_SCORE (a score directory's report.json), MULTI_LANGS (de es zh ar hi).
+# weights/all-MiniLM-L6-v2), OBJECTIVE (the pre-training objective: simcse, the default, or mlm
+# for a *ForMaskedLM BASE such as roberta-base, or rtd for an ELECTRA discriminator), SST2_N
+# (4000), WIKI_N (4000), DEV_N (1000), LR (1e-4), SEED (0), MULTI_MODEL, MULTI_TASK_SCORE (a
+# score directory's report.json), MULTI_LANGS (de es zh ar hi).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:?usage: scripts/objective-agreement.sh OUT [STEP ...]}
@@ -34,6 +36,7 @@ sst2_n=${SST2_N:-4000}
 wiki_n=${WIKI_N:-4000}
 dev_n=${DEV_N:-1000}
 seed=${SEED:-0}
+objective=${OBJECTIVE:-simcse}
 mkdir -p "$out"/data
 source scripts/steps.sh
 
@@ -59,18 +62,19 @@ for s in $steps; do
       --data "$out/data/sst2-dev.tsv" --out "$out/score/task-sst2"
     step "$out/score/task-wikiann" "$bin" score --model "$out/model-wikiann" \
       --data "$out/data/wikiann-dev.conll" --out "$out/score/task-wikiann"
-    step "$out/score/simcse-sst2" "$bin" score --model "$base" --objective simcse \
-      --mask-seed "$seed" --data "$out/data/sst2-dev.tsv" --out "$out/score/simcse-sst2"
-    step "$out/score/simcse-wikiann" "$bin" score --model "$base" --objective simcse \
-      --mask-seed "$seed" --data "$out/data/wikiann-dev.conll" --out "$out/score/simcse-wikiann"
+    step "$out/score/$objective-sst2" "$bin" score --model "$base" --objective "$objective" \
+      --mask-seed "$seed" --data "$out/data/sst2-dev.tsv" --out "$out/score/$objective-sst2"
+    step "$out/score/$objective-wikiann" "$bin" score --model "$base" --objective "$objective" \
+      --mask-seed "$seed" --data "$out/data/wikiann-dev.conll" \
+      --out "$out/score/$objective-wikiann"
     ;;
   compare)
+    labels=$objective-sst2,task-sst2,$objective-wikiann,task-wikiann
     maps=()
-    for m in simcse-sst2 task-sst2 simcse-wikiann task-wikiann; do
+    for m in ${labels//,/ }; do
       maps+=("$out/score/$m/report.json")
     done
-    step "$out/compare/agreement.json" "$bin" compare "${maps[@]}" \
-      --labels simcse-sst2,task-sst2,simcse-wikiann,task-wikiann \
+    step "$out/compare/agreement.json" "$bin" compare "${maps[@]}" --labels "$labels" \
       --out "$out/compare/agreement.json" --plot "$out/compare"
     ;;
   multilingual)

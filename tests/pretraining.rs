@@ -307,3 +307,142 @@ fn eval_and_score_measure_the_same_replaced_token_loss() {
         "rtd without the discriminator head",
     );
 }
+
+/// Spearman's ρ of two score lists without ties: Pearson of their ranks.
+fn spearman_without_ties(a: &[f64], b: &[f64]) -> f64 {
+    let ranks = |v: &[f64]| -> Vec<f64> {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            r[i] = rank as f64;
+        }
+        r
+    };
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let d2: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - y).powi(2)).sum();
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}
+
+/// Chiang & Chen's experiment on a checkpoint with a masked-LM head, as
+/// `OBJECTIVE=mlm scripts/objective-agreement.sh` and the README run it on e.g. roberta-base,
+/// here on the tiny RoBERTa: the pre-trained model's mlm importance against the fine-tuned
+/// classifier's task importance through `compare`; then the pre-trained model pruned by mlm
+/// importance, exported and fine-tuned.
+#[test]
+fn masked_lm_agreement_and_pruning_before_fine_tuning_run_on_a_tiny_checkpoint() {
+    let dir = TempDir::new("mlm-agreement");
+    let d = dir.path();
+    let model = fixture("tiny-roberta-mlm");
+    let text = golden_path("sentences.tsv");
+    let labelled = d.join("labelled.tsv");
+    let mut tsv = String::from("sentence\tlabel\n");
+    for (i, (t, _)) in golden_texts("sentences.tsv").iter().enumerate() {
+        tsv.push_str(&format!("{t}\t{}\n", i % 2));
+    }
+    std::fs::write(&labelled, tsv).unwrap();
+    let ok = |args: &[&str]| {
+        let r = headroom(args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    let fine_tuned = d.join("fine-tuned");
+    let train = [
+        "--task",
+        "seq-cls",
+        "--train",
+        p(&labelled),
+        "--dev",
+        p(&labelled),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "3",
+    ];
+    let mut a = vec!["finetune", "--model", p(&model), "--out", p(&fine_tuned)];
+    a.extend(train);
+    ok(&a);
+    let (mlm, task) = (d.join("mlm"), d.join("task"));
+    ok(&[
+        "score",
+        "--model",
+        p(&model),
+        "--objective",
+        "mlm",
+        "--data",
+        p(&text),
+        "--out",
+        p(&mlm),
+    ]);
+    ok(&[
+        "score",
+        "--model",
+        p(&fine_tuned),
+        "--data",
+        p(&labelled),
+        "--out",
+        p(&task),
+    ]);
+    let agreement = d.join("agreement.json");
+    ok(&[
+        "compare",
+        p(&mlm.join("report.json")),
+        p(&task.join("report.json")),
+        "--out",
+        p(&agreement),
+    ]);
+    let importance = |dir: &std::path::Path| -> Vec<f64> {
+        serde_json::from_value(read_json(&dir.join("report.json"))["importance"].clone()).unwrap()
+    };
+    let (i_mlm, i_task) = (importance(&mlm), importance(&task));
+    assert_eq!(i_mlm.len(), 6);
+    assert_ne!(i_mlm, i_task, "two objectives, two maps");
+    let rho = read_json(&agreement)["spearman"]["value"].as_f64().unwrap();
+    let want = spearman_without_ties(&i_mlm, &i_task);
+    assert!((rho - want).abs() < 1e-9, "compare {rho}, by hand {want}");
+    // prune before fine-tuning: the pre-trained model by mlm importance down to 4 heads
+    let (pruned, exported) = (d.join("pruned"), d.join("exported"));
+    ok(&[
+        "prune",
+        "--model",
+        p(&model),
+        "--objective",
+        "mlm",
+        "--score-data",
+        p(&text),
+        "--eval-data",
+        p(&golden_path("long-sentences.tsv")),
+        "--heads",
+        "4",
+        "--out",
+        p(&pruned),
+        "--export",
+        p(&exported),
+    ]);
+    let mask: Vec<f64> =
+        serde_json::from_value::<Vec<Vec<f64>>>(read_json(&pruned.join("mask.json")))
+            .unwrap()
+            .concat();
+    // the two heads of lowest per-layer-normalised mlm importance (score's default seed 0)
+    let ranked: Vec<f64> = serde_json::from_value(
+        read_json(&mlm.join("report.json"))["variants"]["example"]["per_layer_l2"].clone(),
+    )
+    .unwrap();
+    let mut order: Vec<usize> = (0..6).collect();
+    order.sort_by(|&i, &j| ranked[i].total_cmp(&ranked[j]));
+    for (i, &v) in mask.iter().enumerate() {
+        assert_eq!(v == 0.0, order[..2].contains(&i), "head {i}: {mask:?}");
+    }
+    let again = d.join("pruned-fine-tuned");
+    let mut a = vec!["finetune", "--model", p(&exported), "--out", p(&again)];
+    a.extend(train);
+    ok(&a);
+    let config = read_json(&again.join("config.json"));
+    let gone: usize = config["pruned_heads"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert_eq!(gone, 2, "the fine-tuned checkpoint keeps the pruning");
+}

@@ -136,8 +136,7 @@ pub struct TrainFlags {
     /// Clip the global gradient norm to this.
     #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f32,
-    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob). prune --objective simcse:
-    /// the dropout that tells a sentence's two copies apart.
+    /// Hidden dropout (default: the checkpoint's hidden_dropout_prob).
     #[arg(long)]
     pub dropout: Option<f32>,
     /// Keep the embedding tables, their LayerNorm (and projection) fixed.

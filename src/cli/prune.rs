@@ -5,6 +5,10 @@ use super::{check_batch_size, finish_profile, open_gpu, Cli, ObjectiveArg, Train
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(mut_arg("dropout", |a| a.help(
+    "Hidden dropout (default: the checkpoint's hidden_dropout_prob): of --joint's training, \
+     or what tells a sentence's two copies apart under --objective simcse"
+)))]
 pub struct Args {
     /// HF model directory of a sequence or token classifier.
     #[arg(long)]
