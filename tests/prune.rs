@@ -58,11 +58,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     // one-shot: 4 heads, one per step, down to none
     let (out, c) = run("oneshot", &["--baselines", "--keep", "0.5"]);
     let pts = c["curve"]["points"].as_array().unwrap();
-    let kept: Vec<u64> = pts
-        .iter()
-        .map(|q| q["heads_kept"].as_u64().unwrap())
-        .collect();
-    assert_eq!(kept, vec![4, 3, 2, 1, 0]);
+    assert_eq!(curve_heads_kept(&c), vec![4, 3, 2, 1, 0]);
     for q in pts {
         let m: Vec<Vec<f32>> = serde_json::from_value(q["mask"].clone()).unwrap();
         assert_eq!((m.len(), m[0].len()), (2, 2));
@@ -121,12 +117,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
 
     // iterative with at least one head per layer: stops at 2 heads
     let (_, c) = run("iterative", &["--min-heads-per-layer", "1"]);
-    let kept: Vec<u64> = c["curve"]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["heads_kept"].as_u64().unwrap())
-        .collect();
+    let kept = curve_heads_kept(&c);
     assert_eq!(kept, vec![4, 3, 2]);
     // --export writes the chosen mask (here the most pruned: 2 heads) as a physically pruned
     // checkpoint that evaluates alike, and pruning it again starts from its own 2 heads
@@ -145,13 +136,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     let chosen = &c["curve"]["points"][c["chosen"].as_u64().unwrap() as usize];
     assert_eq!(chosen["heads_kept"].as_u64(), Some(2));
     let cfg = read_json(&exported.join("config.json"));
-    let removed: usize = cfg["pruned_heads"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_array().unwrap().len())
-        .sum();
-    assert_eq!(removed, 2);
+    assert_eq!(pruned_head_count(&cfg), 2);
     let r = headroom(&["eval", "--model", p(&exported), "--data", p(&eval)]);
     let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(e["accuracy"].as_f64(), chosen["metric"].as_f64());
@@ -171,12 +156,7 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let c2 = read_json(&again.join("curve.json"));
-    let kept: Vec<u64> = c2["curve"]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["heads_kept"].as_u64().unwrap())
-        .collect();
+    let kept = curve_heads_kept(&c2);
     assert_eq!(
         kept,
         vec![2, 1, 0],
@@ -627,12 +607,7 @@ fn pre_training_objectives_rank_heads_and_judge_masks() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let c = read_json(&out.join("curve.json"));
     assert_eq!(c["metric"], "masked-token accuracy");
-    let kept: Vec<u64> = c["curve"]["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["heads_kept"].as_u64().unwrap())
-        .collect();
+    let kept = curve_heads_kept(&c);
     assert_eq!(kept, vec![6, 5, 3]);
     // bad input: one line, exit 2, nothing written
     let bad = |extra: &[&str], needle: &str, what: &str| {

@@ -377,6 +377,26 @@ pub fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// How many heads an exported checkpoint's config.json lists under `pruned_heads`.
+pub fn pruned_head_count(config: &serde_json::Value) -> usize {
+    config["pruned_heads"]
+        .as_object()
+        .expect("pruned_heads is an object")
+        .values()
+        .map(|v| v.as_array().expect("a list of heads").len())
+        .sum()
+}
+
+/// The heads kept at each point of a `prune` curve.json.
+pub fn curve_heads_kept(curve: &serde_json::Value) -> Vec<u64> {
+    curve["curve"]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|q| q["heads_kept"].as_u64().expect("heads_kept"))
+        .collect()
+}
+
 pub mod tempdir {
     /// A directory removed on drop.
     pub struct TempDir(std::path::PathBuf);
