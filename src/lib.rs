@@ -13,6 +13,7 @@ pub mod io;
 pub mod kernels;
 pub mod maths;
 pub mod model;
+pub mod selftest;
 pub mod tasks;
 
 pub use error::{Error, Result};

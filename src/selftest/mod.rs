@@ -1,0 +1,642 @@
+//! `headroom selftest`: the kernels on this adapter against the CPU oracle ([`reference`]) at
+//! awkward sizes, so that a user on a new GPU or driver sees at once whether headroom computes
+//! correctly there. Outputs are poisoned with NaN before each run, so an element a kernel
+//! leaves unwritten fails. Each check reports its largest error; the variants are those the
+//! adapter's tuning chooses, or with [`Variants::Every`] every variant the adapter can run.
+
+pub mod reference;
+
+use crate::error::Result;
+use crate::gpu::{AttnBwdVariant, Gpu, MatmulVariant, Tensor};
+use crate::kernels::attention_backward::{self, stats_len};
+use crate::kernels::matmul::texture_variant_available;
+use crate::kernels::{self, attention, Act, AttnArgs, AttnBackwardArgs, GateOutputs};
+use crate::kernels::{BiasGrad, LinearWeight, MatmulArgs, MatmulOut};
+use crate::maths::rng::SplitMix64;
+use reference::AttnShape;
+
+/// Which variants of each kernel run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variants {
+    /// The ones this adapter's tuning picks (what headroom runs here).
+    Chosen,
+    /// Every variant the adapter can run (the GPU ones too, where it has SUBGROUP).
+    Every,
+}
+
+/// One kernel variant checked over its cases.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Check {
+    pub kernel: &'static str,
+    pub variant: String,
+    pub cases: usize,
+    /// Largest |got − want| over every checked element of every case.
+    pub max_abs_error: f64,
+    /// Largest |got − want| / (atol + rtol·|want|): the check passes at 1 or below.
+    pub worst_ratio: f64,
+    /// The case and element of the worst ratio.
+    pub worst_at: String,
+    pub pass: bool,
+}
+
+/// Accumulates one check's comparisons.
+struct Tally {
+    kernel: &'static str,
+    variant: String,
+    cases: usize,
+    max_abs: f64,
+    worst: f64,
+    at: String,
+}
+
+impl Tally {
+    fn new(kernel: &'static str, variant: impl Into<String>) -> Tally {
+        Tally {
+            kernel,
+            variant: variant.into(),
+            cases: 0,
+            max_abs: 0.0,
+            worst: 0.0,
+            at: String::new(),
+        }
+    }
+
+    /// Compares `got` with `want` element by element (NaN or a length mismatch fails).
+    fn compare(&mut self, case: &str, what: &str, got: &[f32], want: &[f64], tol: Tol) {
+        if got.len() != want.len() {
+            self.worst = f64::INFINITY;
+            self.at = format!(
+                "{case}: {what} has {} elements, want {}",
+                got.len(),
+                want.len()
+            );
+            return;
+        }
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let diff = (g as f64 - w).abs();
+            let ratio = if diff.is_nan() {
+                f64::INFINITY
+            } else {
+                diff / (tol.atol + tol.rtol * w.abs())
+            };
+            if diff.is_finite() {
+                self.max_abs = self.max_abs.max(diff);
+            }
+            if ratio > self.worst || (ratio.is_infinite() && self.at.is_empty()) {
+                self.worst = ratio;
+                self.at = format!("{case}: {what}[{i}] = {g}, want {w}");
+            }
+        }
+    }
+
+    fn done(self) -> Check {
+        Check {
+            kernel: self.kernel,
+            variant: self.variant,
+            cases: self.cases,
+            max_abs_error: self.max_abs,
+            worst_ratio: self.worst,
+            worst_at: self.at,
+            pass: self.worst <= 1.0,
+        }
+    }
+}
+
+/// |got − want| ≤ atol + rtol·|want|.
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    atol: f64,
+    rtol: f64,
+}
+
+/// The test inputs: uniform in [−scale, scale).
+struct Inputs(SplitMix64);
+
+impl Inputs {
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| ((self.0.uniform() * 2.0 - 1.0) as f32) * scale)
+            .collect()
+    }
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// A buffer of `len` NaNs, so that an element a kernel leaves unwritten fails.
+fn poisoned(gpu: &Gpu, len: usize) -> Result<Tensor> {
+    let t = gpu.empty("selftest.out", len)?;
+    gpu.fill_f32(&t, f32::NAN);
+    Ok(t)
+}
+
+/// Runs every check on `gpu`; the report lists each kernel variant with its worst error.
+pub fn run(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for v in matmul_variants(gpu, variants) {
+        checks.push(matmul(gpu, v)?);
+        checks.push(input_grad(gpu, v)?);
+        checks.push(linear_grads(gpu, v)?);
+    }
+    checks.extend(attention_forward(gpu, variants)?);
+    checks.extend(attention_backward(gpu, variants)?);
+    checks.push(add_layernorm(gpu)?);
+    Ok(checks)
+}
+
+fn matmul_variants(gpu: &Gpu, variants: Variants) -> Vec<MatmulVariant> {
+    match variants {
+        Variants::Chosen => vec![gpu.tuning.matmul],
+        Variants::Every if texture_variant_available(gpu) => {
+            vec![MatmulVariant::Tiled, MatmulVariant::Texture]
+        }
+        Variants::Every => vec![MatmulVariant::Tiled],
+    }
+}
+
+fn name(v: MatmulVariant) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+/// c = act(a·wᵀ + b) at awkward shapes (not multiples of any tile), every epilogue, strided
+/// rows (as the pooler reads each example's first row).
+fn matmul(gpu: &Gpu, variant: MatmulVariant) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(1));
+    let mut t = Tally::new("matmul", name(variant));
+    let plain = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (65, 63, 17),
+        (130, 96, 384),
+        (7, 200, 33),
+        (9, 129, 6),
+    ];
+    let mut cases: Vec<(usize, usize, usize, usize, Act, bool)> = plain
+        .iter()
+        .map(|&(m, n, k)| (m, n, k, k, Act::None, true))
+        .collect();
+    for act in [Act::Gelu, Act::GeluTanh, Act::Tanh, Act::Relu] {
+        cases.push((37, 70, 50, 50, act, true));
+    }
+    cases.push((29, 33, 40, 40, Act::None, false));
+    cases.push((5, 24, 32, 32 * 9, Act::Tanh, true));
+    for (m, n, k, lda, act, bias) in cases {
+        let a = rng.vec((m - 1) * lda + k, 1.0);
+        let w = rng.vec(n * k, 0.5);
+        let b = rng.vec(n, 0.5);
+        let want = reference::matmul_ref(&a, lda, &w, bias.then_some(&b[..]), m, n, k, act as u32);
+        let ta = gpu.upload_f32("a", &a)?;
+        let tw = LinearWeight::new(gpu, "w", &w, n, k)?;
+        let tb = gpu.upload_f32("b", &b)?;
+        let c = poisoned(gpu, m * n)?;
+        let mut rec = gpu.recorder();
+        let args = MatmulArgs {
+            a: &ta,
+            w: &tw,
+            bias: bias.then_some(&tb),
+            m: m as u32,
+            lda: lda as u32,
+            act,
+            gather: None,
+        };
+        kernels::matmul_variant(&mut rec, &args, &c, variant);
+        rec.finish();
+        let case = format!("m={m} n={n} k={k} lda={lda} {act:?} bias={bias}");
+        let tol = Tol {
+            atol: 2e-5 * (k as f64).sqrt(),
+            rtol: 1e-4,
+        };
+        t.compare(&case, "c", &gpu.read_f32(&c), &widen(&want), tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// dx = dy·w, written and accumulated.
+fn input_grad(gpu: &Gpu, variant: MatmulVariant) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(2));
+    let mut t = Tally::new("matmul.dX", name(variant));
+    for (m, n, k, accumulate) in [
+        (1, 1, 1, false),
+        (3, 5, 7, false),
+        (65, 63, 17, true),
+        (130, 96, 384, false),
+        (9, 129, 6, true),
+    ] {
+        let dy = rng.vec(m * n, 1.0);
+        let w = rng.vec(n * k, 0.5);
+        let start = rng.vec(m * k, 1.0);
+        let mut want: Vec<f64> = if accumulate {
+            widen(&start)
+        } else {
+            vec![0.0; m * k]
+        };
+        for i in 0..m {
+            for kk in 0..k {
+                want[i * k + kk] += (0..n)
+                    .map(|j| dy[i * n + j] as f64 * w[j * k + kk] as f64)
+                    .sum::<f64>();
+            }
+        }
+        let tdy = gpu.upload_f32("dy", &dy)?;
+        let tw = LinearWeight::with_transpose(gpu, "w", &w, n, k)?;
+        let dx = if accumulate {
+            gpu.upload_f32("dx", &start)?
+        } else {
+            poisoned(gpu, m * k)?
+        };
+        let mut rec = gpu.recorder();
+        let out = MatmulOut {
+            ldc: k as u32,
+            accumulate,
+        };
+        kernels::input_grad_variant(&mut rec, &tdy, &tw, m as u32, &dx, out, variant);
+        rec.finish();
+        let case = format!("m={m} n={n} k={k} accumulate={accumulate}");
+        let tol = Tol {
+            atol: 2e-5 * (n as f64).sqrt(),
+            rtol: 1e-4,
+        };
+        t.compare(&case, "dx", &gpu.read_f32(&dx), &want, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// dW = dyᵀ·x and db = Σ_rows dy, written and accumulated, x with strided rows.
+fn linear_grads(gpu: &Gpu, variant: MatmulVariant) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(3));
+    let mut t = Tally::new("matmul.dW+db", name(variant));
+    for (m, n, k, ldx, accumulate) in [
+        (1, 1, 1, 1, false),
+        (70, 33, 20, 20, false),
+        (130, 96, 65, 65, true),
+        (17, 40, 24, 24 * 3, false),
+    ] {
+        let x = rng.vec((m - 1) * ldx + k, 1.0);
+        let dy = rng.vec(m * n, 1.0);
+        let (start_w, start_b) = (rng.vec(n * k, 1.0), rng.vec(n, 1.0));
+        let (mut want_w, mut want_b) = if accumulate {
+            (widen(&start_w), widen(&start_b))
+        } else {
+            (vec![0.0; n * k], vec![0.0; n])
+        };
+        for j in 0..n {
+            for kk in 0..k {
+                want_w[j * k + kk] += (0..m)
+                    .map(|i| dy[i * n + j] as f64 * x[i * ldx + kk] as f64)
+                    .sum::<f64>();
+            }
+            want_b[j] += (0..m).map(|i| dy[i * n + j] as f64).sum::<f64>();
+        }
+        let (tx, tdy) = (gpu.upload_f32("x", &x)?, gpu.upload_f32("dy", &dy)?);
+        let ones = gpu.upload_f32("ones", &vec![1.0; m])?;
+        let (dw, db) = if accumulate {
+            (
+                gpu.upload_f32("dw", &start_w)?,
+                gpu.upload_f32("db", &start_b)?,
+            )
+        } else {
+            (poisoned(gpu, n * k)?, poisoned(gpu, n)?)
+        };
+        let mut rec = gpu.recorder();
+        let bias = BiasGrad {
+            ones: &ones,
+            db: &db,
+        };
+        let mnk = (m as u32, n as u32, k as u32);
+        kernels::linear_grads_variant(
+            &mut rec,
+            &tdy,
+            &tx,
+            ldx as u32,
+            mnk,
+            accumulate,
+            &dw,
+            Some(bias),
+            variant,
+        );
+        rec.finish();
+        let case = format!("m={m} n={n} k={k} ldx={ldx} accumulate={accumulate}");
+        let tol = Tol {
+            atol: 2e-5 * (m as f64).sqrt(),
+            rtol: 1e-4,
+        };
+        t.compare(&case, "dW", &gpu.read_f32(&dw), &want_w, tol);
+        t.compare(&case, "db", &gpu.read_f32(&db), &want_b, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// One attention case: lengths, padded length, heads, head dim, gates, layer of layers.
+struct AttnCase {
+    lens: Vec<u32>,
+    seq: usize,
+    heads: usize,
+    head_dim: usize,
+    layer: usize,
+    layers: usize,
+    /// Gates cycle through these.
+    gates: &'static [f32],
+}
+
+impl AttnCase {
+    fn shape(&self) -> AttnShape {
+        AttnShape {
+            batch: self.lens.len(),
+            seq: self.seq,
+            heads: self.heads,
+            head_dim: self.head_dim,
+            layer: self.layer,
+            layers: self.layers,
+        }
+    }
+
+    fn gates(&self) -> Vec<f32> {
+        let s = self.shape();
+        (0..s.batch * s.layers * s.heads)
+            .map(|i| self.gates[i % self.gates.len()])
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "lens={:?} t={} heads={} d={}",
+            self.lens, self.seq, self.heads, self.head_dim
+        )
+    }
+}
+
+/// T = 1; lengths far apart with T off the block size and zero and fractional gates; many
+/// heads over several query blocks; head dims that are not powers of two (6: not a multiple of
+/// 4, where the texture variants cannot run) or take 8 lanes per row (80).
+fn attention_cases() -> Vec<AttnCase> {
+    let case = |lens: &[u32], seq, heads, head_dim, layer, layers, gates| AttnCase {
+        lens: lens.to_vec(),
+        seq,
+        heads,
+        head_dim,
+        layer,
+        layers,
+        gates,
+    };
+    let mixed: &'static [f32] = &[1.0, 0.0, 0.5, 0.8, 1.0];
+    vec![
+        case(&[1], 1, 1, 32, 0, 1, &[1.0]),
+        case(&[77, 3, 40, 1], 77, 3, 64, 1, 2, mixed),
+        case(&[130, 129], 130, 12, 32, 0, 1, &[1.0]),
+        case(&[37, 1, 20, 33], 37, 3, 64, 0, 2, mixed),
+        case(&[17, 1, 9], 17, 2, 24, 0, 1, mixed),
+        case(&[13, 4], 13, 2, 6, 0, 1, &[0.0, 1.0, 0.25]),
+        case(&[11, 25], 25, 2, 80, 0, 1, mixed),
+    ]
+}
+
+/// The case's tensors on the device and the arguments that read them.
+struct AttnInputs {
+    qkv: Vec<f32>,
+    gates: Vec<f32>,
+    t_qkv: Tensor,
+    t_lens: Tensor,
+    t_gates: Tensor,
+}
+
+impl AttnInputs {
+    fn new(gpu: &Gpu, c: &AttnCase, rng: &mut Inputs) -> Result<AttnInputs> {
+        let s = c.shape();
+        let qkv = rng.vec(s.batch * s.seq * 3 * s.heads * s.head_dim, 1.5);
+        let gates = c.gates();
+        Ok(AttnInputs {
+            t_qkv: gpu.upload_f32("qkv", &qkv)?,
+            t_lens: gpu.upload_u32("lens", &c.lens)?,
+            t_gates: gpu.upload_f32("gates", &gates)?,
+            qkv,
+            gates,
+        })
+    }
+
+    fn args(&self, s: AttnShape) -> AttnArgs<'_> {
+        AttnArgs {
+            qkv: &self.t_qkv,
+            lens: &self.t_lens,
+            gates: &self.t_gates,
+            batch: s.batch as u32,
+            seq: s.seq as u32,
+            heads: s.heads as u32,
+            head_dim: s.head_dim as u32,
+            gate_off: (s.layer * s.heads) as u32,
+            gate_stride: (s.layers * s.heads) as u32,
+            rel_bias: None,
+        }
+    }
+}
+
+/// The fused forward, storage and texture variants: the output, and the log-sum-exp of every
+/// head that runs (a head gated to 0 writes 0).
+fn attention_forward(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
+    // as `kernels::attention_fwd` picks: texture on CPU adapters where the shapes allow
+    let runs: Vec<bool> = match variants {
+        Variants::Chosen => vec![gpu.tuning.cpu],
+        Variants::Every => vec![false, true],
+    };
+    let mut checks = Vec::new();
+    for texture in runs {
+        let label = if texture { "texture" } else { "storage" };
+        let mut t = Tally::new("attention", label);
+        let mut rng = Inputs(SplitMix64::new(4));
+        for c in attention_cases() {
+            let s = c.shape();
+            let inp = AttnInputs::new(gpu, &c, &mut rng)?;
+            let args = inp.args(s);
+            // with every variant, a case the texture variant cannot run is left to storage
+            if variants == Variants::Every && texture && !attention::texture_possible(gpu, &args) {
+                continue;
+            }
+            let (want, want_lse) = reference::attention_ref(
+                &inp.qkv, &c.lens, &inp.gates, s.batch, s.seq, s.heads, s.head_dim, s.layer,
+                s.layers,
+            );
+            let out = poisoned(gpu, s.batch * s.seq * s.heads * s.head_dim)?;
+            let lse = poisoned(gpu, s.batch * s.heads * s.seq)?;
+            let mut rec = gpu.recorder();
+            kernels::attention_fwd_variant(&mut rec, &args, &out, &lse, texture);
+            rec.finish();
+            let tol = Tol {
+                atol: 2e-5,
+                rtol: 1e-4,
+            };
+            let case = c.describe();
+            t.compare(&case, "out", &gpu.read_f32(&out), &widen(&want), tol);
+            t.compare(&case, "lse", &gpu.read_f32(&lse), &widen(&want_lse), tol);
+            t.cases += 1;
+        }
+        if t.cases > 0 {
+            checks.push(t.done());
+        }
+    }
+    Ok(checks)
+}
+
+/// The fused backward, every variant: dQ|dK|dV, the gate gradients, and the entropy,
+/// confidence and token-level |⟨O, dO⟩| sums of the layer's gates, against the exact f64
+/// backward.
+fn attention_backward(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
+    let wanted: Vec<AttnBwdVariant> = match variants {
+        Variants::Chosen => vec![gpu.tuning.attn_bwd],
+        Variants::Every => vec![
+            AttnBwdVariant::Storage,
+            AttnBwdVariant::Texture,
+            AttnBwdVariant::Tiled,
+        ],
+    };
+    let mut checks = Vec::new();
+    for want_variant in wanted {
+        let mut t = Tally::new(
+            "attention backward",
+            format!("{want_variant:?}").to_lowercase(),
+        );
+        let mut rng = Inputs(SplitMix64::new(5));
+        for c in attention_cases() {
+            let s = c.shape();
+            let inp = AttnInputs::new(gpu, &c, &mut rng)?;
+            let args = inp.args(s);
+            let runs = attention_backward::effective_variant(gpu, &args, want_variant);
+            // with every variant, a case the variant cannot run is left to the one that runs
+            if variants == Variants::Every && runs != want_variant {
+                continue;
+            }
+            let hid = s.heads * s.head_dim;
+            let dout = rng.vec(s.batch * s.seq * hid, 1.0);
+            let t_dout = gpu.upload_f32("dout", &dout)?;
+            let out = poisoned(gpu, s.batch * s.seq * hid)?;
+            let lse = poisoned(gpu, s.batch * s.heads * s.seq)?;
+            let mut rec = gpu.recorder();
+            kernels::attention_fwd(&mut rec, &args, &out, &lse);
+            rec.finish();
+            let n_gates = s.batch * s.layers * s.heads;
+            let dqkv = poisoned(gpu, inp.qkv.len())?;
+            let stats = poisoned(gpu, stats_len(&args))?;
+            let (dgates, entropy) = (poisoned(gpu, n_gates)?, poisoned(gpu, n_gates)?);
+            let (token_abs, confidence) = (poisoned(gpu, n_gates)?, poisoned(gpu, n_gates)?);
+            let mut rec = gpu.recorder();
+            let bwd = AttnBackwardArgs {
+                fwd: inp.args(s),
+                out: &out,
+                lse: &lse,
+                dout: &t_dout,
+            };
+            let outs = GateOutputs {
+                dgates: &dgates,
+                entropy_sum: &entropy,
+                token_abs: &token_abs,
+                confidence_sum: &confidence,
+            };
+            kernels::attention_bwd_variant(&mut rec, &bwd, &dqkv, &stats, &outs, want_variant);
+            rec.finish();
+            let want = reference::attention_backward_ref(&inp.qkv, &dout, &c.lens, &inp.gates, s);
+            let case = format!("{} ({runs:?} ran)", c.describe());
+            let tol = Tol {
+                atol: 2e-4,
+                rtol: 2e-4,
+            };
+            t.compare(&case, "dqkv", &gpu.read_f32(&dqkv), &want.dqkv, tol);
+            // only this layer's entries are written
+            let layer: Vec<usize> = (0..s.batch)
+                .flat_map(|b| (0..s.heads).map(move |h| s.gate(b, h)))
+                .collect();
+            let pick = |v: &[f32]| -> Vec<f32> { layer.iter().map(|&k| v[k]).collect() };
+            let pick64 = |v: &[f64]| -> Vec<f64> { layer.iter().map(|&k| v[k]).collect() };
+            for (what, got, want) in [
+                ("dgates", &dgates, &want.dgates),
+                ("entropy", &entropy, &want.entropy),
+                ("confidence", &confidence, &want.confidence),
+                ("token |<O,dO>|", &token_abs, &want.token_abs),
+            ] {
+                t.compare(&case, what, &pick(&gpu.read_f32(got)), &pick64(want), tol);
+            }
+            t.cases += 1;
+        }
+        if t.cases > 0 {
+            checks.push(t.done());
+        }
+    }
+    Ok(checks)
+}
+
+/// out = LN(x + res)·γ + β over rows of awkward widths.
+fn add_layernorm(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(6));
+    let mut t = Tally::new("add_ln", "");
+    for (rows, hidden) in [(1, 1), (3, 32), (7, 384), (13, 100), (2, 1031)] {
+        let (x, res) = (rng.vec(rows * hidden, 2.0), rng.vec(rows * hidden, 2.0));
+        let (gamma, beta) = (rng.vec(hidden, 1.0), rng.vec(hidden, 1.0));
+        let eps = 1e-12f32;
+        let want: Vec<f64> = (0..rows)
+            .flat_map(|r| {
+                let row: Vec<f64> = (0..hidden)
+                    .map(|i| x[r * hidden + i] as f64 + res[r * hidden + i] as f64)
+                    .collect();
+                reference::layernorm_ref(&row, &gamma, &beta, eps as f64)
+            })
+            .map(|v| v as f64)
+            .collect();
+        let tx = gpu.upload_f32("x", &x)?;
+        let tr = gpu.upload_f32("res", &res)?;
+        let (tg, tb) = (
+            gpu.upload_f32("gamma", &gamma)?,
+            gpu.upload_f32("beta", &beta)?,
+        );
+        let out = poisoned(gpu, rows * hidden)?;
+        let mut rec = gpu.recorder();
+        kernels::add_ln(
+            &mut rec,
+            &tx,
+            &tr,
+            &tg,
+            &tb,
+            eps,
+            rows as u32,
+            hidden as u32,
+            &out,
+        );
+        rec.finish();
+        let case = format!("rows={rows} hidden={hidden}");
+        let tol = Tol {
+            atol: 1e-4,
+            rtol: 1e-4,
+        };
+        t.compare(&case, "out", &gpu.read_f32(&out), &want, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_fails_on_an_error_past_the_tolerance_and_on_nan() {
+        let tol = Tol {
+            atol: 1e-3,
+            rtol: 0.0,
+        };
+        let mut t = Tally::new("k", "v");
+        t.compare("c", "x", &[1.0, 2.0005], &[1.0, 2.0], tol);
+        let c = t.done();
+        assert!(c.pass && (c.worst_ratio - 0.5).abs() < 0.01, "{c:?}");
+        let mut t = Tally::new("k", "v");
+        t.compare("c", "x", &[1.0, 2.01], &[1.0, 2.0], tol);
+        let c = t.done();
+        assert!(!c.pass && c.worst_at.contains("x[1]"), "{c:?}");
+        let mut t = Tally::new("k", "v");
+        t.compare("c", "x", &[f32::NAN, 2.0], &[1.0, 2.0], tol);
+        let c = t.done();
+        assert!(!c.pass && c.worst_ratio.is_infinite() && c.worst_at.contains("x[0]"));
+        let mut t = Tally::new("k", "v");
+        t.compare("c", "x", &[1.0], &[1.0, 2.0], tol);
+        assert!(!t.done().pass, "a short output fails");
+    }
+}
