@@ -35,6 +35,11 @@ fn selftest_passes_for_every_variant_and_reports_each() {
         ("attention", "storage"),
         ("attention backward", "storage"),
         ("add_ln", ""),
+        ("ln_backward+params", ""),
+        ("gelu fwd+bwd", "erf"),
+        ("gelu fwd+bwd", "tanh"),
+        ("tanh, relu bwd", ""),
+        ("cross_entropy", ""),
     ];
     if headroom::kernels::matmul::texture_variant_available(g) {
         // lavapipe: the CPU variants and, with its subgroups of 8, the GPU ones
@@ -64,7 +69,7 @@ fn selftest_passes_for_every_variant_and_reports_each() {
     let r = headroom(&["selftest"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8_lossy(&r.stdout);
-    assert!(stdout.contains("all 6 checks pass"), "{stdout}");
+    assert!(stdout.contains("all 11 checks pass"), "{stdout}");
     let matmul = format!("{:?}", g.tuning.matmul).to_lowercase();
     assert!(
         stdout

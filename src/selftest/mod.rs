@@ -11,7 +11,7 @@ use crate::gpu::{AttnBwdVariant, Gpu, MatmulVariant, Tensor};
 use crate::kernels::attention_backward::{self, stats_len};
 use crate::kernels::matmul::texture_variant_available;
 use crate::kernels::{self, attention, Act, AttnArgs, AttnBackwardArgs, GateOutputs};
-use crate::kernels::{BiasGrad, LinearWeight, MatmulArgs, MatmulOut};
+use crate::kernels::{BiasGrad, Gelu, LinearWeight, MatmulArgs, MatmulOut};
 use crate::maths::rng::SplitMix64;
 use reference::AttnShape;
 
@@ -142,6 +142,9 @@ pub fn run(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
     checks.extend(attention_forward(gpu, variants)?);
     checks.extend(attention_backward(gpu, variants)?);
     checks.push(add_layernorm(gpu)?);
+    checks.push(layernorm_backward(gpu)?);
+    checks.extend(activations(gpu)?);
+    checks.push(cross_entropy(gpu)?);
     Ok(checks)
 }
 
@@ -608,6 +611,217 @@ fn add_layernorm(gpu: &Gpu) -> Result<Check> {
             rtol: 1e-4,
         };
         t.compare(&case, "out", &gpu.read_f32(&out), &want, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// The rows' LayerNorm statistics of u = x + res: (x̂ [rows·hidden], rstd per row).
+fn normalised(
+    x: &[f32],
+    res: &[f32],
+    rows: usize,
+    hidden: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut xhat = vec![0.0; rows * hidden];
+    let mut rstd = vec![0.0; rows];
+    for r in 0..rows {
+        let u: Vec<f64> = (0..hidden)
+            .map(|i| x[r * hidden + i] as f64 + res[r * hidden + i] as f64)
+            .collect();
+        let mean = u.iter().sum::<f64>() / hidden as f64;
+        let var = u.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / hidden as f64;
+        rstd[r] = 1.0 / (var + eps).sqrt();
+        for i in 0..hidden {
+            xhat[r * hidden + i] = (u[i] - mean) * rstd[r];
+        }
+    }
+    (xhat, rstd)
+}
+
+/// The LayerNorm backward: du = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, and the
+/// parameter gradients dγ = Σ_rows dy·x̂, dβ = Σ_rows dy (written, then accumulated).
+fn layernorm_backward(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(7));
+    let mut t = Tally::new("ln_backward+params", "");
+    let eps = 1e-12f32;
+    for (rows, hidden) in [(1, 2), (3, 32), (7, 384), (13, 100), (2, 1031)] {
+        let n = rows * hidden;
+        let (x, res, dy) = (rng.vec(n, 2.0), rng.vec(n, 2.0), rng.vec(n, 1.0));
+        let gamma = rng.vec(hidden, 1.0);
+        let start = (rng.vec(hidden, 1.0), rng.vec(hidden, 1.0));
+        let (xhat, rstd) = normalised(&x, &res, rows, hidden, eps as f64);
+        let mut want_dx = vec![0.0; n];
+        let (mut want_dg, mut want_db) = (widen(&start.0), widen(&start.1));
+        for r in 0..rows {
+            let row = r * hidden..(r + 1) * hidden;
+            let g: Vec<f64> = row
+                .clone()
+                .map(|i| dy[i] as f64 * gamma[i - r * hidden] as f64)
+                .collect();
+            let mean_g = g.iter().sum::<f64>() / hidden as f64;
+            let mean_gx = g
+                .iter()
+                .zip(&xhat[row.clone()])
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                / hidden as f64;
+            for (j, i) in row.enumerate() {
+                want_dx[i] = rstd[r] * (g[j] - mean_g - xhat[i] * mean_gx);
+                want_dg[j] += dy[i] as f64 * xhat[i];
+                want_db[j] += dy[i] as f64;
+            }
+        }
+        let up = |name: &str, v: &[f32]| gpu.upload_f32(name, v);
+        let (tx, tr, tdy, tg) = (
+            up("x", &x)?,
+            up("res", &res)?,
+            up("dy", &dy)?,
+            up("gamma", &gamma)?,
+        );
+        let dx = poisoned(gpu, n)?;
+        let stats = poisoned(gpu, 2 * rows)?;
+        let (dg, db) = (up("dgamma", &start.0)?, up("dbeta", &start.1)?);
+        let mut rec = gpu.recorder();
+        let (r32, h32) = (rows as u32, hidden as u32);
+        kernels::ln_backward(&mut rec, &tx, &tr, &tdy, &tg, eps, r32, h32, &dx);
+        kernels::ln_param_grad(
+            &mut rec, &tx, &tr, &tdy, eps, r32, h32, &stats, true, &dg, &db,
+        );
+        rec.finish();
+        let case = format!("rows={rows} hidden={hidden}");
+        let tol = Tol {
+            atol: 1e-4,
+            rtol: 1e-4,
+        };
+        t.compare(&case, "dx", &gpu.read_f32(&dx), &want_dx, tol);
+        t.compare(&case, "dgamma", &gpu.read_f32(&dg), &want_dg, tol);
+        t.compare(&case, "dbeta", &gpu.read_f32(&db), &want_db, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// GELU (both forms) forward and backward, and the tanh and ReLU backwards, over lengths that
+/// are not multiples of the workgroup.
+fn activations(gpu: &Gpu) -> Result<Vec<Check>> {
+    let mut rng = Inputs(SplitMix64::new(8));
+    let tol = Tol {
+        atol: 1e-5,
+        rtol: 1e-4,
+    };
+    let mut checks = Vec::new();
+    for form in [Gelu::Erf, Gelu::Tanh] {
+        let mut t = Tally::new("gelu fwd+bwd", format!("{form:?}").to_lowercase());
+        for n in [1, 63, 1000] {
+            let (x, dy) = (rng.vec(n, 4.0), rng.vec(n, 1.0));
+            let (f, df): (fn(f64) -> f64, fn(f64) -> f64) = match form {
+                Gelu::Erf => (reference::gelu, reference::gelu_grad),
+                Gelu::Tanh => (reference::gelu_tanh, reference::gelu_tanh_grad),
+            };
+            let want_y: Vec<f64> = x.iter().map(|&v| f(v as f64)).collect();
+            let want_dx: Vec<f64> = x
+                .iter()
+                .zip(&dy)
+                .map(|(&v, &d)| df(v as f64) * d as f64)
+                .collect();
+            let (tx, tdy) = (gpu.upload_f32("x", &x)?, gpu.upload_f32("dy", &dy)?);
+            let (y, dx) = (poisoned(gpu, n)?, poisoned(gpu, n)?);
+            let mut rec = gpu.recorder();
+            kernels::gelu_forward(&mut rec, form, &tx, n as u32, &y);
+            kernels::gelu_backward(&mut rec, form, &tx, &tdy, n as u32, &dx);
+            rec.finish();
+            let case = format!("n={n}");
+            t.compare(&case, "y", &gpu.read_f32(&y), &want_y, tol);
+            t.compare(&case, "dx", &gpu.read_f32(&dx), &want_dx, tol);
+            t.cases += 1;
+        }
+        checks.push(t.done());
+    }
+    let mut t = Tally::new("tanh, relu bwd", "");
+    for n in [1, 63, 1000] {
+        let (x, dy) = (rng.vec(n, 3.0), rng.vec(n, 1.0));
+        let tanh: Vec<f32> = x.iter().map(|&v| v.tanh()).collect();
+        let relu: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
+        let want_tanh: Vec<f64> = tanh
+            .iter()
+            .zip(&dy)
+            .map(|(&y, &d)| (1.0 - (y as f64).powi(2)) * d as f64)
+            .collect();
+        let want_relu: Vec<f64> = relu
+            .iter()
+            .zip(&dy)
+            .map(|(&y, &d)| if y > 0.0 { d as f64 } else { 0.0 })
+            .collect();
+        let tdy = gpu.upload_f32("dy", &dy)?;
+        let (ttanh, trelu) = (
+            gpu.upload_f32("tanh", &tanh)?,
+            gpu.upload_f32("relu", &relu)?,
+        );
+        let (dx_tanh, dx_relu) = (poisoned(gpu, n)?, poisoned(gpu, n)?);
+        let mut rec = gpu.recorder();
+        kernels::tanh_backward(&mut rec, &ttanh, &tdy, n as u32, &dx_tanh);
+        kernels::relu_backward(&mut rec, &trelu, &tdy, n as u32, &dx_relu);
+        rec.finish();
+        let case = format!("n={n}");
+        t.compare(&case, "tanh dx", &gpu.read_f32(&dx_tanh), &want_tanh, tol);
+        t.compare(&case, "relu dx", &gpu.read_f32(&dx_relu), &want_relu, tol);
+        t.cases += 1;
+    }
+    checks.push(t.done());
+    Ok(checks)
+}
+
+/// Softmax cross-entropy per row with ignored rows (label −100) and dlogits = scale ·
+/// (softmax − onehot).
+fn cross_entropy(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(9));
+    let mut t = Tally::new("cross_entropy", "");
+    for (rows, classes, scale) in [(1, 1, 1.0f32), (70, 2, 0.5), (9, 17, 1.0), (130, 9, 0.25)] {
+        let logits = rng.vec(rows * classes, 5.0);
+        let labels: Vec<i32> = (0..rows)
+            .map(|r| {
+                if r % 7 == 3 {
+                    -100
+                } else {
+                    ((r * 5 + 1) % classes) as i32
+                }
+            })
+            .collect();
+        let mut want_loss = vec![0.0; rows];
+        let mut want_d = vec![0.0; rows * classes];
+        for r in 0..rows {
+            if labels[r] < 0 {
+                continue;
+            }
+            let z = &logits[r * classes..(r + 1) * classes];
+            let m = z.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+            let sum: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
+            let y = labels[r] as usize;
+            want_loss[r] = m + sum.ln() - z[y] as f64;
+            for c in 0..classes {
+                let p = (z[c] as f64 - m).exp() / sum;
+                want_d[r * classes + c] = scale as f64 * (p - (c == y) as u32 as f64);
+            }
+        }
+        let bits: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+        let (tz, ty) = (
+            gpu.upload_f32("logits", &logits)?,
+            gpu.upload_u32("labels", &bits)?,
+        );
+        let (loss, dlogits) = (poisoned(gpu, rows)?, poisoned(gpu, rows * classes)?);
+        let mut rec = gpu.recorder();
+        let (r32, c32) = (rows as u32, classes as u32);
+        kernels::cross_entropy(&mut rec, &tz, &ty, r32, c32, scale, &loss, &dlogits);
+        rec.finish();
+        let case = format!("rows={rows} classes={classes} scale={scale}");
+        let tol = Tol {
+            atol: 1e-5,
+            rtol: 1e-4,
+        };
+        t.compare(&case, "loss", &gpu.read_f32(&loss), &want_loss, tol);
+        t.compare(&case, "dlogits", &gpu.read_f32(&dlogits), &want_d, tol);
         t.cases += 1;
     }
     Ok(t.done())

@@ -38,6 +38,19 @@ pub fn gelu_tanh(x: f64) -> f64 {
     0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
 }
 
+/// d gelu / dx = Φ(x) + x·φ(x).
+pub fn gelu_grad(x: f64) -> f64 {
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2)) + x * pdf
+}
+
+/// d gelu_tanh / dx.
+pub fn gelu_tanh_grad(x: f64) -> f64 {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let t = (c * (x + 0.044715 * x * x * x)).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
+}
+
 /// y[m, n] = act(sum_k a[m*lda + k] w[n*K + k] + b[n]); act 0 none, 1 gelu, 2 tanh, 3 ReLU,
 /// 4 the tanh GELU.
 #[allow(clippy::too_many_arguments)]
