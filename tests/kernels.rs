@@ -733,26 +733,10 @@ fn pooling_matches_reference_for_every_mode() {
         Pooling::MeanSqrtLen,
     ] {
         for normalize in [false, true] {
-            let mut want = Vec::new();
-            for e in 0..b {
-                let n = lens[e] as usize;
-                let x = &x;
-                let col = |j: usize| (0..n).map(move |r| x[(e * t + r) * h + j] as f64);
-                let row: Vec<f64> = (0..h)
-                    .map(|j| match mode {
-                        Pooling::Mean => col(j).sum::<f64>() / n as f64,
-                        Pooling::First => x[e * t * h + j] as f64,
-                        Pooling::Max => col(j).fold(f64::MIN, f64::max),
-                        Pooling::MeanSqrtLen => col(j).sum::<f64>() / (n as f64).sqrt(),
-                    })
-                    .collect();
-                let norm = if normalize {
-                    row.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12)
-                } else {
-                    1.0
-                };
-                want.extend(row.iter().map(|v| (v / norm) as f32));
-            }
+            let want: Vec<f32> = pool_ref(&x, &lens, (b, t, h), mode, normalize)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             let out = poisoned(b * h);
             let mut rec = g.recorder();
             pool(

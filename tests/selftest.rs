@@ -40,6 +40,8 @@ fn selftest_passes_for_every_variant_and_reports_each() {
         ("gelu fwd+bwd", "tanh"),
         ("tanh, relu bwd", ""),
         ("cross_entropy", ""),
+        ("embed_ln", ""),
+        ("pool", ""),
     ];
     if headroom::kernels::matmul::texture_variant_available(g) {
         // lavapipe: the CPU variants and, with its subgroups of 8, the GPU ones
@@ -69,7 +71,7 @@ fn selftest_passes_for_every_variant_and_reports_each() {
     let r = headroom(&["selftest"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8_lossy(&r.stdout);
-    assert!(stdout.contains("all 11 checks pass"), "{stdout}");
+    assert!(stdout.contains("all 13 checks pass"), "{stdout}");
     let matmul = format!("{:?}", g.tuning.matmul).to_lowercase();
     assert!(
         stdout

@@ -11,7 +11,7 @@ use crate::gpu::{AttnBwdVariant, Gpu, MatmulVariant, Tensor};
 use crate::kernels::attention_backward::{self, stats_len};
 use crate::kernels::matmul::texture_variant_available;
 use crate::kernels::{self, attention, Act, AttnArgs, AttnBackwardArgs, GateOutputs};
-use crate::kernels::{BiasGrad, Gelu, LinearWeight, MatmulArgs, MatmulOut};
+use crate::kernels::{BiasGrad, EmbedArgs, Gelu, LinearWeight, MatmulArgs, MatmulOut, Pooling};
 use crate::maths::rng::SplitMix64;
 use reference::AttnShape;
 
@@ -145,6 +145,8 @@ pub fn run(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
     checks.push(layernorm_backward(gpu)?);
     checks.extend(activations(gpu)?);
     checks.push(cross_entropy(gpu)?);
+    checks.push(embedding(gpu)?);
+    checks.push(pooling(gpu)?);
     Ok(checks)
 }
 
@@ -823,6 +825,116 @@ fn cross_entropy(gpu: &Gpu) -> Result<Check> {
         t.compare(&case, "loss", &gpu.read_f32(&loss), &want_loss, tol);
         t.compare(&case, "dlogits", &gpu.read_f32(&dlogits), &want_d, tol);
         t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// Word + position + token-type embeddings with LayerNorm, positions from 0 (BERT) and from
+/// 2 (RoBERTa), the word table whole and split into uneven chunks (as a table over the binding
+/// limit is).
+fn embedding(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(10));
+    let mut t = Tally::new("embed_ln", "");
+    let (vocab, h, npos, ntypes, b, seq) = (50usize, 48usize, 16usize, 2usize, 3usize, 7usize);
+    let word = rng.vec(vocab * h, 1.0);
+    let (pos, typ) = (rng.vec(npos * h, 1.0), rng.vec(ntypes * h, 1.0));
+    let (gamma, beta) = (rng.vec(h, 1.0), rng.vec(h, 1.0));
+    let ids: Vec<u32> = (0..b * seq).map(|_| rng.0.below(vocab) as u32).collect();
+    let types: Vec<u32> = (0..b * seq).map(|_| rng.0.below(ntypes) as u32).collect();
+    let up = |name: &str, v: &[f32]| gpu.upload_f32(name, v);
+    let (ti, tt) = (
+        gpu.upload_u32("ids", &ids)?,
+        gpu.upload_u32("types", &types)?,
+    );
+    let (tp, ty, tg, tb) = (
+        up("pos", &pos)?,
+        up("typ", &typ)?,
+        up("gamma", &gamma)?,
+        up("beta", &beta)?,
+    );
+    for offset in [0usize, 2] {
+        let want: Vec<f64> = (0..b * seq)
+            .flat_map(|r| {
+                let v: Vec<f64> = (0..h)
+                    .map(|j| {
+                        word[ids[r] as usize * h + j] as f64
+                            + pos[(r % seq + offset) * h + j] as f64
+                            + typ[types[r] as usize * h + j] as f64
+                    })
+                    .collect();
+                reference::layernorm_ref(&v, &gamma, &beta, 1e-12)
+            })
+            .map(|v| v as f64)
+            .collect();
+        for splits in [vec![vocab], vec![17, 17, 16], vec![1, 48, 1]] {
+            let mut chunks = Vec::new();
+            let mut row0 = 0usize;
+            for rows in &splits {
+                let table = up("word", &word[row0 * h..(row0 + rows) * h])?;
+                chunks.push((row0 as u32, *rows as u32, table));
+                row0 += rows;
+            }
+            let out = poisoned(gpu, b * seq * h)?;
+            let mut rec = gpu.recorder();
+            let args = EmbedArgs {
+                ids: &ti,
+                type_ids: &tt,
+                word_chunks: &chunks,
+                pos: &tp,
+                typ: &ty,
+                n_types: ntypes as u32,
+                gamma: &tg,
+                beta: &tb,
+                eps: 1e-12,
+                n_rows: (b * seq) as u32,
+                seq_len: seq as u32,
+                pos_offset: offset as u32,
+                hidden: h as u32,
+            };
+            kernels::embed_ln(&mut rec, &args, &out);
+            rec.finish();
+            let case = format!("chunks={splits:?} position offset={offset}");
+            let tol = Tol {
+                atol: 2e-5,
+                rtol: 1e-4,
+            };
+            t.compare(&case, "out", &gpu.read_f32(&out), &want, tol);
+            t.cases += 1;
+        }
+    }
+    Ok(t.done())
+}
+
+/// Sentence pooling in every mode, plain and L2-normalised, H off the workgroup size and an
+/// example of one token.
+fn pooling(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(11));
+    let mut t = Tally::new("pool", "");
+    let (b, seq, h) = (5usize, 9usize, 70usize);
+    let x = rng.vec(b * seq * h, 2.0);
+    let lens: Vec<u32> = vec![9, 1, 4, 7, 2];
+    let (tx, tl) = (gpu.upload_f32("x", &x)?, gpu.upload_u32("lens", &lens)?);
+    for mode in [
+        Pooling::Mean,
+        Pooling::First,
+        Pooling::Max,
+        Pooling::MeanSqrtLen,
+    ] {
+        for normalize in [false, true] {
+            let want = reference::pool_ref(&x, &lens, (b, seq, h), mode, normalize);
+            let out = poisoned(gpu, b * h)?;
+            let mut rec = gpu.recorder();
+            let shape = (b as u32, seq as u32, h as u32);
+            kernels::pool(&mut rec, &tx, &tl, shape, mode, normalize, &out);
+            rec.finish();
+            let case = format!("{mode:?} normalize={normalize}");
+            let tol = Tol {
+                atol: 1e-5,
+                rtol: 1e-5,
+            };
+            t.compare(&case, "out", &gpu.read_f32(&out), &want, tol);
+            t.cases += 1;
+        }
     }
     Ok(t.done())
 }

@@ -2,6 +2,8 @@
 //! self-test and the test suite compare every kernel against these; nothing on the model path
 //! calls them.
 
+use crate::kernels::Pooling;
+
 /// erf from Numerical Recipes' erfc (Chebyshev fit, |relative error| < 1.2e-7): ample for
 /// checking f32 kernels, and independent of the kernels' Abramowitz–Stegun form.
 pub fn erf(x: f64) -> f64 {
@@ -277,4 +279,35 @@ pub fn attention_backward_ref(
         }
     }
     r
+}
+
+/// Sentence pooling of x [B, T, H] over each example's `lens` real rows: mean, first row,
+/// elementwise max or sum / √len; with `normalize`, each row divided by max(‖row‖, 1e-12).
+pub fn pool_ref(
+    x: &[f32],
+    lens: &[u32],
+    (b, t, h): (usize, usize, usize),
+    mode: Pooling,
+    normalize: bool,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(b * h);
+    for e in 0..b {
+        let n = lens[e] as usize;
+        let col = |j: usize| (0..n).map(move |r| x[(e * t + r) * h + j] as f64);
+        let row: Vec<f64> = (0..h)
+            .map(|j| match mode {
+                Pooling::Mean => col(j).sum::<f64>() / n as f64,
+                Pooling::First => x[e * t * h + j] as f64,
+                Pooling::Max => col(j).fold(f64::MIN, f64::max),
+                Pooling::MeanSqrtLen => col(j).sum::<f64>() / (n as f64).sqrt(),
+            })
+            .collect();
+        let norm = if normalize {
+            row.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12)
+        } else {
+            1.0
+        };
+        out.extend(row.iter().map(|v| v / norm));
+    }
+    out
 }
