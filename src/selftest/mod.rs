@@ -11,7 +11,9 @@ use crate::gpu::{AttnBwdVariant, Gpu, MatmulVariant, Tensor};
 use crate::kernels::attention_backward::{self, stats_len};
 use crate::kernels::matmul::texture_variant_available;
 use crate::kernels::{self, attention, Act, AttnArgs, AttnBackwardArgs, GateOutputs};
-use crate::kernels::{BiasGrad, EmbedArgs, Gelu, LinearWeight, MatmulArgs, MatmulOut, Pooling};
+use crate::kernels::{
+    AdamW, BiasGrad, EmbedArgs, Gelu, LinearWeight, MatmulArgs, MatmulOut, Pooling,
+};
 use crate::maths::rng::SplitMix64;
 use reference::AttnShape;
 
@@ -147,6 +149,8 @@ pub fn run(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
     checks.push(cross_entropy(gpu)?);
     checks.push(embedding(gpu)?);
     checks.push(pooling(gpu)?);
+    checks.push(rows(gpu)?);
+    checks.push(adamw(gpu)?);
     Ok(checks)
 }
 
@@ -935,6 +939,127 @@ fn pooling(gpu: &Gpu) -> Result<Check> {
             t.compare(&case, "out", &gpu.read_f32(&out), &want, tol);
             t.cases += 1;
         }
+    }
+    Ok(t.done())
+}
+
+/// Row gathers, and the scatter-add of embedding gradients into a table whole and in chunks.
+fn rows(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(12));
+    let mut t = Tally::new("gather/scatter rows", "");
+    let tol = Tol {
+        atol: 1e-5,
+        rtol: 1e-5,
+    };
+    let (n, width, table) = (300usize, 37usize, 50usize);
+    let src = rng.vec(n * width, 1.0);
+    let keys: Vec<u32> = (0..n).map(|_| rng.0.below(table) as u32).collect();
+    let start = rng.vec(table * width, 1.0);
+    let tsrc = gpu.upload_f32("src", &src)?;
+    // gather: out[r] = src[rows[r]], rows repeating and out of order
+    let picks: Vec<u32> = (0..41).map(|i| ((i * 37 + 5) % n) as u32).collect();
+    let want: Vec<f64> = picks
+        .iter()
+        .flat_map(|&r| {
+            src[r as usize * width..(r as usize + 1) * width]
+                .iter()
+                .map(|&v| v as f64)
+        })
+        .collect();
+    let (tp, out) = (
+        gpu.upload_u32("rows", &picks)?,
+        poisoned(gpu, picks.len() * width)?,
+    );
+    let mut rec = gpu.recorder();
+    kernels::gather_rows(&mut rec, &tsrc, &tp, picks.len() as u32, width as u32, &out);
+    rec.finish();
+    t.compare(
+        "41 rows of 300",
+        "gathered",
+        &gpu.read_f32(&out),
+        &want,
+        tol,
+    );
+    t.cases += 1;
+    // scatter-add: table[key] += src[r] for every row r with that key
+    let mut want = widen(&start);
+    for (r, &k) in keys.iter().enumerate() {
+        for c in 0..width {
+            want[k as usize * width + c] += src[r * width + c] as f64;
+        }
+    }
+    for chunks in [vec![(0, table)], vec![(0, 20), (20, 30)]] {
+        let mut got = Vec::new();
+        for &(key0, rows) in &chunks {
+            let part = gpu.upload_f32("table", &start[key0 * width..(key0 + rows) * width])?;
+            let mut rec = gpu.recorder();
+            kernels::scatter_add_rows(
+                &mut rec,
+                &tsrc,
+                &keys,
+                key0 as u32,
+                rows as u32,
+                width as u32,
+                &part,
+            )?;
+            rec.finish();
+            got.extend(gpu.read_f32(&part));
+        }
+        t.compare(
+            &format!("table chunks {chunks:?}"),
+            "table",
+            &got,
+            &want,
+            tol,
+        );
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// AdamW as torch computes it (decoupled decay, bias corrections), three steps with a gradient
+/// scale, over a length off the workgroup size.
+fn adamw(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(13));
+    let mut t = Tally::new("adamw", "");
+    let n = 1001;
+    let opt = AdamW {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..AdamW::default()
+    };
+    let param = rng.vec(n, 1.0);
+    let (mut p, mut m, mut v) = (widen(&param), vec![0.0; n], vec![0.0; n]);
+    let tp = gpu.upload_f32("param", &param)?;
+    let (m1, m2) = (
+        gpu.upload_f32("m1", &vec![0.0; n])?,
+        gpu.upload_f32("m2", &vec![0.0; n])?,
+    );
+    let (b1, b2) = (opt.beta1 as f64, opt.beta2 as f64);
+    for step in 1..=3u32 {
+        let grad = rng.vec(n, 1.0);
+        let scale = [1.0f32, 0.5, 0.25][step as usize - 1];
+        let tg = gpu.upload_f32("grad", &grad)?;
+        let mut rec = gpu.recorder();
+        kernels::adamw_step(&mut rec, &opt, step, scale, &tp, &tg, &m1, &m2);
+        rec.finish();
+        let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+        for i in 0..n {
+            let g = grad[i] as f64 * scale as f64;
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+            p[i] = p[i] * (1.0 - opt.lr as f64 * opt.weight_decay as f64)
+                - opt.lr as f64 / bc1 * m[i] / ((v[i] / bc2).sqrt() + opt.eps as f64);
+        }
+        let case = format!("step {step}, grad scale {scale}");
+        let tol = Tol {
+            atol: 1e-6,
+            rtol: 1e-5,
+        };
+        t.compare(&case, "param", &gpu.read_f32(&tp), &p, tol);
+        t.compare(&case, "m1", &gpu.read_f32(&m1), &m, tol);
+        t.compare(&case, "m2", &gpu.read_f32(&m2), &v, tol);
+        t.cases += 1;
     }
     Ok(t.done())
 }
