@@ -562,6 +562,10 @@ fn pre_training_objectives_rank_heads_and_judge_masks() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let c = read_json(&out.join("curve.json"));
     assert_eq!(c["metric"], "in-batch top-1");
+    assert_eq!(
+        (c["objective"].as_str(), c["mask_seed"].as_u64()),
+        (Some("simcse"), Some(7))
+    );
     let pts = c["curve"]["points"].as_array().unwrap();
     let chosen = c["chosen"].as_u64().unwrap() as usize;
     assert_eq!(chosen, pts.len() - 1, "--heads K chooses the last point");

@@ -172,6 +172,11 @@ pub struct Curve {
 pub struct PruneReport {
     pub strategy: String,
     pub importance: String,
+    /// The loss heads were ranked by and masks judged on, and (for the pre-training ones) the
+    /// seed of their corruption or batch order and dropout.
+    pub objective: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_seed: Option<u64>,
     pub metric: String,
     pub unpruned_metric: f64,
     pub keep: f64,
@@ -782,6 +787,8 @@ pub fn prune(gpu: &Gpu, args: &PruneArgs) -> Result<PruneReport> {
     let report = PruneReport {
         strategy: args.strategy.name().into(),
         importance: curve.importance.clone(),
+        objective: args.objective.name().into(),
+        mask_seed: (args.objective != Objective::Task).then_some(args.mask_seed),
         metric: metric.into(),
         unpruned_metric: base.metric,
         keep: args.keep,
