@@ -7,7 +7,8 @@
 # `run` works where it is started: on the GPU machine (no Rust there: it unpacks .gpu/) or on
 # this machine (lavapipe; `--quick` shrinks every size so it finishes in minutes). Steps, each
 # logged under DIR and none stopping the others:
-#   1. headroom info: the adapter and the kernel variants chosen for it;
+#   1. headroom info: the adapter and the kernel variants chosen for it; headroom selftest
+#      --every-variant: every kernel variant against the CPU oracle;
 #   2. correctness: the kernel, backward, optimizer, training, gate-gradient and parity test
 #      binaries (CPU f64 oracles, finite differences, transformers goldens) on this adapter;
 #      the tests that need the default model's weights are skipped (they do not travel);
@@ -146,6 +147,8 @@ run() {
 
   step info 60 "$bin/headroom" info
   grep -E '^(chosen|subgroup|kernel|enabled)' "$dir/info.log"
+  # every kernel variant the adapter can run against the CPU oracle, first
+  step selftest 120 "$bin/headroom" selftest --every-variant --json "$dir/selftest.json"
   # the tests that load the default model (its weights stay behind)
   local skip=(--skip default_model --skip minilm --skip skipping_gated_out_heads
     --skip exported_checkpoints --skip sentence_transformers_directories)
