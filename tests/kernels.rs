@@ -859,54 +859,6 @@ fn gather_rows_copies_the_listed_rows() {
     assert_eq!(g.read_f32(&out), want);
 }
 
-/// The contrastive loss of B pairs in f64: pooled rows of x [2B, T, H] (lengths `lens`),
-/// normalised; the sum over anchors of cross-entropy towards each partner, each direction
-/// weighing 1/2 when symmetric. Returns (losses per anchor, softmax rows).
-fn contrastive_ref(
-    x: &[f64],
-    lens: &[u32],
-    (b, t, h): (usize, usize, usize),
-    scale: f64,
-    symmetric: bool,
-    mode: Pooling,
-) -> (Vec<f64>, Vec<f64>) {
-    let unit: Vec<Vec<f64>> = (0..2 * b)
-        .map(|r| {
-            let n = lens[r] as usize;
-            let row: Vec<f64> = (0..h)
-                .map(|j| {
-                    let col = (0..n).map(|s| x[(r * t + s) * h + j]);
-                    match mode {
-                        Pooling::Mean => col.sum::<f64>() / n as f64,
-                        Pooling::MeanSqrtLen => col.sum::<f64>() / (n as f64).sqrt(),
-                        _ => x[r * t * h + j],
-                    }
-                })
-                .collect();
-            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-            row.iter().map(|v| v / norm).collect()
-        })
-        .collect();
-    let (mut losses, mut probs) = (Vec::new(), Vec::new());
-    let anchors = if symmetric { 2 * b } else { b };
-    for k in 0..anchors {
-        let s: Vec<f64> = (0..b)
-            .map(|j| {
-                let (anchor, other) = if k < b { (k, b + j) } else { (k, j) };
-                scale
-                    * (0..h)
-                        .map(|c| unit[anchor][c] * unit[other][c])
-                        .sum::<f64>()
-            })
-            .collect();
-        let m = s.iter().cloned().fold(f64::MIN, f64::max);
-        let lse = m + s.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        losses.push(lse - s[k % b]);
-        probs.extend(s.iter().map(|v| (v - lse).exp()));
-    }
-    (losses, probs)
-}
-
 #[test]
 fn contrastive_loss_and_backward_match_reference_and_finite_differences() {
     let g = gpu();

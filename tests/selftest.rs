@@ -44,6 +44,7 @@ fn selftest_passes_for_every_variant_and_reports_each() {
         ("pool", ""),
         ("gather/scatter rows", ""),
         ("adamw", ""),
+        ("contrastive fwd+bwd", ""),
     ];
     if headroom::kernels::matmul::texture_variant_available(g) {
         // lavapipe: the CPU variants and, with its subgroups of 8, the GPU ones
@@ -73,7 +74,7 @@ fn selftest_passes_for_every_variant_and_reports_each() {
     let r = headroom(&["selftest"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8_lossy(&r.stdout);
-    assert!(stdout.contains("all 15 checks pass"), "{stdout}");
+    assert!(stdout.contains("all 16 checks pass"), "{stdout}");
     let matmul = format!("{:?}", g.tuning.matmul).to_lowercase();
     assert!(
         stdout

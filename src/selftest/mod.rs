@@ -10,7 +10,9 @@ use crate::error::Result;
 use crate::gpu::{AttnBwdVariant, Gpu, MatmulVariant, Tensor};
 use crate::kernels::attention_backward::{self, stats_len};
 use crate::kernels::matmul::texture_variant_available;
-use crate::kernels::{self, attention, Act, AttnArgs, AttnBackwardArgs, GateOutputs};
+use crate::kernels::{
+    self, attention, Act, AttnArgs, AttnBackwardArgs, ContrastiveArgs, GateOutputs,
+};
 use crate::kernels::{
     AdamW, BiasGrad, EmbedArgs, Gelu, LinearWeight, MatmulArgs, MatmulOut, Pooling,
 };
@@ -91,6 +93,14 @@ impl Tally {
         }
     }
 
+    /// Fails on any element that is not finite (left unwritten over the NaN poison).
+    fn finite(&mut self, case: &str, what: &str, got: &[f32]) {
+        if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+            self.worst = f64::INFINITY;
+            self.at = format!("{case}: {what}[{i}] = {} (unwritten?)", got[i]);
+        }
+    }
+
     fn done(self) -> Check {
         Check {
             kernel: self.kernel,
@@ -151,6 +161,7 @@ pub fn run(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
     checks.push(pooling(gpu)?);
     checks.push(rows(gpu)?);
     checks.push(adamw(gpu)?);
+    checks.push(contrastive(gpu)?);
     Ok(checks)
 }
 
@@ -1059,6 +1070,89 @@ fn adamw(gpu: &Gpu) -> Result<Check> {
         t.compare(&case, "param", &gpu.read_f32(&tp), &p, tol);
         t.compare(&case, "m1", &gpu.read_f32(&m1), &m, tol);
         t.compare(&case, "m2", &gpu.read_f32(&m2), &v, tol);
+        t.cases += 1;
+    }
+    Ok(t.done())
+}
+
+/// The in-batch contrastive loss over pooled, normalised rows: each anchor's loss and softmax
+/// row against the f64 reference, and the gradient through the similarities, the
+/// normalisation and the pooling against central differences of the reference's summed loss
+/// (every position, padding included, of a few rows and columns).
+fn contrastive(gpu: &Gpu) -> Result<Check> {
+    let mut rng = Inputs(SplitMix64::new(14));
+    let mut t = Tally::new("contrastive fwd+bwd", "");
+    let (b, seq, h) = (5usize, 6usize, 37usize);
+    let lens: Vec<u32> = vec![6, 1, 4, 5, 2, 3, 6, 2, 4, 5];
+    let x32 = rng.vec(2 * b * seq * h, 1.0);
+    let x = widen(&x32);
+    let (tx, tl) = (gpu.upload_f32("x", &x32)?, gpu.upload_u32("lens", &lens)?);
+    let shape = (b, seq, h);
+    for (mode, symmetric) in [
+        (Pooling::Mean, false),
+        (Pooling::Mean, true),
+        (Pooling::First, true),
+        (Pooling::MeanSqrtLen, false),
+    ] {
+        let args = ContrastiveArgs {
+            pairs: b as u32,
+            hidden: h as u32,
+            seq: seq as u32,
+            scale: 20.0,
+            symmetric,
+            pooling: mode,
+        };
+        let (pooled, unit) = (poisoned(gpu, 2 * b * h)?, poisoned(gpu, 2 * b * h)?);
+        let (loss, probs) = (
+            poisoned(gpu, args.anchors())?,
+            poisoned(gpu, args.anchors() * b)?,
+        );
+        let dx = poisoned(gpu, 2 * b * seq * h)?;
+        let mut rec = gpu.recorder();
+        let rows = ((2 * b) as u32, seq as u32, h as u32);
+        kernels::pool(&mut rec, &tx, &tl, rows, mode, false, &pooled);
+        kernels::pool(&mut rec, &tx, &tl, rows, mode, true, &unit);
+        kernels::contrastive_loss(&mut rec, &args, &unit, &loss, &probs);
+        kernels::contrastive_backward(&mut rec, &args, &unit, &probs, &pooled, &tl, &dx);
+        rec.finish();
+        let (want_loss, want_probs) =
+            reference::contrastive_ref(&x, &lens, shape, 20.0, symmetric, mode);
+        let case = format!("{mode:?} symmetric={symmetric}");
+        let tol = Tol {
+            atol: 1e-4,
+            rtol: 1e-4,
+        };
+        t.compare(&case, "loss", &gpu.read_f32(&loss), &want_loss, tol);
+        t.compare(&case, "probs", &gpu.read_f32(&probs), &want_probs, tol);
+        let weight = if symmetric { 0.5 } else { 1.0 };
+        let total = |x: &[f64]| -> f64 {
+            let (l, _) = reference::contrastive_ref(x, &lens, shape, 20.0, symmetric, mode);
+            weight * l.iter().sum::<f64>()
+        };
+        let got = gpu.read_f32(&dx);
+        let (mut xp, eps) = (x.clone(), 1e-5);
+        let (mut got_at, mut want_at) = (Vec::new(), Vec::new());
+        for r in [0usize, 3, 6, 9] {
+            for s in 0..seq {
+                for c in [0usize, 17, 36] {
+                    let i = (r * seq + s) * h + c;
+                    xp[i] = x[i] + eps;
+                    let up = total(&xp);
+                    xp[i] = x[i] - eps;
+                    let down = total(&xp);
+                    xp[i] = x[i];
+                    got_at.push(got[i]);
+                    want_at.push((up - down) / (2.0 * eps));
+                }
+            }
+        }
+        let fd = Tol {
+            atol: 1e-4,
+            rtol: 1e-3,
+        };
+        t.compare(&case, "dx (finite differences)", &got_at, &want_at, fd);
+        // and every element written, not only those checked
+        t.finite(&case, "dx", &got);
         t.cases += 1;
     }
     Ok(t.done())

@@ -65,7 +65,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 // The f64 references the self-test uses (`headroom selftest`) are the suite's oracle too.
 #[allow(unused_imports)]
 pub use headroom::selftest::reference::{
-    attention_ref, erf, gelu, gelu_tanh, layernorm_ref, matmul_ref, pool_ref,
+    attention_ref, contrastive_ref, erf, gelu, gelu_tanh, layernorm_ref, matmul_ref, pool_ref,
 };
 
 /// A golden safetensors file read whole: f32 tensors as f32, int64 tensors as i64.
