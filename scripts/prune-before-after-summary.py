@@ -95,7 +95,7 @@ def main():
         return mean, sd
 
     lines = [
-        "| arm | heads kept | dev accuracy per seed | mean ± sd | seeds | seconds per run |",
+        "| arm | heads kept | dev accuracy per seed | mean ± sd | seeds | seconds per run (fine-tuning; (b): pruning) |",
         "|---|---|---|---|---|---|",
     ]
     summary = {"seeds": seeds, "budgets": budgets, "rows": []}
