@@ -391,7 +391,7 @@ impl AttnCase {
 
 /// T = 1; lengths far apart with T off the block size and zero and fractional gates; many
 /// heads over several query blocks; head dims that are not powers of two (6: not a multiple of
-/// 4, where the texture variants cannot run) or take 8 lanes per row (80).
+/// 4, where the texture variants cannot run; 20; 24) or take 8 lanes per row (80).
 fn attention_cases() -> Vec<AttnCase> {
     let case = |lens: &[u32], seq, heads, head_dim, layer, layers, gates| AttnCase {
         lens: lens.to_vec(),
@@ -411,6 +411,7 @@ fn attention_cases() -> Vec<AttnCase> {
         case(&[17, 1, 9], 17, 2, 24, 0, 1, mixed),
         case(&[13, 4], 13, 2, 6, 0, 1, &[0.0, 1.0, 0.25]),
         case(&[11, 25], 25, 2, 80, 0, 1, mixed),
+        case(&[9, 5], 9, 2, 20, 0, 1, &[1.0, 0.75, 0.0, 1.0]),
     ]
 }
 
@@ -589,7 +590,7 @@ fn attention_backward(gpu: &Gpu, variants: Variants) -> Result<Vec<Check>> {
 fn add_layernorm(gpu: &Gpu) -> Result<Check> {
     let mut rng = Inputs(SplitMix64::new(6));
     let mut t = Tally::new("add_ln", "");
-    for (rows, hidden) in [(1, 1), (3, 32), (7, 384), (13, 100), (2, 1031)] {
+    for (rows, hidden) in [(1, 1), (3, 37), (7, 384), (17, 768), (13, 100), (2, 1031)] {
         let (x, res) = (rng.vec(rows * hidden, 2.0), rng.vec(rows * hidden, 2.0));
         let (gamma, beta) = (rng.vec(hidden, 1.0), rng.vec(hidden, 1.0));
         let eps = 1e-12f32;
