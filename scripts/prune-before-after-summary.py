@@ -108,6 +108,17 @@ def main():
             f"| unpruned, fine-tuned | 72 | {per} | {mean:.3f} ± {sd:.3f} | {len(vals)} | {secs:.0f} |"
         )
         summary["rows"].append({"arm": "full", "heads": 72, "dev": vals})
+    again = {s: finetuned(out / f"full-again-{s}") for s in seeds}
+    again = {s: r for s, r in again.items() if r}
+    if again:
+        vals = [again[s]["dev"] for s in sorted(again)]
+        mean, sd = stats(vals)
+        secs = statistics.mean(r["seconds"] for r in again.values())
+        per = " / ".join(f"{v:.3f}" for v in vals)
+        lines.append(
+            f"| unpruned, fine-tuned again (two epochs in all: (c)'s control) | 72 | {per} | {mean:.3f} ± {sd:.3f} | {len(vals)} | {secs:.0f} |"
+        )
+        summary["rows"].append({"arm": "full-again", "heads": 72, "dev": vals})
     for k in budgets:
         for arm, name in ARMS:
             r = rows.get((arm, k))

@@ -18,7 +18,8 @@
 #   after     (b) each fine-tuned model pruned to K heads by task importance on the score
 #             sentences, with no retraining (its dev accuracy is in curve.json), and exported
 #   finetune  (a) and random: the pruned pre-trained checkpoints fine-tuned; (c) the exports of
-#             (b) fine-tuned again; seed by seed, so that a run cut short has whole seeds
+#             (b) fine-tuned again; seed by seed, so that a run cut short has whole seeds; then
+#             the unpruned models fine-tuned again too, (c)'s control for its second epoch
 #   summary   results table (scripts/prune-before-after-summary.py)
 #
 # Every fine-tuning is one epoch over the same TRAIN_N sentences at batch 32 and lr LR; seed s
@@ -101,6 +102,7 @@ for s in $steps; do
         finetune "$out/b-$k-$seed/prune/model" "$out/c-$k-$seed" "$seed"
       done
     done
+    for seed in $seeds; do finetune "$out/full-$seed" "$out/full-again-$seed" "$seed"; done
     ;;
   summary)
     python3 scripts/prune-before-after-summary.py "$out" >"$out/summary.md"
