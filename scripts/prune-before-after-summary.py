@@ -176,14 +176,15 @@ def plot(path, summary):
                 f'<line x1="{left}" x2="{width - 10}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                 'stroke="#ddd"/>'
             )
-    full = [r for r in runs if r["arm"] == "full"]
     x0 = left
-    if full:
-        xs = x0 + 40
-        for v in full[0]["dev"]:
+    for i, (arm, label) in enumerate([("full", "1 epoch"), ("full-again", "2 epochs")]):
+        rows = [r for r in runs if r["arm"] == arm]
+        xs = x0 + 25 + 45 * i
+        svg.append(f'<text x="{xs - 20}" y="{h - 30}">{label}</text>')
+        for v in rows[0]["dev"] if rows else []:
             svg.append(f'<circle cx="{xs}" cy="{y(v):.1f}" r="3" fill="#444"/>')
-        svg.append(f'<text x="{x0 + 10}" y="{h - 30}">unpruned</text>')
-        x0 += 100
+    svg.append(f'<text x="{x0 + 20}" y="{h - 10}">unpruned</text>')
+    x0 += 100
     colours = {"a": "#1f77b4", "b": "#ff7f0e", "c": "#2ca02c", "random": "#888"}
     for k in summary["budgets"]:
         svg.append(f'<text x="{x0 + 60}" y="{h - 10}">{k} of 72 heads kept</text>')
