@@ -11,6 +11,7 @@ use headroom::gpu::{MatmulVariant, Tensor};
 use headroom::kernels::attention_analysis::token_info;
 use headroom::kernels::matmul::texture_variant_available;
 use headroom::kernels::*;
+use headroom::selftest::reference::AttnShape;
 
 fn poisoned(len: usize) -> Tensor {
     let g = gpu();
@@ -364,7 +365,14 @@ fn attention_analysis_matches_reference() {
     attention_analysis(&mut rec, &args, &sieve, &words);
     rec.finish();
     let (gs, gw) = (g.read_f32(&sieve), g.read_f32(&words));
-    let scale = 1.0 / (d as f64).sqrt();
+    let shape = AttnShape {
+        batch: b,
+        seq: t,
+        heads,
+        head_dim: d,
+        layer: 0,
+        layers: 1,
+    };
     for e in 0..b {
         let n = lens[e] as usize;
         for h in 0..heads {
@@ -373,19 +381,11 @@ fn attention_analysis_matches_reference() {
                 let mut want_s = [0f64; SIEVES];
                 let mut want_w = vec![0f64; n_words];
                 if i < n {
-                    let q = |j: usize, part: usize, k: usize| {
-                        qkv[(e * t + j) * 3 * hid + part * hid + h * d + k] as f64
-                    };
-                    let s: Vec<f64> = (0..n)
-                        .map(|j| (0..d).map(|k| q(i, 0, k) * q(j, 1, k)).sum::<f64>() * scale)
-                        .collect();
-                    let mx = s.iter().cloned().fold(f64::MIN, f64::max);
-                    let z: f64 = s.iter().map(|v| (v - mx).exp()).sum();
-                    let prow: Vec<f64> = s.iter().map(|v| (v - mx).exp() / z).collect();
+                    let (prow, _) = shape.probabilities(&qkv, e, h, i, n);
                     want_s = sieve_ref(&prow, i, &info[e * t..e * t + n]);
                     for j in 0..n {
                         if let Some(w) = word_of[e * t + j] {
-                            want_w[w] += (s[j] - mx).exp() / z;
+                            want_w[w] += prow[j];
                         }
                     }
                 }

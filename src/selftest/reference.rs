@@ -125,7 +125,7 @@ impl AttnShape {
 
     /// Softmax row of query `q` over the `len` real keys of example `b`, head `h`, and its
     /// log-sum-exp. qkv is [B*T, 3·hidden].
-    fn probabilities(
+    pub fn probabilities(
         &self,
         qkv: &[f32],
         b: usize,
