@@ -2,6 +2,7 @@
 //! re-evaluated by `headroom eval --head-mask`, baselines, plots and bad input.
 
 mod common;
+use common::tempdir::TempDir;
 use common::*;
 use std::path::Path;
 
@@ -36,9 +37,8 @@ fn run_args(a: &[String]) -> std::process::Output {
 
 #[test]
 fn prune_strategies_trace_curves_and_choose_masks() {
-    let dir = std::env::temp_dir().join(format!("headroom-prune-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("prune");
+    let dir = tmp.path();
     let model = fixture("tiny-bert");
     let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
     let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
@@ -229,7 +229,6 @@ fn prune_strategies_trace_curves_and_choose_masks() {
         .as_array()
         .unwrap()
         .is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -238,8 +237,8 @@ fn ablation_is_the_loss_increase_of_each_head_alone() {
     use headroom::model::{Gates, Model};
     use headroom::tasks;
     let g = gpu();
-    let dir = std::env::temp_dir().join(format!("headroom-ablation-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("ablation");
+    let dir = tmp.path();
     let path = data(&dir, "d.tsv", &[0, 1, 2, 2, 1, 0]);
     let model = Model::load_for_gradients(g, &fixture("tiny-bert")).unwrap();
     let labels = tasks::model_labels(&model);
@@ -321,14 +320,12 @@ fn ablation_is_the_loss_increase_of_each_head_alone() {
         let has_ci = !x["ci95"].is_null();
         assert_eq!(has_ci, x["granularity"] != "batch", "{x}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
-    let dir = std::env::temp_dir().join(format!("headroom-prune-learned-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("prune-learned");
+    let dir = tmp.path();
     let model = fixture("tiny-bert");
     let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
     let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
@@ -433,14 +430,12 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
         assert_user_error(&run_args(&a), what, what);
         assert!(!bad.exists(), "{what}: nothing written");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn joint_runs_train_the_weights_and_export_them() {
-    let dir = std::env::temp_dir().join(format!("headroom-prune-joint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("prune-joint");
+    let dir = tmp.path();
     let model = fixture("tiny-bert");
     let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
     let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
@@ -523,14 +518,12 @@ fn joint_runs_train_the_weights_and_export_them() {
         "--joint",
         "oneshot",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn pre_training_objectives_rank_heads_and_judge_masks() {
-    let dir = std::env::temp_dir().join(format!("headroom-prune-obj-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("prune-obj");
+    let dir = tmp.path();
     let model = fixture("tiny-bert");
     let sentences = golden_path("sentences.tsv");
     let pairs = golden_path("pairs.tsv");
