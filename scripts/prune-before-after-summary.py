@@ -57,7 +57,9 @@ def jaccard(a, b):
 def main():
     out = Path(sys.argv[1])
     seeds = sorted(
-        int(p.name.split("-")[1]) for p in out.glob("full-*") if finetuned(p)
+        int(p.name[len("full-"):])
+        for p in out.glob("full-*")
+        if p.name[len("full-"):].isdigit() and finetuned(p)
     )
     budgets = sorted(
         {int(p.name.split("-")[1]) for p in out.glob("a-*") if p.name.count("-") == 1},
