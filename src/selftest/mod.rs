@@ -721,6 +721,9 @@ fn layernorm_backward(gpu: &Gpu) -> Result<Check> {
     Ok(t.done())
 }
 
+/// A real function of one variable (an activation or its derivative).
+type ScalarFn = fn(f64) -> f64;
+
 /// GELU (both forms) forward and backward, and the tanh and ReLU backwards, over lengths that
 /// are not multiples of the workgroup.
 fn activations(gpu: &Gpu) -> Result<Vec<Check>> {
@@ -734,7 +737,8 @@ fn activations(gpu: &Gpu) -> Result<Vec<Check>> {
         let mut t = Tally::new("gelu fwd+bwd", format!("{form:?}").to_lowercase());
         for n in [1, 63, 1000] {
             let (x, dy) = (rng.vec(n, 4.0), rng.vec(n, 1.0));
-            let (f, df): (fn(f64) -> f64, fn(f64) -> f64) = match form {
+            // the activation and its derivative
+            let (f, df): (ScalarFn, ScalarFn) = match form {
                 Gelu::Erf => (reference::gelu, reference::gelu_grad),
                 Gelu::Tanh => (reference::gelu_tanh, reference::gelu_tanh_grad),
             };
