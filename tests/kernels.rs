@@ -541,3 +541,40 @@ fn vocabulary_cross_entropy_over_chunks_matches_reference() {
     assert_close("vocab loss", &g.read_f32(&loss), &want_loss, 1e-4, 1e-5);
     assert_close("vocab dlogits", &grads, &want_grad, 1e-6, 1e-4);
 }
+
+/// `--profile` on a CPU adapter times a dispatch by the host clock around a submission of its
+/// own (lavapipe's timestamps put GELU and LayerNorm inside `score` at hundreds of GB/s): the
+/// profile accounts for most of the wall time a chain of dispatches took, and no more.
+#[test]
+fn profiled_kernel_times_account_for_the_wall_time_on_cpu_adapters() {
+    let g = headroom::gpu::Gpu::new(&headroom::gpu::AdapterChoice::from_flag(None)).unwrap();
+    if !g.tuning.cpu || g.enable_profiling().is_err() {
+        return; // a real GPU's timestamps time its kernels
+    }
+    let n = 1 << 22;
+    let x = g.upload_f32("x", &Rng::new(3).vec(n, 2.0)).unwrap();
+    let y = g.upload_f32("y", &vec![f32::NAN; n]).unwrap();
+    let calls = 8;
+    let started = std::time::Instant::now();
+    let mut rec = g.recorder();
+    for i in 0..calls {
+        // each call reads what the one before wrote
+        let (from, to) = if i % 2 == 0 { (&x, &y) } else { (&y, &x) };
+        gelu_forward(&mut rec, Gelu::Erf, from, n as u32, to);
+    }
+    rec.finish();
+    g.wait();
+    let wall = started.elapsed().as_secs_f64();
+    let report = g.profile_report().unwrap();
+    let (_, stat) = report
+        .kernels
+        .iter()
+        .find(|(k, _)| k == "gelu_forward")
+        .expect("gelu_forward profiled");
+    assert_eq!(stat.calls, calls);
+    let profiled = stat.total_ns * 1e-9;
+    assert!(
+        profiled > 0.5 * wall && profiled <= wall,
+        "profiled {profiled:.4} s of {wall:.4} s of wall time"
+    );
+}

@@ -31,7 +31,8 @@ pub struct Cli {
     /// else a real GPU before a CPU one. WGPU_BACKEND limits the backends searched.
     #[arg(long, global = true)]
     pub adapter: Option<String>,
-    /// Print GPU time per kernel (timestamp queries), sorted by total time.
+    /// Print GPU time per kernel, sorted by total time (timestamp queries; on CPU adapters the
+    /// host clock around each dispatch, run alone).
     #[arg(long, global = true)]
     pub profile: bool,
     /// With --profile: also write a Chrome trace (chrome://tracing, Perfetto) to this file.

@@ -264,6 +264,12 @@ impl<'g> Recorder<'g> {
         if room == Some(false) {
             self.flush();
         }
+        if room.is_some() && gpu.tuning.cpu {
+            // CPU adapters time each dispatch by the host clock in a submission of its own
+            // (see `submit_encoder`): what was recorded before it runs first, untimed.
+            self.flush();
+            gpu.wait();
+        }
         let base = 2 * self.timed.len() as u32;
         let guard = gpu.profiler.lock().unwrap();
         {
@@ -285,8 +291,6 @@ impl<'g> Recorder<'g> {
         drop(guard);
         if profiling {
             self.timed.push((label, base));
-            // CPU adapters (lavapipe) may write a pass's end timestamp before its dispatch has
-            // run; timing each dispatch in its own submission keeps the numbers honest there.
             if gpu.tuning.cpu {
                 self.flush();
             }
@@ -310,8 +314,14 @@ impl<'g> Recorder<'g> {
         match guard.as_mut() {
             Some(p) if !timed.is_empty() => {
                 p.resolve(&mut encoder, timed.len() as u32);
+                let submitted = std::time::Instant::now();
                 self.gpu.queue.submit([encoder.finish()]);
-                p.collect(self.gpu, &timed);
+                // CPU adapters (lavapipe) write the end timestamp of many a dispatch long before
+                // it has run (in `score`, GELU and LayerNorm came out at 30-40 µs, hundreds of
+                // GB/s on two cores), so there the one dispatch of this submission is timed by
+                // the host clock, from submission to completion (collect waits for it).
+                let host_clock = self.gpu.tuning.cpu.then_some(submitted);
+                p.collect(self.gpu, &timed, host_clock);
             }
             _ => {
                 self.gpu.queue.submit([encoder.finish()]);

@@ -1,4 +1,5 @@
-//! GPU time per kernel from timestamp queries: a table sorted by total time and a Chrome trace.
+//! GPU time per kernel from timestamp queries (on CPU adapters, from the host clock around a
+//! submission of one dispatch): a table sorted by total time and a Chrome trace.
 
 use super::Gpu;
 use std::collections::HashMap;
@@ -65,13 +66,22 @@ impl Profiler {
         encoder.resolve_query_set(&self.query_set, 0..dispatches * 2, &self.resolve, 0);
     }
 
-    /// Reads the resolved timestamps of the submission just made.
-    pub(super) fn collect(&mut self, gpu: &Gpu, timed: &[(&'static str, u32)]) {
+    /// Reads the resolved timestamps of the submission just made. With `host_clock` (the
+    /// instant of submission; the submission then holds one dispatch) the dispatch's duration
+    /// is the host time from then until the timestamps could be read, and its timestamps
+    /// only place it in the trace.
+    pub(super) fn collect(
+        &mut self,
+        gpu: &Gpu,
+        timed: &[(&'static str, u32)],
+        host_clock: Option<std::time::Instant>,
+    ) {
         let n = timed.len() * 2;
         let raw: Vec<u32> = {
             let words = gpu.read_range_f32(&self.resolve, 0, n * 2);
             words.iter().map(|w| w.to_bits()).collect()
         };
+        let host_ns = host_clock.map(|t| t.elapsed().as_nanos() as f64);
         let ticks: Vec<u64> = (0..n)
             .map(|i| raw[2 * i] as u64 | ((raw[2 * i + 1] as u64) << 32))
             .collect();
@@ -80,7 +90,8 @@ impl Profiler {
         for (label, base) in timed {
             let b = *base as usize;
             let start = ticks[b].saturating_sub(origin) as f64 * self.period_ns;
-            let dur = ticks[b + 1].saturating_sub(ticks[b]) as f64 * self.period_ns;
+            let dur =
+                host_ns.unwrap_or(ticks[b + 1].saturating_sub(ticks[b]) as f64 * self.period_ns);
             let s = self.stats.entry(label).or_default();
             s.calls += 1;
             s.total_ns += dur;
