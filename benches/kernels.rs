@@ -79,6 +79,35 @@ fn bench_matmul(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// Packing rows of a storage buffer into the texture the texture kernels read (CPU adapters);
+/// throughput in bytes read.
+fn bench_pack(c: &mut Criterion, gpu: &Gpu) {
+    if !headroom::kernels::matmul::texture_variant_available(gpu) {
+        return;
+    }
+    let mut group = c.benchmark_group("pack_rows");
+    group
+        .sample_size(10)
+        .measurement_time(measurement(3))
+        .warm_up_time(Duration::from_secs(1));
+    let m = 4096usize;
+    for k in [384usize, 1536] {
+        let a = gpu.upload_f32("a", &rand_vec(m * k, 4)).unwrap();
+        group.throughput(Throughput::Bytes((4 * m * k) as u64));
+        group.bench_function(format!("M{m}_K{k}"), |bencher| {
+            bencher.iter(|| {
+                let mut rec = gpu.recorder();
+                let _view = headroom::kernels::matmul::pack_rows(
+                    &mut rec, &a, m as u32, k as u32, k as u32,
+                );
+                rec.finish();
+                gpu.wait();
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention");
     group
@@ -419,6 +448,7 @@ fn benches(c: &mut Criterion) {
         gpu.enable_profiling().expect("timestamp queries");
     }
     bench_matmul(c, &gpu);
+    bench_pack(c, &gpu);
     bench_attention(c, &gpu);
     bench_attention_backward(c, &gpu);
     bench_model(c, &gpu);

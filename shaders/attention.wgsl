@@ -152,10 +152,11 @@ fn attention_fwd(
 
 // ---- Variant for CPU adapters (lavapipe), where storage-buffer and workgroup-memory loads are
 // scalar and barriers are costly: Q|K|V are read as vec4 texels of an rgba32float texture
-// [B*T rows, 3H/4 texels] (packed by matmul_texture.wgsl's pack_rows), one lane per query,
+// [B*T rows, 3H/4 texels] (packed by matmul_texture.wgsl's pack_rows, and bound as a read-only
+// storage texture for the reason given there), one lane per query,
 // no workgroup memory and no barriers. Needs head_dim % 4 == 0.
 
-@group(0) @binding(1) var tqkv: texture_2d<f32>;
+@group(0) @binding(1) var tqkv: texture_storage_2d<rgba32float, read>;
 
 const MAX_D4: u32 = 32u;
 
@@ -188,7 +189,7 @@ fn attention_fwd_tex(
     var acc: array<vec4<f32>, MAX_D4>;
     let qy = i32(b * p.seq + t);
     for (var i = 0u; i < d4; i++) {
-        q[i] = textureLoad(tqkv, vec2<i32>(qx + i32(i), qy), 0) * p.scale;
+        q[i] = textureLoad(tqkv, vec2<i32>(qx + i32(i), qy)) * p.scale;
         acc[i] = vec4<f32>(0.0);
     }
     var m = -3.0e38;
@@ -202,7 +203,7 @@ fn attention_fwd_tex(
             let y = row0 + i32(k0 + j);
             var dot4 = vec4<f32>(0.0);
             for (var i = 0u; i < d4; i++) {
-                dot4 = fma(q[i], textureLoad(tqkv, vec2<i32>(kx + i32(i), y), 0), dot4);
+                dot4 = fma(q[i], textureLoad(tqkv, vec2<i32>(kx + i32(i), y)), dot4);
             }
             let sc = dot4.x + dot4.y + dot4.z + dot4.w + rel_bias(h, t, k0 + j);
             s[j] = sc;
@@ -216,7 +217,7 @@ fn attention_fwd_tex(
             let pj = exp(s[j] - mt);
             l += pj;
             for (var i = 0u; i < d4; i++) {
-                acc[i] = fma(vec4<f32>(pj), textureLoad(tqkv, vec2<i32>(vx + i32(i), y), 0), acc[i]);
+                acc[i] = fma(vec4<f32>(pj), textureLoad(tqkv, vec2<i32>(vx + i32(i), y)), acc[i]);
             }
         }
         m = mt;

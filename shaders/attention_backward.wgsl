@@ -321,17 +321,17 @@ fn attn_rel_bias_grad(
 // rgba32float textures (packed by matmul_texture.wgsl's pack_rows), as attention.wgsl's
 // attention_fwd_tex does; same math and outputs. Needs head_dim % 4 == 0.
 
-@group(0) @binding(1) var tqkv: texture_2d<f32>;
-@group(0) @binding(6) var tdout: texture_2d<f32>;
+@group(0) @binding(1) var tqkv: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var tdout: texture_storage_2d<rgba32float, read>;
 
 const MAX_D4: u32 = 32u;
 
 fn qkv4(row: u32, x: u32) -> vec4<f32> {
-    return textureLoad(tqkv, vec2<i32>(i32(x), i32(row)), 0);
+    return textureLoad(tqkv, vec2<i32>(i32(x), i32(row)));
 }
 
 fn dout4(row: u32, x: u32) -> vec4<f32> {
-    return textureLoad(tdout, vec2<i32>(i32(x), i32(row)), 0);
+    return textureLoad(tdout, vec2<i32>(i32(x), i32(row)));
 }
 
 @compute @workgroup_size(BQ)

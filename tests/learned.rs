@@ -16,7 +16,11 @@ fn setup() -> (
 ) {
     let g = gpu();
     let model = Model::load_for_gradients(g, &fixture("tiny-bert")).unwrap();
-    let dir = std::env::temp_dir().join(format!("headroom-learned-{}", std::process::id()));
+    // one folder per call: the tests run in parallel, and one writing train.tsv while another
+    // reads it made the reader fail now and then
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("headroom-learned-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut s = String::from("sentence\tlabel\n");
     for ((t, _), l) in golden_texts("sentences.tsv")

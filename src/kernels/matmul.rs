@@ -88,7 +88,8 @@ fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32) -> wgpu::TextureView {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            // Written by pack_rows and read by the texture kernels, both as a storage texture.
+            usage: wgpu::TextureUsages::STORAGE_BINDING,
             view_formats: &[],
         })
         .create_view(&Default::default())
@@ -385,13 +386,7 @@ fn dispatch_tiled(
 
 /// Packs `rows` rows of `k` elements (row stride `lda`) of `a` into an rgba32float texture of
 /// ceil(k/4) texels per row, zero-padded; returns its view. Needs `texture_variant_available`.
-pub(crate) fn pack_rows(
-    rec: &mut Recorder,
-    a: &Tensor,
-    rows: u32,
-    k: u32,
-    lda: u32,
-) -> wgpu::TextureView {
+pub fn pack_rows(rec: &mut Recorder, a: &Tensor, rows: u32, k: u32, lda: u32) -> wgpu::TextureView {
     let view = texture(rec.gpu(), "packed_rows", rows, k);
     pack_into(rec, a, (rows, k, lda), false, &view);
     view
@@ -407,20 +402,24 @@ fn pack_into(
 ) {
     let gpu = rec.gpu();
     let k4 = k.div_ceil(4);
-    let pack = gpu.pipeline(
-        Shader::MatmulTexture,
-        "pack_rows",
-        &[("TRANSPOSE", transpose as u32 as f64)],
-    );
     let pp = gpu.uniform("pack.params", &PackParams { rows, k, k4, lda });
-    let bg = gpu.bind(
-        &pack,
-        &[
-            pp.as_entire_binding(),
-            a.binding(),
-            wgpu::BindingResource::TextureView(view),
-        ],
-    );
+    let pp = pp.as_entire_binding();
+    let dst = wgpu::BindingResource::TextureView(view);
+    // whole texels in the source: one vec4 load each (pack_rows4)
+    let whole = !transpose && k % 4 == 0 && lda % 4 == 0;
+    let (pack, bg) = if whole {
+        let pack = gpu.pipeline(Shader::MatmulTexture, "pack_rows4", &[]);
+        let bg = gpu.bind_at(&pack, &[(0, pp), (2, dst), (3, a.binding())]);
+        (pack, bg)
+    } else {
+        let pack = gpu.pipeline(
+            Shader::MatmulTexture,
+            "pack_rows",
+            &[("TRANSPOSE", transpose as u32 as f64)],
+        );
+        let bg = gpu.bind(&pack, &[pp, a.binding(), dst]);
+        (pack, bg)
+    };
     rec.dispatch("pack_rows", &pack, &bg, (rows * k4).div_ceil(64));
 }
 
@@ -530,6 +529,43 @@ fn dispatch_texture(
         ],
     );
     rec.dispatch(label, &pipe, &bg, total);
+}
+
+/// c[r] (+)= the sum of row r of a packed texture of `rows` rows of `k` elements.
+fn row_sums_texture(
+    rec: &mut Recorder,
+    view: &wgpu::TextureView,
+    (rows, k): (u32, u32),
+    accumulate: bool,
+    c: &Tensor,
+) {
+    let gpu = rec.gpu();
+    let pipe = gpu.pipeline(
+        Shader::MatmulTexture,
+        "row_sums_tex",
+        &[("ACCUMULATE", accumulate as u32 as f64)],
+    );
+    let params = gpu.uniform(
+        "row_sums.params",
+        &TexParams {
+            m: rows,
+            n: 1,
+            k4: k.div_ceil(4),
+            ldc: 1,
+            tiles_n: 1,
+            total: rows.div_ceil(64),
+            gather: [1, 1, 1, 0, 0, 0],
+        },
+    );
+    let bg = gpu.bind_at(
+        &pipe,
+        &[
+            (0, params.as_entire_binding()),
+            (1, wgpu::BindingResource::TextureView(view)),
+            (4, c.binding()),
+        ],
+    );
+    rec.dispatch("matmul.db", &pipe, &bg, rows.div_ceil(64));
 }
 
 /// Input gradient of y = x·Wᵀ: dX[M, K] (+)= dY[M, N]·W, rows of dX `out.ldc` apart. Reads the
@@ -677,7 +713,7 @@ pub fn linear_grads(
 
 /// As [`linear_grads`], with the variant chosen by the caller. On texture adapters dYᵀ is
 /// packed once (transposed) into a texture and serves both products on the texture kernel
-/// (dW against the packed Xᵀ, db as a one-row product with ones); elsewhere the tiled kernel
+/// (dW against the packed Xᵀ, db as the row sums of the packed dYᵀ); elsewhere the tiled kernel
 /// reads the operands transposed in place (TRANS_A / TRANS_B).
 #[allow(clippy::too_many_arguments)]
 pub fn linear_grads_variant(
@@ -705,9 +741,7 @@ pub fn linear_grads_variant(
         let tex = TexOperands::plain(&xt, dy, k, m);
         dispatch_texture(rec, &consts, n, &dyt, &tex, k, "matmul.dW", dw);
         if let Some(bg) = bias {
-            let ones = pack_rows(rec, bg.ones, 1, m, m);
-            let tex = TexOperands::plain(&dyt, dy, n, m);
-            dispatch_texture(rec, &consts, 1, &ones, &tex, n, "matmul.db", bg.db);
+            row_sums_texture(rec, &dyt, (n, m), accumulate, bg.db);
         }
         return;
     }

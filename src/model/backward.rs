@@ -96,9 +96,12 @@ impl GradCtx {
         m: u32,
     ) {
         let (n, k) = g.shape;
-        kernels::weight_grad(rec, dy, x, ldx, m, n, k, acc, &g.w);
-        let ones = self.ones.as_ref().expect("allocated with grads");
-        kernels::bias_grad(rec, dy, ones, m, n, acc, &g.b);
+        let bias = kernels::BiasGrad {
+            ones: self.ones.as_ref().expect("allocated with grads"),
+            db: &g.b,
+        };
+        // one call: on texture adapters dW and db share the packed dYᵀ
+        kernels::linear_grads(rec, dy, x, ldx, (m, n, k), acc, &g.w, Some(bias));
     }
 
     /// The gradient through dropout call site `site` (the forward's mask, replayed).
