@@ -167,16 +167,23 @@ struct PackParams {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
 
+// The texel (x, row) of a packing invocation; row >= pp.rows past the last one.
+fn packed_texel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let row = i / pp.k4;
+    return vec2<u32>(i - row * pp.k4, row);
+}
+
 @compute @workgroup_size(64)
 fn pack_rows(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if (i >= pp.rows * pp.k4) { return; }
-    let row = i / pp.k4;
-    let kx = i % pp.k4;
+    let t = packed_texel(wid, nwg, lid);
+    let kx = t.x;
+    let row = t.y;
+    if (row >= pp.rows) { return; }
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
         let col = kx * 4u + j;
@@ -196,9 +203,9 @@ fn pack_rows4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if (i >= pp.rows * pp.k4) { return; }
-    let row = i / pp.k4;
-    let kx = i - row * pp.k4;
+    let t = packed_texel(wid, nwg, lid);
+    let kx = t.x;
+    let row = t.y;
+    if (row >= pp.rows) { return; }
     textureStore(dst, vec2<i32>(i32(kx), i32(row)), src4[row * (pp.lda / 4u) + kx]);
 }
