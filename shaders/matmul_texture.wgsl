@@ -4,7 +4,7 @@
 // each subgroup of 8 lanes shares 8 rows of A through `subgroupBroadcast`. The textures are
 // bound as read-only storage textures, not sampled ones: lavapipe's sampled `textureLoad` looks
 // up the mip level's strides and offset lane by lane, its image load does not, and the matmul
-// runs 1.3-1.6x faster so (BENCHMARKS.md).
+// runs 1.2-1.6x faster so (BENCHMARKS.md).
 //   C[m, n] = act(sum_k A[m, k] W[n, k] + bias[n])
 // Needs the SUBGROUP feature and a subgroup size of exactly 8; chosen at start-up only then.
 // Each subgroup computes ROWS rows x 8*NC columns, lane l owning NC adjacent columns.

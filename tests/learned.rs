@@ -20,8 +20,8 @@ fn setup() -> (
     // reads it made the reader fail now and then
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("headroom-learned-{}-{call}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir::TempDir::new(&format!("learned-{call}"));
+    let dir = tmp.path();
     let mut s = String::from("sentence\tlabel\n");
     for ((t, _), l) in golden_texts("sentences.tsv")
         .iter()

@@ -688,7 +688,8 @@ pub fn weight_grad(
     linear_grads_variant(rec, dy, x, ldx, (m, n, k), accumulate, dw, None, variant)
 }
 
-/// The bias gradient's operands: db[N] (+)= 1ᵀ·dY, `ones` holding ≥ M ones.
+/// The bias gradient's operands: db[N] (+)= 1ᵀ·dY, `ones` holding ≥ M ones (read by the tiled
+/// kernel; texture adapters sum the packed dYᵀ's rows instead).
 pub struct BiasGrad<'a> {
     pub ones: &'a Tensor,
     pub db: &'a Tensor,
