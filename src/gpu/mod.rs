@@ -33,10 +33,10 @@ pub struct Tuning {
     /// Attention backward variant (`HEADROOM_ATTN_BWD=storage|texture|tiled` overrides it; a
     /// variant the shapes or the adapter cannot run falls back to `Storage`).
     pub attn_bwd: AttnBwdVariant,
-    /// Texture matmul tile: (output columns per lane, row groups per workgroup, rows per
-    /// subgroup); measured best on lavapipe (BENCHMARKS.md). Override with `HEADROOM_TEX_NC`
-    /// (1..4), `HEADROOM_TEX_RG` (1, 2, 4, 8), `HEADROOM_TEX_ROWS` (8, 16) to experiment.
-    pub texture_tile: (u32, u32, u32),
+    /// Texture matmul tile: (row groups per workgroup, rows per subgroup), each lane owning 4
+    /// output columns; measured best on lavapipe (BENCHMARKS.md). Override with
+    /// `HEADROOM_TEX_RG` (1, 2, 4, 8) and `HEADROOM_TEX_ROWS` (8, 16, 24, 32) to experiment.
+    pub texture_tile: (u32, u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Tuning {
     }
 }
 
-fn texture_tile_from_env() -> (u32, u32, u32) {
+fn texture_tile_from_env() -> (u32, u32) {
     let env = |name: &str, allowed: &[u32], default: u32| {
         std::env::var(name)
             .ok()
@@ -113,9 +113,8 @@ fn texture_tile_from_env() -> (u32, u32, u32) {
             .unwrap_or(default)
     };
     (
-        env("HEADROOM_TEX_NC", &[1, 2, 3, 4], 4),
         env("HEADROOM_TEX_RG", &[1, 2, 4, 8], 4),
-        env("HEADROOM_TEX_ROWS", &[8, 16], 16),
+        env("HEADROOM_TEX_ROWS", &[8, 16, 24, 32], 24),
     )
 }
 
@@ -293,6 +292,34 @@ impl<'g> Recorder<'g> {
             self.timed.push((label, base));
             if gpu.tuning.cpu {
                 self.flush();
+            }
+        }
+    }
+
+    /// Copies rows of a buffer into a texture (`copy_buffer_to_texture`), named for
+    /// `--profile` like a dispatch. Profiling on a CPU adapter times it alone by the host
+    /// clock; on GPUs it is recorded untimed (compute-pass timestamps do not cover copies).
+    pub fn copy_buffer_to_texture(
+        &mut self,
+        label: &'static str,
+        source: wgpu::TexelCopyBufferInfo<'_>,
+        destination: wgpu::TexelCopyTextureInfo<'_>,
+        size: wgpu::Extent3d,
+    ) {
+        let gpu = self.gpu;
+        let host_timed = gpu.tuning.cpu && gpu.profiling();
+        if host_timed {
+            self.flush();
+            gpu.wait();
+        }
+        let started = std::time::Instant::now();
+        self.encoder()
+            .copy_buffer_to_texture(source, destination, size);
+        if host_timed {
+            self.flush();
+            gpu.wait();
+            if let Some(p) = gpu.profiler.lock().unwrap().as_mut() {
+                p.record_host(label, started.elapsed().as_nanos() as f64);
             }
         }
     }

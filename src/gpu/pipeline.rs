@@ -12,6 +12,7 @@ pub enum Shader {
     Matmul,
     MatmulTexture,
     Attention,
+    AttentionTexture,
     AttentionBackward,
     AttentionAnalysis,
     Activation,
@@ -26,18 +27,21 @@ pub enum Shader {
 /// Helpers shared by the row kernels (workgroup reductions), prepended to their sources
 /// (and to the attention backward's, the pooling's and the contrastive loss's, for their sums).
 const ROW_COMMON: &str = include_str!("../../shaders/row_common.wgsl");
+/// The fused attention forward, prepended to its texture variant (which needs SUBGROUP).
+const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 /// erf, for GELU forward and backward.
 const ERF: &str = include_str!("../../shaders/erf.wgsl");
 /// The matmul epilogue (bias, GELU, tanh, ReLU), prepended to both matmul variants.
 const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Embed,
         Shader::LayerNorm,
         Shader::Matmul,
         Shader::MatmulTexture,
         Shader::Attention,
+        Shader::AttentionTexture,
         Shader::AttentionBackward,
         Shader::AttentionAnalysis,
         Shader::Activation,
@@ -56,6 +60,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulTexture => "matmul_texture.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::AttentionTexture => "attention_texture.wgsl",
             Shader::AttentionBackward => "attention_backward.wgsl",
             Shader::AttentionAnalysis => "attention_analysis.wgsl",
             Shader::Activation => "activation.wgsl",
@@ -88,7 +93,13 @@ impl Shader {
                 let src = include_str!("../../shaders/matmul_texture.wgsl");
                 format!("{ERF}\n{MATMUL_COMMON}\n{src}")
             }
-            Shader::Attention => include_str!("../../shaders/attention.wgsl").to_string(),
+            Shader::Attention => ATTENTION.to_string(),
+            Shader::AttentionTexture => {
+                format!(
+                    "{ATTENTION}\n{}",
+                    include_str!("../../shaders/attention_texture.wgsl")
+                )
+            }
             Shader::AttentionBackward => format!(
                 "{ROW_COMMON}\n{}",
                 include_str!("../../shaders/attention_backward.wgsl")
@@ -117,7 +128,7 @@ impl Shader {
     fn bounds_proven(self) -> bool {
         matches!(
             self,
-            Shader::Matmul | Shader::MatmulTexture | Shader::Attention
+            Shader::Matmul | Shader::MatmulTexture | Shader::Attention | Shader::AttentionTexture
         )
     }
 }

@@ -102,6 +102,16 @@ impl Profiler {
         self.clock += last_end + 1000.0;
     }
 
+    /// Adds a step timed by the host clock alone (a copy, which takes no timestamps here).
+    pub(super) fn record_host(&mut self, label: &'static str, dur: f64) {
+        let s = self.stats.entry(label).or_default();
+        s.calls += 1;
+        s.total_ns += dur;
+        s.max_ns = s.max_ns.max(dur);
+        self.events.push((label, self.clock, dur));
+        self.clock += dur + 1000.0;
+    }
+
     pub(super) fn report(&self) -> ProfileReport {
         let mut kernels: Vec<(String, KernelStat)> = self
             .stats

@@ -85,13 +85,13 @@ pub fn attention_fwd_variant(
     let q_blocks = a.seq.div_ceil(bq);
     let total = a.batch * a.heads * q_blocks;
     let hidden = a.heads * a.head_dim;
-    let entry = if texture {
-        "attention_fwd_tex"
+    let (shader, entry) = if texture {
+        (Shader::AttentionTexture, "attention_fwd_tex")
     } else {
-        "attention_fwd"
+        (Shader::Attention, "attention_fwd")
     };
     let pipe = gpu.pipeline(
-        Shader::Attention,
+        shader,
         entry,
         &[
             ("BQ", bq as f64),

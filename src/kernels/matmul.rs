@@ -72,7 +72,22 @@ pub fn texture_variant_available(gpu: &Gpu) -> bool {
 /// Whether `rows` rows of `k` elements fit one texture.
 pub(crate) fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
     let max = gpu.limits.max_texture_dimension_2d;
-    rows >= 1 && rows <= max && k.div_ceil(4) <= max && k >= 1
+    rows >= 1 && rows <= max && k >= 1 && padded_width(k) <= max
+}
+
+/// Texels per row of a packed texture of rows of `k` elements: ceil(k/4), rounded up to a
+/// multiple of 4 texels and then to an odd multiple, so that a row spans an odd number of
+/// 64-byte cache lines. The kernels read only the first ceil(k/4). With an even number (K = 768:
+/// 48 lines, K = 3072: 192) the same texel column of consecutive rows fell into a few cache
+/// sets of the CPU running lavapipe, which evicted each other: the matmul at K = 3072 ran 1.5x
+/// faster padded (BENCHMARKS.md).
+pub(crate) fn padded_width(k: u32) -> u32 {
+    let w = k.div_ceil(4).next_multiple_of(4);
+    if (w / 4) % 2 == 0 {
+        w + 4
+    } else {
+        w
+    }
 }
 
 fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32) -> wgpu::TextureView {
@@ -80,7 +95,7 @@ fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32) -> wgpu::TextureView {
         .create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
             size: wgpu::Extent3d {
-                width: k.div_ceil(4),
+                width: padded_width(k),
                 height: rows,
                 depth_or_array_layers: 1,
             },
@@ -88,8 +103,9 @@ fn texture(gpu: &Gpu, label: &str, rows: u32, k: u32) -> wgpu::TextureView {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba32Float,
-            // Written by pack_rows and read by the texture kernels, both as a storage texture.
-            usage: wgpu::TextureUsages::STORAGE_BINDING,
+            // Written by pack_rows (a copy, or a storage-texture store) and read by the texture
+            // kernels as a storage texture.
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         })
         .create_view(&Default::default())
@@ -402,6 +418,34 @@ fn pack_into(
 ) {
     let gpu = rec.gpu();
     let k4 = k.div_ceil(4);
+    // Whole texels and rows at the copy alignment: a plain copy (a memcpy per row on lavapipe,
+    // about 10x the packing kernel's speed, whose loads and texel stores are per-lane loops).
+    let row_bytes = lda as u64 * 4;
+    if !transpose && k % 4 == 0 && row_bytes % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64 == 0 {
+        rec.copy_buffer_to_texture(
+            "pack_rows",
+            wgpu::TexelCopyBufferInfo {
+                buffer: &a.buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row_bytes as u32),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: view.texture(),
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width: k4,
+                height: rows,
+                depth_or_array_layers: 1,
+            },
+        );
+        return;
+    }
     let pp = gpu.uniform("pack.params", &PackParams { rows, k, k4, lda });
     let pp = pp.as_entire_binding();
     let dst = wgpu::BindingResource::TextureView(view);
@@ -489,8 +533,8 @@ fn dispatch_texture(
     let gpu = rec.gpu();
     let (n, k) = (w.n, w.k);
     let k4 = k.div_ceil(4);
-    let (nc, rg, rows) = gpu.tuning.texture_tile;
-    let tiles_n = n.div_ceil(64 / rg * nc);
+    let (rg, rows) = gpu.tuning.texture_tile;
+    let tiles_n = n.div_ceil(256 / rg);
     let total = m.div_ceil(rows * rg) * tiles_n;
     let pipe = gpu.pipeline(
         Shader::MatmulTexture,
@@ -500,7 +544,6 @@ fn dispatch_texture(
             *bias,
             *acc,
             *gather,
-            ("NC", nc as f64),
             ("ROW_GROUPS", rg as f64),
             ("ROWS", rows as f64),
         ],
