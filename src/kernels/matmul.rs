@@ -83,7 +83,7 @@ pub(crate) fn fits_texture(gpu: &Gpu, rows: u32, k: u32) -> bool {
 /// faster padded (BENCHMARKS.md).
 pub(crate) fn padded_width(k: u32) -> u32 {
     let w = k.div_ceil(4).next_multiple_of(4);
-    if (w / 4) % 2 == 0 {
+    if (w / 4).is_multiple_of(2) {
         w + 4
     } else {
         w
@@ -421,7 +421,10 @@ fn pack_into(
     // Whole texels and rows at the copy alignment: a plain copy (a memcpy per row on lavapipe,
     // about 10x the packing kernel's speed, whose loads and texel stores are per-lane loops).
     let row_bytes = lda as u64 * 4;
-    if !transpose && k % 4 == 0 && row_bytes % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64 == 0 {
+    if !transpose
+        && k.is_multiple_of(4)
+        && row_bytes.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64)
+    {
         rec.copy_buffer_to_texture(
             "pack_rows",
             wgpu::TexelCopyBufferInfo {
