@@ -108,6 +108,90 @@ fn bench_pack(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// The row and elementwise kernels around the matmuls at B32 T128 (4096 rows): GELU forward and
+/// backward over the FFN's 1536 columns, add + LayerNorm and its backward over 384. Throughput
+/// in bytes read and written.
+fn bench_elementwise(c: &mut Criterion, gpu: &Gpu) {
+    use headroom::kernels::{add_ln, gelu_backward, gelu_forward, ln_backward, Gelu};
+    let mut group = c.benchmark_group("elementwise");
+    group
+        .sample_size(10)
+        .measurement_time(measurement(3))
+        .warm_up_time(Duration::from_secs(1));
+    let rows = 4096usize;
+    let (h, i) = (384usize, 1536usize);
+    let x = gpu.upload_f32("x", &rand_vec(rows * i, 5)).unwrap();
+    let dy = gpu.upload_f32("dy", &rand_vec(rows * i, 6)).unwrap();
+    let out = gpu.empty("out", rows * i).unwrap();
+    let gamma = gpu.upload_f32("gamma", &rand_vec(h, 7)).unwrap();
+    let beta = gpu.upload_f32("beta", &rand_vec(h, 8)).unwrap();
+    let n = (rows * i) as u32;
+    let timed = |group: &mut criterion::BenchmarkGroup<_>,
+                 name: &str,
+                 bytes: usize,
+                 f: &dyn Fn(&mut headroom::gpu::Recorder)| {
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| {
+                let mut rec = gpu.recorder();
+                f(&mut rec);
+                rec.finish();
+                gpu.wait();
+            })
+        });
+    };
+    let (bytes_i, bytes_h) = (4 * rows * i, 4 * rows * h);
+    timed(
+        &mut group,
+        &format!("gelu_forward/R{rows}_N{i}"),
+        2 * bytes_i,
+        &|rec| gelu_forward(rec, Gelu::Erf, &x, n, &out),
+    );
+    timed(
+        &mut group,
+        &format!("gelu_backward/R{rows}_N{i}"),
+        3 * bytes_i,
+        &|rec| gelu_backward(rec, Gelu::Erf, &x, &dy, n, &out),
+    );
+    timed(
+        &mut group,
+        &format!("add_ln/R{rows}_N{h}"),
+        3 * bytes_h,
+        &|rec| {
+            add_ln(
+                rec,
+                &x,
+                &dy,
+                &gamma,
+                &beta,
+                1e-12,
+                rows as u32,
+                h as u32,
+                &out,
+            )
+        },
+    );
+    timed(
+        &mut group,
+        &format!("ln_backward/R{rows}_N{h}"),
+        4 * bytes_h,
+        &|rec| {
+            ln_backward(
+                rec,
+                &x,
+                &dy,
+                &dy,
+                &gamma,
+                1e-12,
+                rows as u32,
+                h as u32,
+                &out,
+            )
+        },
+    );
+    group.finish();
+}
+
 fn bench_attention(c: &mut Criterion, gpu: &Gpu) {
     let mut group = c.benchmark_group("attention");
     group
@@ -449,6 +533,7 @@ fn benches(c: &mut Criterion) {
     }
     bench_matmul(c, &gpu);
     bench_pack(c, &gpu);
+    bench_elementwise(c, &gpu);
     bench_attention(c, &gpu);
     bench_attention_backward(c, &gpu);
     bench_model(c, &gpu);

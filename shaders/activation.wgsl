@@ -118,3 +118,103 @@ fn dropout(
     let u = f32(r >> 8u) * (1.0 / 16777216.0);
     ddst[i] = select(0.0, dsrc[i] / (1.0 - dp.prob), u >= dp.prob);
 }
+
+// vec4 forms of every entry above, for lengths that are a multiple of 4 (the tensors of every
+// real model): a lane loads and stores whole vectors, a quarter of the memory instructions.
+// lavapipe runs each storage access as a loop over the lanes, so these are ~3x faster there;
+// GPUs get 16-byte accesses. The wrappers pick them by length; the results are the same.
+@group(0) @binding(1) var<storage, read> saved4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
+
+fn erf_approx4(x: vec4<f32>) -> vec4<f32> {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+        + 0.254829592) * t * exp(-z * z);
+    return sign(x) * y;
+}
+
+@compute @workgroup_size(64)
+fn gelu_forward4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n / 4u) { return; }
+    let x = saved4[i];
+    if (TANH_GELU) {
+        dx4[i] = 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
+        return;
+    }
+    dx4[i] = 0.5 * x * (1.0 + erf_approx4(x * 0.70710678118654752));
+}
+
+@compute @workgroup_size(64)
+fn gelu_backward4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n / 4u) { return; }
+    let x = saved4[i];
+    if (TANH_GELU) {
+        let u = 0.79788456080286536 * (x + 0.044715 * x * x * x);
+        let th = tanh(u);
+        let du = 0.79788456080286536 * (1.0 + 0.134145 * x * x);
+        dx4[i] = dy4[i] * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du);
+        return;
+    }
+    let cdf = 0.5 * (1.0 + erf_approx4(x * 0.70710678118654752));
+    let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
+    dx4[i] = dy4[i] * (cdf + x * pdf);
+}
+
+@compute @workgroup_size(64)
+fn tanh_backward4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n / 4u) { return; }
+    let y = saved4[i];
+    dx4[i] = dy4[i] * (1.0 - y * y);
+}
+
+@compute @workgroup_size(64)
+fn relu_backward4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= p.n / 4u) { return; }
+    dx4[i] = select(vec4<f32>(0.0), dy4[i], saved4[i] > vec4<f32>(0.0));
+}
+
+@group(0) @binding(1) var<storage, read> dsrc4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ddst4: array<vec4<f32>>;
+
+fn pcg_hash4(v: vec4<u32>) -> vec4<u32> {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> vec4<u32>(28u)) + 4u)) ^ state) * 277803737u;
+    return (word >> vec4<u32>(22u)) ^ word;
+}
+
+// The same mask as dropout: element 4i + k hashes its own index.
+@compute @workgroup_size(64)
+fn dropout4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = index(wid, nwg, lid);
+    if (i >= dp.n / 4u) { return; }
+    let e = 4u * i + vec4<u32>(0u, 1u, 2u, 3u);
+    let r = pcg_hash4(e ^ vec4<u32>(pcg_hash(dp.seed)));
+    let u = vec4<f32>(r >> vec4<u32>(8u)) * (1.0 / 16777216.0);
+    ddst4[i] = select(vec4<f32>(0.0), dsrc4[i] / (1.0 - dp.prob), u >= vec4<f32>(dp.prob));
+}

@@ -100,9 +100,15 @@ fn layernorm_backward_matches_finite_differences() {
 
 #[test]
 fn activation_backwards_match_finite_differences() {
+    // 1000 runs the vec4 entry points, 1001 the scalar ones
+    for n in [1000, 1001] {
+        activation_backwards_at(n);
+    }
+}
+
+fn activation_backwards_at(n: usize) {
     let g = gpu();
     let mut rng = Rng::new(12);
-    let n = 1000;
     let x = rng.vec(n, 4.0);
     let dy = rng.vec(n, 1.0);
     let (tx, tdy) = (
@@ -847,6 +853,12 @@ fn dropout_is_deterministic_unbiased_and_its_own_adjoint() {
         (lhs - rhs).abs() < 1e-6 * (1.0 + lhs.abs()),
         "{lhs} vs {rhs}"
     );
+    // the scalar entry (a length not a multiple of 4) draws the vec4 entry's mask
+    let y = poisoned(n - 1);
+    let mut rec = g.recorder();
+    dropout(&mut rec, &tx, n as u32 - 1, 7, p, &y);
+    rec.finish();
+    assert_eq!(g.read_f32(&y), a[..n - 1]);
     // p = 0 is the identity
     let y = poisoned(n);
     let mut rec = g.recorder();

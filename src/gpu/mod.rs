@@ -24,7 +24,9 @@ pub struct Tuning {
     pub subgroup_size: u32,
     /// `SUBGROUP` was enabled on the device.
     pub subgroups: bool,
-    /// Workgroup size of the row kernels (embedding, LayerNorm).
+    /// Workgroup size of the row kernels (embedding, LayerNorm, pooling): 8 on CPU adapters,
+    /// one lavapipe subgroup, where each extra lane's share of a 384-wide row buys less than the
+    /// reduction's barriers cost (BENCHMARKS.md, step 3); 128 on GPUs.
     pub row_wg: u32,
     /// Queries per workgroup (and keys per shared tile) in the fused attention kernel.
     pub attn_block: u32,
@@ -69,7 +71,7 @@ impl Tuning {
             cpu,
             subgroup_size: info.subgroup_min_size.max(1),
             subgroups,
-            row_wg: if cpu { 32 } else { 128 },
+            row_wg: if cpu { 8 } else { 128 },
             attn_block: if cpu { 16 } else { 64 },
             matmul: if cpu && sg8 {
                 MatmulVariant::Texture

@@ -1,4 +1,5 @@
-//! `shaders/activation.wgsl`: elementwise activation backward.
+//! `shaders/activation.wgsl`: the elementwise kernels (GELU forward, the activation backwards,
+//! dropout), each in a scalar and a vec4 form.
 
 use super::Act;
 use crate::gpu::{Recorder, Shader, Tensor};
@@ -33,59 +34,103 @@ impl Gelu {
     }
 }
 
-fn run(
+/// An elementwise entry point in its two forms: the vec4 one (a lane per 4 elements, loading and
+/// storing whole vectors) runs when the length is a multiple of 4, the scalar one otherwise.
+#[derive(Clone, Copy)]
+struct Entry {
+    scalar: &'static str,
+    vec4: &'static str,
+}
+
+impl Entry {
+    /// The entry for `n` elements and the number of workgroups of 64 lanes it needs.
+    fn for_len(self, n: u32) -> (&'static str, u32) {
+        if n.is_multiple_of(4) {
+            (self.vec4, (n / 4).div_ceil(64))
+        } else {
+            (self.scalar, n.div_ceil(64))
+        }
+    }
+}
+
+const GELU_BACKWARD: Entry = Entry {
+    scalar: "gelu_backward",
+    vec4: "gelu_backward4",
+};
+const TANH_BACKWARD: Entry = Entry {
+    scalar: "tanh_backward",
+    vec4: "tanh_backward4",
+};
+const RELU_BACKWARD: Entry = Entry {
+    scalar: "relu_backward",
+    vec4: "relu_backward4",
+};
+const GELU_FORWARD: Entry = Entry {
+    scalar: "gelu_forward",
+    vec4: "gelu_forward4",
+};
+const DROPOUT: Entry = Entry {
+    scalar: "dropout",
+    vec4: "dropout4",
+};
+
+/// Binds the uniform `params` at 0, `saved` at 1, `dy` (when there is one) at 2 and `out` at 3,
+/// and dispatches `entry` over `n` elements.
+#[allow(clippy::too_many_arguments)]
+fn elementwise(
     rec: &mut Recorder,
-    entry: &'static str,
+    entry: Entry,
     constants: &[(&'static str, f64)],
+    params: &wgpu::Buffer,
     saved: &Tensor,
-    dy: &Tensor,
+    dy: Option<&Tensor>,
     n: u32,
-    dx: &Tensor,
+    out: &Tensor,
 ) {
     let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::Activation, entry, constants);
-    let params = gpu.uniform(entry, &Params { n, _p: [0; 3] });
-    let bg = gpu.bind(
-        &pipe,
-        &[
-            params.as_entire_binding(),
-            saved.binding(),
-            dy.binding(),
-            dx.binding(),
-        ],
-    );
-    rec.dispatch(entry, &pipe, &bg, n.div_ceil(64));
+    let (name, groups) = entry.for_len(n);
+    let pipe = gpu.pipeline(Shader::Activation, name, constants);
+    let mut bindings = vec![(0, params.as_entire_binding()), (1, saved.binding())];
+    if let Some(dy) = dy {
+        bindings.push((2, dy.binding()));
+    }
+    bindings.push((3, out.binding()));
+    let bg = gpu.bind_at(&pipe, &bindings);
+    rec.dispatch(entry.scalar, &pipe, &bg, groups);
+}
+
+/// [`elementwise`] with the activations' parameters (the length).
+fn activation(
+    rec: &mut Recorder,
+    entry: Entry,
+    constants: &[(&'static str, f64)],
+    saved: &Tensor,
+    dy: Option<&Tensor>,
+    n: u32,
+    out: &Tensor,
+) {
+    let params = rec.gpu().uniform(entry.scalar, &Params { n, _p: [0; 3] });
+    elementwise(rec, entry, constants, &params, saved, dy, n, out)
 }
 
 /// dx = dy · gelu'(x), from the pre-activation `x`.
 pub fn gelu_backward(rec: &mut Recorder, form: Gelu, x: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "gelu_backward", &form.constants(), x, dy, n, dx)
+    activation(rec, GELU_BACKWARD, &form.constants(), x, Some(dy), n, dx)
 }
 
 /// dx = dy · (1 − y²), from the output `y` = tanh(x).
 pub fn tanh_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "tanh_backward", &[], y, dy, n, dx)
+    activation(rec, TANH_BACKWARD, &[], y, Some(dy), n, dx)
 }
 
 /// dx = dy · [y > 0], from the output `y` = relu(x).
 pub fn relu_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, n: u32, dx: &Tensor) {
-    run(rec, "relu_backward", &[], y, dy, n, dx)
+    activation(rec, RELU_BACKWARD, &[], y, Some(dy), n, dx)
 }
 
 /// y = gelu(x) as its own pass (the backward keeps the pre-activation x).
 pub fn gelu_forward(rec: &mut Recorder, form: Gelu, x: &Tensor, n: u32, y: &Tensor) {
-    let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::Activation, "gelu_forward", &form.constants());
-    let params = gpu.uniform("gelu_forward", &Params { n, _p: [0; 3] });
-    let bg = gpu.bind_at(
-        &pipe,
-        &[
-            (0, params.as_entire_binding()),
-            (1, x.binding()),
-            (3, y.binding()),
-        ],
-    );
-    rec.dispatch("gelu_forward", &pipe, &bg, n.div_ceil(64));
+    activation(rec, GELU_FORWARD, &form.constants(), x, None, n, y)
 }
 
 #[repr(C)]
@@ -105,9 +150,7 @@ pub fn dropout(rec: &mut Recorder, x: &Tensor, n: u32, seed: u32, prob: f32, y: 
         (0.0..1.0).contains(&prob),
         "dropout probability {prob} outside [0, 1)"
     );
-    let gpu = rec.gpu();
-    let pipe = gpu.pipeline(Shader::Activation, "dropout", &[]);
-    let params = gpu.uniform(
+    let params = rec.gpu().uniform(
         "dropout.params",
         &DropParams {
             n,
@@ -116,13 +159,5 @@ pub fn dropout(rec: &mut Recorder, x: &Tensor, n: u32, seed: u32, prob: f32, y: 
             _q: 0,
         },
     );
-    let bg = gpu.bind_at(
-        &pipe,
-        &[
-            (0, params.as_entire_binding()),
-            (1, x.binding()),
-            (3, y.binding()),
-        ],
-    );
-    rec.dispatch("dropout", &pipe, &bg, n.div_ceil(64));
+    elementwise(rec, DROPOUT, &[], &params, x, None, n, y);
 }

@@ -11,6 +11,21 @@ struct Params {
     _pad: u32,
 }
 
+/// The entry point for rows of `hidden`: its vec4 form (`name` + "4", a lane loading whole
+/// vectors) when the width is a multiple of 4.
+fn entry(name: &'static str, hidden: u32) -> &'static str {
+    if !hidden.is_multiple_of(4) {
+        return name;
+    }
+    match name {
+        "add_ln" => "add_ln4",
+        "ln_backward" => "ln_backward4",
+        "ln_row_stats" => "ln_row_stats4",
+        "ln_param_grad" => "ln_param_grad4",
+        _ => unreachable!("no vec4 form of {name}"),
+    }
+}
+
 /// out = LN(x + res) * gamma + beta over rows of `hidden`.
 #[allow(clippy::too_many_arguments)]
 pub fn add_ln(
@@ -27,7 +42,7 @@ pub fn add_ln(
     let gpu = rec.gpu();
     let pipe = gpu.pipeline(
         Shader::LayerNorm,
-        "add_ln",
+        entry("add_ln", hidden),
         &[("ROW_WG", gpu.tuning.row_wg as f64)],
     );
     let params = gpu.uniform(
@@ -70,7 +85,7 @@ pub fn ln_backward(
     let gpu = rec.gpu();
     let pipe = gpu.pipeline(
         Shader::LayerNorm,
-        "ln_backward",
+        entry("ln_backward", hidden),
         &[("ROW_WG", gpu.tuning.row_wg as f64)],
     );
     let params = gpu.uniform(
@@ -123,7 +138,7 @@ pub fn ln_param_grad(
             _pad: 0,
         },
     );
-    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_row_stats", &wg);
+    let pipe = gpu.pipeline(Shader::LayerNorm, entry("ln_row_stats", hidden), &wg);
     let bg = gpu.bind_at(
         &pipe,
         &[
@@ -135,7 +150,11 @@ pub fn ln_param_grad(
     );
     rec.dispatch("ln_row_stats", &pipe, &bg, n_rows);
     let constants = [wg[0], ("ACCUMULATE", accumulate as u32 as f64)];
-    let pipe = gpu.pipeline(Shader::LayerNorm, "ln_param_grad", &constants);
+    let pipe = gpu.pipeline(
+        Shader::LayerNorm,
+        entry("ln_param_grad", hidden),
+        &constants,
+    );
     let bg = gpu.bind_at(
         &pipe,
         &[
@@ -148,5 +167,10 @@ pub fn ln_param_grad(
             (8, dbeta.binding()),
         ],
     );
-    rec.dispatch("ln_param_grad", &pipe, &bg, hidden.div_ceil(64));
+    let lanes = if hidden.is_multiple_of(4) {
+        hidden / 4
+    } else {
+        hidden
+    };
+    rec.dispatch("ln_param_grad", &pipe, &bg, lanes.div_ceil(64));
 }
