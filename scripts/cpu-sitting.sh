@@ -11,8 +11,9 @@
 #   HEADROOM  the headroom binary (default target/release/headroom)
 #   BENCH     the kernels bench binary (default: built by cargo bench --no-run)
 #   DEV       the SST-2 dev TSV (default ../shared/data/sst2/dev.tsv)
-# Needs weights/minilm-cls (python3 benches/make_minilm_classifier.py). Takes about 25 minutes
-# with a baseline on 2 cores, 12 without.
+# Needs weights/minilm-cls (python3 benches/make_minilm_classifier.py). Takes about 35 minutes
+# with a baseline on 2 cores, 15 without. This host's noise is ±30 % and more: every headroom
+# figure is taken twice, alternating with the baseline.
 set -euo pipefail
 out=${1:?usage: scripts/cpu-sitting.sh OUT_DIR}
 PYTHON=${PYTHON:-python3}
@@ -47,11 +48,11 @@ hr_of() { if [ "$1" = base ]; then echo "$BASE_HEADROOM"; else echo "$HEADROOM";
 
 stamp "host"; say "$(lscpu | grep 'Model name' | sed 's/  */ /g'), $(nproc) CPUs"
 stamp "numpy sgemm (1)"; "$PYTHON" benches/numpy_sgemm.py | tee -a "$log"
-for v in "${variants[@]}"; do stamp "matmul, $v"; bench "$v" "$(bin_of "$v")" matmul/; done
-for v in "${variants[@]}"; do stamp "attention, $v"; bench "$v" "$(bin_of "$v")" "^attention"; done
+for round in 1 2; do for v in "${variants[@]}"; do stamp "matmul round $round, $v"; bench "$v" "$(bin_of "$v")" matmul/; done; done
+for round in 1 2; do for v in "${variants[@]}"; do stamp "attention round $round, $v"; bench "$v" "$(bin_of "$v")" "^attention"; done; done
 stamp "numpy sgemm (2)"; "$PYTHON" benches/numpy_sgemm.py | tee -a "$log"
 stamp "transformers at B32 T128 (1)"; "$PYTHON" benches/transformers_t128.py "$model" 2>&1 | grep -v -i warn | tee -a "$log"
-for v in "${variants[@]}"; do stamp "model at B32 T128, $v"; SECS=${MODEL_SECS:-20} bench "$v" "$(bin_of "$v")" model/minilm; done
+for round in 1 2; do for v in "${variants[@]}"; do stamp "model at B32 T128 round $round, $v"; SECS=${MODEL_SECS:-20} bench "$v" "$(bin_of "$v")" model/minilm; done; done
 stamp "transformers at B32 T128 (2)"; "$PYTHON" benches/transformers_t128.py "$model" 2>&1 | grep -v -i warn | tee -a "$log"
 stamp "transformers head_mask.grad on $DEV (1)"; "$PYTHON" benches/transformers_importance.py "$model" "$DEV" 2>&1 | grep 'head_mask.grad' | tee -a "$log"
 for round in 1 2; do for v in "${variants[@]}"; do stamp "score round $round, $v"; score "$v" "$(hr_of "$v")"; done; done

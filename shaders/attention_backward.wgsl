@@ -318,8 +318,13 @@ fn attn_rel_bias_grad(
 }
 
 // ---- Variants for CPU adapters (lavapipe): Q|K|V and dout are read as vec4 texels of
-// rgba32float textures (packed by matmul_texture.wgsl's pack_rows), as attention.wgsl's
-// attention_fwd_tex does; same math and outputs. Needs head_dim % 4 == 0.
+// rgba32float textures (packed by matmul_texture.wgsl's pack_rows), as attention_texture.wgsl's
+// attention_fwd_tex does; same math and outputs. Needs head_dim % 4 == 0, SUBGROUP and
+// subgroups of exactly 8 (the adapters the texture kernels are chosen for).
+// One lane per query (dQ) or key (dK, dV); every lane of a subgroup walks the same keys (or
+// queries), so each lane gathers other texels of the shared row (texel 8c + lane of group c)
+// and the subgroup passes them round with `subgroupBroadcast`: one texel gather per 8 texels
+// used (a gather is a loop over the lanes and a transpose on lavapipe).
 
 @group(0) @binding(1) var tqkv: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(6) var tdout: texture_storage_2d<rgba32float, read>;
@@ -334,20 +339,68 @@ fn dout4(row: u32, x: u32) -> vec4<f32> {
     return textureLoad(tdout, vec2<i32>(i32(x), i32(row)));
 }
 
+// The lane's texel of group c (of 8 texels) of the head's row `row`, from texel x0 on; clamped
+// into the head (lanes past the last texel repeat it, and the vectors it meets are 0 there).
+fn qkv_texel(x0: u32, c: u32, lane: u32, d4: u32, row: u32) -> vec4<f32> {
+    return qkv4(row, x0 + min(c * 8u + lane, d4 - 1u));
+}
+
+fn dout_texel(x0: u32, c: u32, lane: u32, d4: u32, row: u32) -> vec4<f32> {
+    return dout4(row, x0 + min(c * 8u + lane, d4 - 1u));
+}
+
+fn hsum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// sum over the 8 texels of group c of dot(x[c8 + k], texel k of the subgroup's shared row),
+// the lane holding texel `lane` in `t`: the vec4 partial sums added to acc.
+fn shared_dot(acc: vec4<f32>, x: ptr<function, array<vec4<f32>, MAX_D4>>, c: u32,
+              t: vec4<f32>) -> vec4<f32> {
+    let i = c * 8u;
+    var a = acc;
+    a = fma((*x)[i], subgroupBroadcast(t, 0u), a);
+    a = fma((*x)[i + 1u], subgroupBroadcast(t, 1u), a);
+    a = fma((*x)[i + 2u], subgroupBroadcast(t, 2u), a);
+    a = fma((*x)[i + 3u], subgroupBroadcast(t, 3u), a);
+    a = fma((*x)[i + 4u], subgroupBroadcast(t, 4u), a);
+    a = fma((*x)[i + 5u], subgroupBroadcast(t, 5u), a);
+    a = fma((*x)[i + 6u], subgroupBroadcast(t, 6u), a);
+    a = fma((*x)[i + 7u], subgroupBroadcast(t, 7u), a);
+    return a;
+}
+
+// y[c8 + k] += w * texel k of the subgroup's shared row, for the 8 texels of group c.
+fn shared_axpy(y: ptr<function, array<vec4<f32>, MAX_D4>>, c: u32, w: f32, t: vec4<f32>) {
+    let i = c * 8u;
+    let wv = vec4<f32>(w);
+    (*y)[i] = fma(wv, subgroupBroadcast(t, 0u), (*y)[i]);
+    (*y)[i + 1u] = fma(wv, subgroupBroadcast(t, 1u), (*y)[i + 1u]);
+    (*y)[i + 2u] = fma(wv, subgroupBroadcast(t, 2u), (*y)[i + 2u]);
+    (*y)[i + 3u] = fma(wv, subgroupBroadcast(t, 3u), (*y)[i + 3u]);
+    (*y)[i + 4u] = fma(wv, subgroupBroadcast(t, 4u), (*y)[i + 4u]);
+    (*y)[i + 5u] = fma(wv, subgroupBroadcast(t, 5u), (*y)[i + 5u]);
+    (*y)[i + 6u] = fma(wv, subgroupBroadcast(t, 6u), (*y)[i + 6u]);
+    (*y)[i + 7u] = fma(wv, subgroupBroadcast(t, 7u), (*y)[i + 7u]);
+}
+
 @compute @workgroup_size(BQ)
 fn attn_bwd_q_tex(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= p.total) { return; }
     let bl = block_of(g);
     let b = bl.b;
     let h = bl.h;
-    let t = bl.blk * BQ + lid;
-    if (t >= p.seq) { return; }
+    // lanes past the sequence run along (the subgroup shares loads) and write nothing
+    let live = bl.blk * BQ + lid < p.seq;
+    let t = min(bl.blk * BQ + lid, p.seq - 1u);
     let d4 = HEAD_DIM / 4u;
+    let groups = (d4 + 7u) / 8u;
     let len = lens[b];
     let gate = gate_at(b, h);
     let qx = h * d4;
@@ -361,10 +414,13 @@ fn attn_bwd_q_tex(
     var o: array<vec4<f32>, MAX_D4>;
     var dov: array<vec4<f32>, MAX_D4>;
     var dq: array<vec4<f32>, MAX_D4>;
-    for (var i = 0u; i < d4; i++) {
-        q[i] = qkv4(row, qx + i) * p.scale;
+    for (var i = 0u; i < groups * 8u; i++) {
+        q[i] = vec4<f32>(0.0);
+        o[i] = vec4<f32>(0.0);
+        dov[i] = vec4<f32>(0.0);
         dq[i] = vec4<f32>(0.0);
     }
+    for (var i = 0u; i < d4; i++) { q[i] = qkv4(row, qx + i) * p.scale; }
     var lse = 0.0;
     if (gate != 0.0) {
         lse = lse_saved[srow];
@@ -373,14 +429,14 @@ fn attn_bwd_q_tex(
                 out_g[orow + 4u * i + 3u]) / gate;
         }
     } else {
+        // the forward skipped this head: recompute O and the lse (the gate is the workgroup's)
         var m = -3.0e38;
         var l = 0.0;
-        for (var i = 0u; i < d4; i++) { o[i] = vec4<f32>(0.0); }
         for (var j = 0u; j < len; j++) {
             let kr = b * p.seq + j;
             var s4 = vec4<f32>(0.0);
             for (var i = 0u; i < d4; i++) { s4 = fma(q[i], qkv4(kr, kx + i), s4); }
-            let s = s4.x + s4.y + s4.z + s4.w + rel_bias(h, t, j);
+            let s = hsum4(s4) + rel_bias(h, t, j);
             let mn = max(m, s);
             let corr = exp(m - mn);
             let pj = exp(s - mn);
@@ -397,7 +453,7 @@ fn attn_bwd_q_tex(
         gp4 = fma(dg, o[i], gp4);
         dov[i] = gate * dg;
     }
-    let gp = gp4.x + gp4.y + gp4.z + gp4.w;
+    let gp = hsum4(gp4);
     let dt = gate * gp;
     var ent = 0.0;
     var pmax = 0.0;
@@ -405,17 +461,20 @@ fn attn_bwd_q_tex(
         let kr = b * p.seq + j;
         var s4 = vec4<f32>(0.0);
         var dp4 = vec4<f32>(0.0);
-        for (var i = 0u; i < d4; i++) {
-            s4 = fma(q[i], qkv4(kr, kx + i), s4);
-            dp4 = fma(dov[i], qkv4(kr, vx + i), dp4);
+        for (var c = 0u; c < groups; c++) {
+            s4 = shared_dot(s4, &q, c, qkv_texel(kx, c, lane, d4, kr));
+            dp4 = shared_dot(dp4, &dov, c, qkv_texel(vx, c, lane, d4, kr));
         }
-        let s = s4.x + s4.y + s4.z + s4.w + rel_bias(h, t, j);
+        let s = hsum4(s4) + rel_bias(h, t, j);
         let pj = exp(s - lse);
         ent += pj * (lse - s);
         pmax = max(pmax, pj);
-        let ds = pj * (dp4.x + dp4.y + dp4.z + dp4.w - dt);
-        for (var i = 0u; i < d4; i++) { dq[i] = fma(vec4<f32>(ds), qkv4(kr, kx + i), dq[i]); }
+        let ds = pj * (hsum4(dp4) - dt);
+        for (var c = 0u; c < groups; c++) {
+            shared_axpy(&dq, c, ds, qkv_texel(kx, c, lane, d4, kr));
+        }
     }
+    if (!live) { return; }
     let qrow = row * 3u * p.hidden + h * HEAD_DIM;
     for (var i = 0u; i < d4; i++) {
         let v = dq[i] * p.scale;
@@ -432,15 +491,18 @@ fn attn_bwd_kv_tex(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= p.total) { return; }
     let bl = block_of(g);
     let b = bl.b;
     let h = bl.h;
-    let j = bl.blk * BQ + lid;
-    if (j >= p.seq) { return; }
+    let j = min(bl.blk * BQ + lid, p.seq - 1u);
+    let live = bl.blk * BQ + lid < p.seq;
+    let len = lens[b];
     let d4 = HEAD_DIM / 4u;
+    let groups = (d4 + 7u) / 8u;
     let gate = gate_at(b, h);
     let qx = h * d4;
     let kx = p.hidden / 4u + h * d4;
@@ -451,37 +513,44 @@ fn attn_bwd_kv_tex(
     var v: array<vec4<f32>, MAX_D4>;
     var dk: array<vec4<f32>, MAX_D4>;
     var dv: array<vec4<f32>, MAX_D4>;
-    for (var i = 0u; i < d4; i++) {
-        k[i] = qkv4(krow, kx + i);
-        v[i] = qkv4(krow, vx + i);
+    for (var i = 0u; i < groups * 8u; i++) {
+        k[i] = vec4<f32>(0.0);
+        v[i] = vec4<f32>(0.0);
         dk[i] = vec4<f32>(0.0);
         dv[i] = vec4<f32>(0.0);
     }
+    for (var i = 0u; i < d4; i++) {
+        k[i] = qkv4(krow, kx + i);
+        v[i] = qkv4(krow, vx + i);
+    }
     let n = plane();
-    if (j < lens[b]) {
+    // keys past the example's length get zero gradients; the workgroup skips the walk when
+    // all of its keys are past it (a uniform condition), else every lane walks
+    if (bl.blk * BQ < len) {
         for (var t = 0u; t < p.seq; t++) {
             let row = b * p.seq + t;
             let srow = (b * p.heads + h) * p.seq + t;
             var s4 = vec4<f32>(0.0);
             var dp4 = vec4<f32>(0.0);
-            for (var i = 0u; i < d4; i++) {
-                s4 = fma(qkv4(row, qx + i), k[i], s4);
-                dp4 = fma(dout4(row, ox + i), v[i], dp4);
+            for (var c = 0u; c < groups; c++) {
+                s4 = shared_dot(s4, &k, c, qkv_texel(qx, c, lane, d4, row));
+                dp4 = shared_dot(dp4, &v, c, dout_texel(ox, c, lane, d4, row));
             }
-            let s = s4.x + s4.y + s4.z + s4.w;
-            let pj = exp(s * p.scale + rel_bias(h, t, j) - stats[n + srow]);
-            let ds = pj * (gate * (dp4.x + dp4.y + dp4.z + dp4.w) - stats[srow]);
-            for (var i = 0u; i < d4; i++) {
-                dv[i] = fma(vec4<f32>(pj * gate), dout4(row, ox + i), dv[i]);
-                dk[i] = fma(vec4<f32>(ds), qkv4(row, qx + i), dk[i]);
+            let pj = exp(hsum4(s4) * p.scale + rel_bias(h, t, j) - stats[n + srow]);
+            let ds = pj * (gate * hsum4(dp4) - stats[srow]);
+            for (var c = 0u; c < groups; c++) {
+                shared_axpy(&dv, c, pj * gate, dout_texel(ox, c, lane, d4, row));
+                shared_axpy(&dk, c, ds, qkv_texel(qx, c, lane, d4, row));
             }
         }
     }
+    if (!live) { return; }
+    let kept = j < len;
     let kbase = krow * 3u * p.hidden + p.hidden + h * HEAD_DIM;
     let vbase = kbase + p.hidden;
     for (var i = 0u; i < d4; i++) {
-        let a = dk[i] * p.scale;
-        let c = dv[i];
+        let a = select(vec4<f32>(0.0), dk[i] * p.scale, kept);
+        let c = select(vec4<f32>(0.0), dv[i], kept);
         dqkv[kbase + 4u * i] = a.x;
         dqkv[kbase + 4u * i + 1u] = a.y;
         dqkv[kbase + 4u * i + 2u] = a.z;
