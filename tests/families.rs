@@ -237,8 +237,7 @@ fn albert_matches_transformers() {
         out: dir.path().join("pruned"),
         force: false,
     })
-    .err()
-    .expect("an uneven mask is refused")
+    .expect_err("an uneven mask is refused")
     .to_string();
     assert!(
         err.contains("layers 0 and 1 apply one shared layer (group 0)"),

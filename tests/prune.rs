@@ -40,8 +40,8 @@ fn prune_strategies_trace_curves_and_choose_masks() {
     let tmp = TempDir::new("prune");
     let dir = tmp.path();
     let model = fixture("tiny-bert");
-    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
-    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let score = data(dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
     let run = |strategy: &str, extra: &[&str]| {
         let out = dir.join(strategy);
         let mut a = vec!["--strategy", strategy, "--step", "0.25"];
@@ -239,7 +239,7 @@ fn ablation_is_the_loss_increase_of_each_head_alone() {
     let g = gpu();
     let tmp = TempDir::new("ablation");
     let dir = tmp.path();
-    let path = data(&dir, "d.tsv", &[0, 1, 2, 2, 1, 0]);
+    let path = data(dir, "d.tsv", &[0, 1, 2, 2, 1, 0]);
     let model = Model::load_for_gradients(g, &fixture("tiny-bert")).unwrap();
     let labels = tasks::model_labels(&model);
     let split = tasks::load(&model, &path, &labels).unwrap();
@@ -327,8 +327,8 @@ fn learned_strategies_keep_exactly_k_heads_and_write_their_logits() {
     let tmp = TempDir::new("prune-learned");
     let dir = tmp.path();
     let model = fixture("tiny-bert");
-    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
-    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let score = data(dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
     let args = |strategy: &str, out: &Path, extra: &[&str]| -> Vec<String> {
         let mut a = vec!["--strategy", strategy, "--batch-size", "2", "--epochs", "2"];
         a.extend_from_slice(extra);
@@ -437,8 +437,8 @@ fn joint_runs_train_the_weights_and_export_them() {
     let tmp = TempDir::new("prune-joint");
     let dir = tmp.path();
     let model = fixture("tiny-bert");
-    let score = data(&dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
-    let eval = data(&dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
+    let score = data(dir, "score.tsv", &[0, 1, 2, 2, 1, 0]);
+    let eval = data(dir, "eval.tsv", &[2, 1, 0, 0, 1, 2]);
     let joint = [
         "--strategy",
         "dsp",
@@ -653,5 +653,5 @@ fn pre_training_objectives_rank_heads_and_judge_masks() {
         "no masked-LM head",
         "mlm without its head",
     );
-    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(dir).ok();
 }
