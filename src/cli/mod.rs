@@ -10,6 +10,7 @@ mod export;
 mod finetune;
 mod forward;
 mod info;
+mod merge;
 mod prune;
 mod roles;
 mod score;
@@ -173,6 +174,9 @@ pub enum Command {
     /// Head importance (Michel et al.): mean |∂loss/∂gate| per head, attention entropy and
     /// confidence, with a layer×head heatmap.
     Score(score::Args),
+    /// Merge the shards of a `score --shard I/N` run (a Slurm job array, say) into exactly
+    /// what one unsharded run writes; refuses shards of other runs, overlaps and gaps.
+    Merge(merge::Args),
     /// Fine-tune a classifier on the GPU (AdamW, linear warm-up and decay, clipping, dropout);
     /// evaluates on dev after each epoch and writes the best epoch as an HF directory.
     Finetune(finetune::Args),
@@ -217,6 +221,7 @@ pub fn run(cli: &Cli) -> headroom::Result<()> {
         Command::Forward(args) => forward::run(cli, args),
         Command::Eval(args) => eval::run(cli, args),
         Command::Score(args) => score::run(cli, args),
+        Command::Merge(args) => merge::run(args),
         Command::Finetune(args) => finetune::run(cli, args),
         Command::Prune(args) => prune::run(cli, args),
         Command::Bench(args) => bench::run(cli, args),

@@ -37,10 +37,20 @@ pub struct Args {
     /// Examples per batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// I/N: score only the I-th (from 0) of N slices of the batch plan and write
+    /// shard-I-of-N.safetensors into --out; `headroom merge` assembles the shards into what
+    /// one run writes. For Slurm job arrays: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
+    #[arg(long)]
+    shard: Option<String>,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     check_batch_size(a.batch_size)?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(headroom::heads::importance::ShardSpec::parse)
+        .transpose()?;
     let objective = a.objective.parse()?;
     let task = a
         .task
@@ -59,8 +69,16 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
         objective,
         mask_seed: a.objective.mask_seed,
         in_batch: a.objective.in_batch(a.simcse_dropout.dropout),
+        shard,
     };
     let s = headroom::heads::score::score(&gpu, &args)?;
+    print_summary(&s);
+    finish_profile(cli, &gpu)?;
+    Ok(())
+}
+
+/// What `score` and `merge` print: the examples, the time, the top heads and the files.
+pub fn print_summary(s: &headroom::heads::score::ScoreSummary) {
     println!(
         "{} examples scored in {:.2} s ({:.1} examples/s)",
         s.examples,
@@ -73,6 +91,4 @@ pub fn run(cli: &Cli, a: &Args) -> headroom::Result<()> {
     for f in &s.files {
         println!("  wrote {}", f.display());
     }
-    finish_profile(cli, &gpu)?;
-    Ok(())
 }

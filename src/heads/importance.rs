@@ -107,6 +107,46 @@ pub fn score(
     batch_size: usize,
     progress: bool,
 ) -> Result<Scores> {
+    Ok(score_part(gpu, model, data, mask, batch_size, progress, None)?.finish())
+}
+
+/// Which part of a run a shard holds: the `index`-th of `count` slices of the batch plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardSpec {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardSpec {
+    /// `I/N` with 0 ≤ I < N (Slurm's `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`).
+    pub fn parse(s: &str) -> Result<ShardSpec> {
+        let bad = || Error::Usage(format!("--shard {s:?}: expected I/N with 0 <= I < N"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index = i.trim().parse::<usize>().map_err(|_| bad())?;
+        let count = n.trim().parse::<usize>().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(ShardSpec { index, count })
+    }
+
+    /// The batches of a plan of `batches` that this shard runs: a contiguous slice; the slices
+    /// of 0..count are disjoint and cover the plan.
+    pub fn batches(self, batches: usize) -> std::ops::Range<usize> {
+        self.index * batches / self.count..(self.index + 1) * batches / self.count
+    }
+}
+
+/// [`score`] over the whole plan, or over `shard`'s slice of it: the sums before the means.
+pub fn score_part(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TaskData,
+    mask: Option<&[f32]>,
+    batch_size: usize,
+    progress: bool,
+    shard: Option<ShardSpec>,
+) -> Result<Partial> {
     if model.task == TaskHead::None && !model.has_mlm_head() && !model.has_rtd_head() {
         return Err(Error::Usage(format!(
             "{}: scoring needs a classifier head (this checkpoint is a bare encoder)",
@@ -124,9 +164,11 @@ pub fn score(
     let lengths: Vec<usize> = enc.iter().map(|e| e.ids.len()).collect();
     // Every buffer of the backward pass is one of the forward's shapes: the same plan holds.
     let batches = plan_for(gpu, model, &lengths, batch_size)?;
-    let bar = progress.then(|| progress_bar(n));
-    let mut acc = Accumulator::new(n, nl, nh, batches.len());
-    for idx in &batches {
+    let part = shard.map_or(0..batches.len(), |s| s.batches(batches.len()));
+    let mine = &batches[part.clone()];
+    let bar = progress.then(|| progress_bar(mine.iter().map(Vec::len).sum()));
+    let mut acc = Partial::new(n, nl, nh, batches.len(), plan_fingerprint(&batches));
+    for idx in mine {
         let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
         let ys = data.batch_labels(idx);
         let out = model.gate_gradients(gpu, &refs, &ys, &gates_for(mask, idx.len(), lh))?;
@@ -138,7 +180,32 @@ pub fn score(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(acc.finish())
+    acc.ran = part;
+    Ok(acc)
+}
+
+/// FNV-1a over a batch plan: shards merge only when they cut the same plan.
+fn plan_fingerprint(batches: &[Vec<usize>]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for b in batches {
+        for &i in b {
+            h = fnv1a(h, &(i as u64).to_le_bytes());
+        }
+        h = fnv1a(h, &u64::MAX.to_le_bytes());
+    }
+    h
+}
+
+/// FNV-1a's starting value.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, continued from `h` ([`FNV_OFFSET`] to start).
+pub fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// `rows` gate rows: every gate at 1, or `mask` [L, H] in each.
@@ -165,6 +232,23 @@ pub fn score_pairs(
     seed: u64,
     progress: bool,
 ) -> Result<Scores> {
+    let p = score_pairs_part(gpu, model, pairs, spec, mask, batch_size, seed, progress)?;
+    Ok(p.finish())
+}
+
+/// [`score_pairs`]' sums before the means (never sharded: the batches are drawn across the
+/// whole file).
+#[allow(clippy::too_many_arguments)]
+pub fn score_pairs_part(
+    gpu: &Gpu,
+    model: &Model,
+    pairs: &Pairs,
+    spec: &ContrastiveSpec,
+    mask: Option<&[f32]>,
+    batch_size: usize,
+    seed: u64,
+    progress: bool,
+) -> Result<Partial> {
     let c = &model.config;
     let (nl, nh) = (c.num_hidden_layers, c.num_attention_heads);
     let batches = pairs.batches(batch_size, seed);
@@ -181,14 +265,14 @@ pub fn score_pairs(
         backward: true,
         progress,
     };
-    let mut acc = Accumulator::new(pairs.len(), nl, nh, batches.len());
+    let mut acc = Partial::new(pairs.len(), nl, nh, batches.len(), 0);
     pairs.run(&batches, &run, |idx, _, grads| {
         acc.add(
             idx,
             &grads.expect("a backward pass was asked for").fold_pairs(),
         );
     })?;
-    Ok(acc.finish())
+    Ok(acc)
 }
 
 /// Head importance under whichever objective `data` was loaded for ([`score`], or
@@ -211,29 +295,47 @@ pub fn score_objective(
     }
 }
 
-/// Gathers each batch's gate gradients into [`Scores`].
-struct Accumulator {
-    layers: usize,
-    heads: usize,
-    batches: usize,
-    per_example: Vec<f32>,
-    per_example_token: Vec<f32>,
-    batch: Vec<f64>,
-    entropy: Vec<f64>,
-    confidence: Vec<f64>,
-    tokens: usize,
-    loss: f64,
+/// The sums of a run (or of a shard's part of it) before the means: each batch's gate
+/// gradients as they come, turned into [`Scores`] by [`Partial::finish`]. The shards of one
+/// plan add up ([`Partial::merge`]) to the unsharded sums, but for the order of f64 additions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partial {
+    pub layers: usize,
+    pub heads: usize,
+    /// Examples and batches of the whole run (not of this part).
+    pub examples: usize,
+    pub batches: usize,
+    /// The batch plan's fingerprint, and the batches of it this part ran.
+    pub plan: u64,
+    pub ran: std::ops::Range<usize>,
+    /// Input indices of the examples this part ran, in the order run, and their rows
+    /// (per-example gate gradients and Σ_t |⟨O_t, dO_t⟩|, [L·H] each).
+    pub indices: Vec<usize>,
+    pub per_example: Vec<f32>,
+    pub per_example_token: Vec<f32>,
+    /// Σ over the batches run of |Σ over the batch of g| / batches (the batch granularity).
+    pub batch: Vec<f64>,
+    /// Entropy and confidence summed over real query tokens, and the count of those tokens.
+    pub entropy: Vec<f64>,
+    pub confidence: Vec<f64>,
+    pub tokens: usize,
+    /// Σ of the examples' losses.
+    pub loss: f64,
 }
 
-impl Accumulator {
-    fn new(examples: usize, layers: usize, heads: usize, batches: usize) -> Accumulator {
+impl Partial {
+    fn new(examples: usize, layers: usize, heads: usize, batches: usize, plan: u64) -> Partial {
         let lh = layers * heads;
-        Accumulator {
+        Partial {
             layers,
             heads,
+            examples,
             batches,
-            per_example: vec![0.0; examples * lh],
-            per_example_token: vec![0.0; examples * lh],
+            plan,
+            ran: 0..batches,
+            indices: Vec::new(),
+            per_example: Vec::new(),
+            per_example_token: Vec::new(),
             batch: vec![0.0; lh],
             entropy: vec![0.0; lh],
             confidence: vec![0.0; lh],
@@ -248,9 +350,10 @@ impl Accumulator {
         let mut sum = vec![0f64; lh];
         for (e, &i) in idx.iter().enumerate() {
             let g = &out.dgates[e * lh..(e + 1) * lh];
-            self.per_example[i * lh..(i + 1) * lh].copy_from_slice(g);
-            self.per_example_token[i * lh..(i + 1) * lh]
-                .copy_from_slice(&out.token_abs[e * lh..(e + 1) * lh]);
+            self.indices.push(i);
+            self.per_example.extend_from_slice(g);
+            self.per_example_token
+                .extend_from_slice(&out.token_abs[e * lh..(e + 1) * lh]);
             for k in 0..lh {
                 sum[k] += g[k] as f64;
                 self.entropy[k] += out.entropy_sum[e * lh + k] as f64;
@@ -264,17 +367,66 @@ impl Accumulator {
         }
     }
 
-    fn finish(self) -> Scores {
+    /// The parts of one run as one, given in the order of the batches they ran; `Err` says
+    /// what does not fit (another plan, a batch in two parts or in none).
+    pub fn merge(parts: Vec<Partial>) -> std::result::Result<Partial, String> {
+        let mut it = parts.into_iter();
+        let mut all = it.next().ok_or("no shards")?;
+        for p in it {
+            if (p.layers, p.heads, p.examples, p.batches, p.plan)
+                != (all.layers, all.heads, all.examples, all.batches, all.plan)
+            {
+                return Err(
+                    "the shards cut different batch plans (another adapter or batch size)".into(),
+                );
+            }
+            if p.ran.start != all.ran.end {
+                return Err(if p.ran.start < all.ran.end {
+                    format!("batches {}..{} are in two shards", p.ran.start, all.ran.end)
+                } else {
+                    format!("batches {}..{} are in no shard", all.ran.end, p.ran.start)
+                });
+            }
+            all.ran.end = p.ran.end;
+            all.indices.extend(p.indices);
+            all.per_example.extend(p.per_example);
+            all.per_example_token.extend(p.per_example_token);
+            let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            add(&mut all.batch, &p.batch);
+            add(&mut all.entropy, &p.entropy);
+            add(&mut all.confidence, &p.confidence);
+            all.tokens += p.tokens;
+            all.loss += p.loss;
+        }
+        if all.ran != (0..all.batches) {
+            return Err(format!(
+                "the shards cover batches {}..{} of 0..{}",
+                all.ran.start, all.ran.end, all.batches
+            ));
+        }
+        Ok(all)
+    }
+
+    /// The means, with the per-example rows in input order (an example no batch ran reads 0;
+    /// a whole run runs each once).
+    pub fn finish(self) -> Scores {
         let lh = self.layers * self.heads;
-        let n = self.per_example.len() / lh.max(1);
+        let n = self.examples;
+        let mut per_example = vec![0.0; n * lh];
+        let mut per_example_token = vec![0.0; n * lh];
+        for (r, &i) in self.indices.iter().enumerate() {
+            let (to, from) = (i * lh..(i + 1) * lh, r * lh..(r + 1) * lh);
+            per_example[to.clone()].copy_from_slice(&self.per_example[from.clone()]);
+            per_example_token[to].copy_from_slice(&self.per_example_token[from]);
+        }
         let mean = |f: &dyn Fn(usize) -> f64| -> Vec<f32> {
             (0..lh)
                 .map(|k| ((0..n).map(|i| f(i * lh + k)).sum::<f64>() / n.max(1) as f64) as f32)
                 .collect()
         };
-        let example = mean(&|j| self.per_example[j].abs() as f64);
-        let fisher = mean(&|j| (self.per_example[j] as f64).powi(2));
-        let token = mean(&|j| self.per_example_token[j] as f64);
+        let example = mean(&|j| per_example[j].abs() as f64);
+        let fisher = mean(&|j| (per_example[j] as f64).powi(2));
+        let token = mean(&|j| per_example_token[j] as f64);
         let per_token = |v: &[f64]| -> Vec<f32> {
             v.iter()
                 .map(|&x| (x / self.tokens.max(1) as f64) as f32)
@@ -292,8 +444,8 @@ impl Accumulator {
             entropy: per_token(&self.entropy),
             confidence: per_token(&self.confidence),
             mean_loss: self.loss / n.max(1) as f64,
-            per_example: self.per_example,
-            per_example_token: self.per_example_token,
+            per_example,
+            per_example_token,
         }
     }
 }

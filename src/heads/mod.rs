@@ -8,3 +8,4 @@ pub mod importance;
 pub mod learned;
 pub mod prune;
 pub mod score;
+pub mod shard;

@@ -2,14 +2,15 @@
 //! on masked text, written as npy arrays, a JSON report with every granularity and
 //! normalisation, and a heatmap.
 
-use super::importance::{self, Granularity};
+use super::importance::{self, Granularity, Scores, ShardSpec};
+use super::shard::{self, Shard};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::output::{check_not_input, npy_f32, write_atomic};
 use crate::io::plot;
 use crate::model::{Model, TaskHead};
 use crate::tasks::{self, pretraining, Objective};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct ScoreArgs {
     pub model: PathBuf,
@@ -28,6 +29,9 @@ pub struct ScoreArgs {
     pub mask_seed: u64,
     /// The in-batch objectives' settings.
     pub in_batch: pretraining::InBatch,
+    /// Run only this slice of the batch plan and write a shard file into `out` (`merge`
+    /// assembles the whole).
+    pub shard: Option<ShardSpec>,
 }
 
 pub struct ScoreSummary {
@@ -52,15 +56,23 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             args.objective.name()
         )));
     }
+    if args.shard.is_some() && args.objective.in_batch() {
+        return Err(Error::Usage(format!(
+            "--shard does not apply to --objective {}: its batches are drawn across the whole \
+             file",
+            args.objective.name()
+        )));
+    }
     let start = std::time::Instant::now();
-    // the scores, how many examples were truncated, the tokens the loss counts (masked for
+    // the sums, how many examples were truncated, the tokens the loss counts (masked for
     // mlm, every real one for rtd), and an in-batch objective's settings
-    let (model, s, truncated, loss_tokens, in_batch) = match args.objective {
+    let (bs, part) = (args.batch_size, args.shard);
+    let (model, p, truncated, loss_tokens, in_batch) = match args.objective {
         Objective::Task => {
             let (model, split) = load_task(gpu, args)?;
             tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
-            let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
-            (model, s, split.truncated, None, None)
+            let p = importance::score_part(gpu, &model, &split, None, bs, true, part)?;
+            (model, p, split.truncated, None, None)
         }
         objective if objective.in_batch() => {
             let model = pretraining::load_model(gpu, &args.model, objective, true)?;
@@ -68,19 +80,94 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             let spec =
                 pretraining::contrastive_spec(&model, objective, args.in_batch, args.mask_seed)?;
             pretraining::warn_truncated_pairs(&args.data, &pairs, model.tokenizer.max_len());
-            let (bs, seed) = (args.batch_size, args.mask_seed);
-            let s = importance::score_pairs(gpu, &model, &pairs, &spec, None, bs, seed, true)?;
-            (model, s, pairs.truncated, None, Some(spec))
+            let seed = args.mask_seed;
+            let p = importance::score_pairs_part(gpu, &model, &pairs, &spec, None, bs, seed, true)?;
+            (model, p, pairs.truncated, None, Some(spec))
         }
         objective => {
             let model = pretraining::load_model(gpu, &args.model, objective, true)?;
             let split = pretraining::load(&model, &args.data, objective, args.mask_seed)?;
             tasks::warn_truncated(&args.data, &split, model.tokenizer.max_len());
-            let s = importance::score(gpu, &model, &split, None, args.batch_size, true)?;
+            let p = importance::score_part(gpu, &model, &split, None, bs, true, part)?;
             let counted = split.labels.iter().flatten().filter(|&&y| y >= 0).count();
-            (model, s, split.truncated, Some(counted), None)
+            (model, p, split.truncated, Some(counted), None)
         }
     };
+    let in_batch = in_batch.map(|spec| {
+        serde_json::json!({
+            "scale": spec.scale,
+            "symmetric": spec.symmetric,
+            "pooling": format!("{:?}", spec.pooling),
+            "dropout": spec.dropout.map(|d| d.p),
+            "per_example_note": "in-batch negatives: an example's gate gradient is that of its batch's summed loss with respect to the gates of both its sentences, so per-example values are per batch; batches are drawn in an order seeded by mask_seed",
+        })
+    });
+    let info = RunInfo {
+        task: model.task.name().to_string(),
+        objective: args.objective.name().to_string(),
+        mask_seed: (args.objective != Objective::Task).then_some(args.mask_seed),
+        loss_tokens,
+        in_batch,
+        granularity: gran.name().to_string(),
+        bootstrap: args.bootstrap,
+        truncated,
+        batch_size: args.batch_size,
+        model: args.model.display().to_string(),
+        data: args.data.display().to_string(),
+        adapter: gpu.describe(),
+    };
+    let Some(spec) = args.shard else {
+        let seconds = start.elapsed().as_secs_f64();
+        return write_outputs(&args.out, &info, &p.finish(), seconds);
+    };
+    // what every shard of this run must share: the inputs' contents and the options
+    let identity = serde_json::json!({
+        "model": shard::model_fingerprint(&args.model)?,
+        "data": shard::file_fingerprint(&args.data)?,
+        "task": info.task,
+        "objective": info.objective,
+        "mask_seed": info.mask_seed,
+        "granularity": info.granularity,
+        "bootstrap": info.bootstrap,
+        "batch_size": info.batch_size,
+    });
+    let examples = p.indices.len();
+    let shard = Shard {
+        identity: identity.as_object().cloned().unwrap_or_default(),
+        info,
+        spec,
+        partial: p,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    let path = shard::write_shard(&args.out, &shard)?;
+    Ok(ScoreSummary {
+        examples,
+        seconds: shard.seconds,
+        files: vec![path],
+        top: Vec::new(),
+    })
+}
+
+/// What report.json says of a run besides its scores (a shard carries it to `merge`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub task: String,
+    pub objective: String,
+    pub mask_seed: Option<u64>,
+    pub loss_tokens: Option<usize>,
+    pub in_batch: Option<serde_json::Value>,
+    pub granularity: String,
+    pub bootstrap: usize,
+    pub truncated: usize,
+    pub batch_size: usize,
+    pub model: String,
+    pub data: String,
+    pub adapter: String,
+}
+
+/// Writes `score`'s files for `s` into `out`: the npy arrays, report.json and the heatmap.
+pub fn write_outputs(out: &Path, info: &RunInfo, s: &Scores, seconds: f64) -> Result<ScoreSummary> {
+    let gran = Granularity::parse(&info.granularity)?;
     let (nl, nh) = (s.layers, s.heads);
     let chosen = s.get(gran).to_vec();
     let boot_seed = 0x5EED;
@@ -92,7 +179,7 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
             "min_max": importance::normalize_min_max(raw),
             "rank": importance::ranks(raw),
         });
-        if let Some(b) = importance::bootstrap(&s, g, args.bootstrap, boot_seed) {
+        if let Some(b) = importance::bootstrap(s, g, info.bootstrap, boot_seed) {
             v["bootstrap_95"] = serde_json::json!({
                 "resamples": b.resamples,
                 "score_lo": b.score_lo, "score_hi": b.score_hi,
@@ -105,45 +192,34 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
         .iter()
         .map(|&g| (g.name().to_string(), variant(g)))
         .collect();
-    let seconds = start.elapsed().as_secs_f64();
-    let in_batch = in_batch.map(|spec| {
-        serde_json::json!({
-            "scale": spec.scale,
-            "symmetric": spec.symmetric,
-            "pooling": format!("{:?}", spec.pooling),
-            "dropout": spec.dropout.map(|d| d.p),
-            "per_example_note": "in-batch negatives: an example's gate gradient is that of its batch's summed loss with respect to the gates of both its sentences, so per-example values are per batch; batches are drawn in an order seeded by mask_seed",
-        })
-    });
     let report = serde_json::json!({
-        "task": model.task.name(),
-        "objective": args.objective.name(),
-        "mask_seed": (args.objective != Objective::Task).then_some(args.mask_seed),
-        "loss_tokens": loss_tokens,
-        "in_batch": in_batch,
+        "task": info.task,
+        "objective": info.objective,
+        "mask_seed": info.mask_seed,
+        "loss_tokens": info.loss_tokens,
+        "in_batch": info.in_batch,
         "granularity": gran.name(),
         "shape": [nl, nh],
         "importance": chosen,
         "variants": variants,
-        "bootstrap_note": if args.bootstrap > 0 {
+        "bootstrap_note": if info.bootstrap > 0 {
             "95% percentile intervals over resampled examples; none for `batch`, which is not a mean over examples"
         } else { "not requested (--bootstrap N)" },
         "attn_entropy": s.entropy,
         "attn_confidence": s.confidence,
         "per_example_gate_grad": s.per_example,
         "examples": s.examples,
-        "truncated": truncated,
+        "truncated": info.truncated,
         "batches": s.batches,
-        "batch_size": args.batch_size,
+        "batch_size": info.batch_size,
         "mean_loss": s.mean_loss,
-        "model": args.model.display().to_string(),
-        "data": args.data.display().to_string(),
-        "adapter": gpu.describe(),
+        "model": info.model,
+        "data": info.data,
+        "adapter": info.adapter,
         "wall_seconds": seconds,
         "headroom": env!("CARGO_PKG_VERSION"),
     });
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| Error::output(&args.out, format!("cannot create: {e}")))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create: {e}")))?;
     let files = [
         ("head_importance.npy", npy_f32(&[nl, nh], &chosen)),
         ("attn_entropy.npy", npy_f32(&[nl, nh], &s.entropy)),
@@ -155,13 +231,13 @@ pub fn score(gpu: &Gpu, args: &ScoreArgs) -> Result<ScoreSummary> {
     ];
     let mut written = Vec::new();
     for (name, bytes) in files {
-        let p = args.out.join(name);
+        let p = out.join(name);
         write_atomic(&p, &bytes)?;
         written.push(p);
     }
     let title = format!("head importance ({}), {} examples", gran.name(), s.examples);
     written.extend(plot::heatmap(
-        &args.out,
+        out,
         "head_importance",
         &chosen,
         (nl, nh),
