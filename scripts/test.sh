@@ -13,4 +13,12 @@ cargo test --release "$@"
 # CPU-only machine checks both variants of every training matmul.
 if [[ $# -eq 0 ]]; then
   HEADROOM_MATMUL=tiled cargo test --release --test train --test gate_grads --test families
+  # sharded scoring on a real single-node Slurm cluster (exit 3: none can run here, said why)
+  rc=0
+  scripts/slurm/local-cluster-test.sh || rc=$?
+  if [[ $rc -eq 3 ]]; then
+    echo "scripts/test.sh: WARNING: the Slurm test could not bring up a cluster here (above)" >&2
+  elif [[ $rc -ne 0 ]]; then
+    exit "$rc"
+  fi
 fi
