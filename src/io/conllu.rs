@@ -213,10 +213,44 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Sentence>> {
             ));
         }
     }
+    for s in &out {
+        check_tree(path, s)?;
+    }
     if out.is_empty() {
         return Err(Error::input(path, "no sentences"));
     }
     Ok(out)
+}
+
+/// Refuses a sentence whose heads (in range, none its own) do not form a tree: following heads
+/// from any word must reach the root (0) without meeting a word twice.
+fn check_tree(path: &Path, s: &Sentence) -> Result<()> {
+    let n = s.words.len();
+    // 0: unvisited, 1: on the current path, 2: known to reach the root
+    let mut state = vec![0u8; n + 1];
+    state[0] = 2;
+    for start in 1..=n {
+        let mut path_words = Vec::new();
+        let mut w = start;
+        while state[w] == 0 {
+            state[w] = 1;
+            path_words.push(w);
+            w = s.words[w - 1].head;
+        }
+        if state[w] == 1 {
+            return Err(Error::input(
+                path,
+                format!(
+                    "the sentence with word {start} ({:?}) has a cycle of heads through word {w}",
+                    s.words[start - 1].form
+                ),
+            ));
+        }
+        for v in path_words {
+            state[v] = 2;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a CoNLL-U file.

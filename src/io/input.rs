@@ -6,8 +6,13 @@ use std::path::Path;
 /// (sentence, optional second sentence) per example.
 pub type Texts = Vec<(String, Option<String>)>;
 
+/// A text file's contents, without a leading UTF-8 byte-order mark.
 fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let mut bytes =
+        std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
     String::from_utf8(bytes).map_err(|e| {
         Error::input(
             path,

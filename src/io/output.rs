@@ -62,7 +62,7 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Refuses to write over an input.
+/// Refuses to write over an input, or into an input directory (a model's).
 pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
     for i in inputs {
         if same_file(out, i) {
@@ -71,8 +71,44 @@ pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
                 format!("is an input ({}); refusing to overwrite it", i.display()),
             ));
         }
+        if i.is_dir() && is_inside(out, i) {
+            return Err(Error::output(
+                out,
+                format!(
+                    "is inside the input directory {}; write elsewhere",
+                    i.display()
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Whether `path` (which need not exist) lies under the directory `dir`.
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    // the nearest existing ancestor, canonicalised, with the rest appended
+    let mut rest = Vec::new();
+    let mut cur = path.to_path_buf();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&cur) {
+            let full = rest.iter().rev().fold(c, |acc: PathBuf, p| acc.join(p));
+            return full.starts_with(&dir) && full != dir;
+        }
+        match (cur.file_name(), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_os_string());
+                cur = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                };
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Refuses an output directory that is the input model directory, or that exists unless

@@ -49,12 +49,8 @@ pub fn forward(gpu: &Gpu, args: &ForwardArgs) -> Result<ForwardSummary> {
     } else {
         None
     };
-    let model_files: Vec<PathBuf> = ["config.json", "model.safetensors", "tokenizer.json"]
-        .iter()
-        .map(|f| args.model.join(f))
-        .collect();
-    let mut inputs: Vec<&Path> = vec![&args.data];
-    inputs.extend(model_files.iter().map(|p| p.as_path()));
+    // the model directory covers its files (nothing is written inside it)
+    let mut inputs: Vec<&Path> = vec![&args.data, &args.model];
     if let Some(m) = &args.head_mask {
         inputs.push(m);
     }
