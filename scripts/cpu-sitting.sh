@@ -27,6 +27,8 @@ if [ -z "${BENCH:-}" ]; then
 fi
 mkdir -p "$out"
 log="$out/log.txt"
+scratch=$(mktemp -d)  # score's outputs: only their timings go into the log
+trap 'rm -rf "$scratch"' EXIT
 : > "$log"
 say() { echo "$*" | tee -a "$log"; }
 stamp() { say "## $* ($(date -u +%H:%M:%S))"; }
@@ -41,7 +43,7 @@ bench() { # label binary filter
   echo "$lines" | tee -a "$log"
 }
 score() { # label binary
-  "$2" score --model "$model" --data "$DEV" --out "$out/score-$1" 2>&1 | grep 'scored in' \
+  "$2" score --model "$model" --data "$DEV" --out "$scratch/score-$1" 2>&1 | grep 'scored in' \
     | sed "s|^|$1 headroom score: |" | tee -a "$log"
 }
 variants=(new)
