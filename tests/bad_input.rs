@@ -7,8 +7,9 @@
 //! case.json: `args` (placeholders `{model}`, the case's model directory; `{case}`, the case's
 //! own directory; `{out}`, a fresh output path), optional `model` (the fixture copied into the
 //! case's model directory, default `tiny-bert`), `config_patch` (keys set in its config.json,
-//! `null` removing one), `model_remove` (files deleted from it) and the case's `model/` folder
-//! (files laid over it), `expect`, `succeeds`. Add a case by adding a folder.
+//! `null` removing one), `model_remove` (files deleted from it), `poison_tensor` (an f32
+//! tensor whose first element becomes `poison_value`, default NaN) and the case's `model/`
+//! folder (files laid over it), `expect`, `succeeds`. Add a case by adding a folder.
 
 mod common;
 use common::tempdir::TempDir;
@@ -48,11 +49,31 @@ fn model_for(case_dir: &Path, spec: &serde_json::Value, tmp: &Path) -> PathBuf {
     for f in spec["model_remove"].as_array().into_iter().flatten() {
         std::fs::remove_file(dir.join(f.as_str().unwrap())).unwrap();
     }
+    if let Some(name) = spec["poison_tensor"].as_str() {
+        poison(
+            &dir.join("model.safetensors"),
+            name,
+            spec["poison_value"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
     let overlay = case_dir.join("model");
     if overlay.is_dir() {
         copy_dir(&overlay, &dir);
     }
     dir
+}
+
+/// Writes `value` over the first element of the f32 tensor `name` in a safetensors file.
+fn poison(path: &Path, name: &str, value: f64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let start = header[name]["data_offsets"][0]
+        .as_u64()
+        .expect("tensor in the fixture") as usize;
+    let at = 8 + n + start;
+    bytes[at..at + 4].copy_from_slice(&(value as f32).to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
 }
 
 /// Runs one case; `Err` says how it failed.
