@@ -7,7 +7,8 @@
 //! case.json: `args` (placeholders `{model}`, the case's model directory; `{case}`, the case's
 //! own directory; `{out}`, a fresh output path), optional `model` (the fixture copied into the
 //! case's model directory, default `tiny-bert`), `config_patch` (keys set in its config.json,
-//! `null` removing one), `model_remove` (files deleted from it), `poison_tensor` (an f32
+//! `null` removing one), `model_remove` (files deleted from it), `tokenizer_drop_token` (a
+//! token taken out of tokenizer.json's vocabulary and added tokens), `poison_tensor` (an f32
 //! tensor whose first element becomes `poison_value`, default NaN) and the case's `model/`
 //! folder (files laid over it), `expect`, `succeeds`. Add a case by adding a folder.
 
@@ -48,6 +49,16 @@ fn model_for(case_dir: &Path, spec: &serde_json::Value, tmp: &Path) -> PathBuf {
     }
     for f in spec["model_remove"].as_array().into_iter().flatten() {
         std::fs::remove_file(dir.join(f.as_str().unwrap())).unwrap();
+    }
+    if let Some(token) = spec["tokenizer_drop_token"].as_str() {
+        let path = dir.join("tokenizer.json");
+        let mut t = read_json(&path);
+        t["model"]["vocab"].as_object_mut().unwrap().remove(token);
+        t["added_tokens"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a["content"] != token);
+        std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
     }
     if let Some(name) = spec["poison_tensor"].as_str() {
         poison(

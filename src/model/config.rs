@@ -102,6 +102,10 @@ pub fn relative_bucket(rel: i64) -> u32 {
     (side + large.min(half - 1)) as u32
 }
 
+/// The largest size (vocabulary, width, layers, positions, ...) a config.json may give: far
+/// above any real encoder's, and low enough that what is sized by it fits in memory.
+pub const MAX_SIZE: usize = 1 << 20;
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -130,6 +134,10 @@ impl Config {
         let need = |v: Option<usize>, name: &str| -> Result<usize> {
             match v {
                 Some(0) => Err(Error::input(path, format!("{name} is 0"))),
+                Some(x) if x > MAX_SIZE => Err(Error::input(
+                    path,
+                    format!("{name} {x} is over headroom's limit of {MAX_SIZE}"),
+                )),
                 Some(x) => Ok(x),
                 None => Err(Error::input(path, format!("missing {name}"))),
             }
@@ -177,6 +185,18 @@ impl Config {
             model_type,
             family,
         };
+        for (name, v) in [
+            ("type_vocab_size", cfg.type_vocab_size),
+            ("relative_attention_num_buckets", cfg.relative_buckets),
+            ("pad_token_id", cfg.pad_token_id.unwrap_or(0)),
+        ] {
+            if v > MAX_SIZE {
+                return Err(Error::input(
+                    path,
+                    format!("{name} {v} is over headroom's limit of {MAX_SIZE}"),
+                ));
+            }
+        }
         let act = raw
             .hidden_act
             .unwrap_or_else(|| family.default_hidden_act.into());

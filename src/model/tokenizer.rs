@@ -76,6 +76,21 @@ pub struct Encoded {
     pub type_ids: Vec<u32>,
 }
 
+/// Runs `f`, turning a panic into `Err` with its message and keeping the default hook from
+/// printing it: for the tokenizers crate, which panics on some malformed files.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    r.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the tokenizers crate panicked".into())
+    })
+}
+
 impl BertTokenizer {
     /// `segments_from_sequences`: the model has one token type, so a pair's segments may be
     /// numbered from the sequence ids (its embeddings read type 0 for every token regardless).
@@ -87,12 +102,22 @@ impl BertTokenizer {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
         let parse = |text: &str| -> Result<Tokenizer> {
-            let mut t: Tokenizer = text
-                .parse()
-                .map_err(|e| Error::input(path, format!("not a valid tokenizer.json: {e}")))?;
+            // the tokenizers crate panics on some malformed files (an `unwrap` in its
+            // deserialisers, an index into a vocabulary): those are bad input too
+            let invalid =
+                |e: String| Error::input(path, format!("not a valid tokenizer.json: {e}"));
+            let mut t: Tokenizer = quietly(|| text.parse::<Tokenizer>())
+                .map_err(invalid)?
+                .map_err(|e| invalid(e.to_string()))?;
             t.with_padding(None);
             t.with_truncation(None)
                 .map_err(|e| Error::input(path, format!("cannot switch truncation off: {e}")))?;
+            // a post-processor naming a token the vocabulary lacks panics inside the crate at
+            // the first encode, and a WordPiece vocabulary without its unknown token fails on
+            // the first unknown word: try a pair with one now
+            quietly(|| t.encode(("a \u{2603}", "b"), true))
+                .map_err(|e| invalid(format!("encoding fails ({e}): a special token missing?")))?
+                .map_err(|e| invalid(format!("encoding fails: {e}")))?;
             Ok(t)
         };
         let inner = parse(&text)?;
