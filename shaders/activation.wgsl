@@ -4,6 +4,12 @@
 //   tanh_backward: from the output y: tanh' = 1 - y^2
 //   relu_backward: from the output y: relu' = (y > 0)
 // gelu_forward writes gelu(saved) into dx (bindings reused). erf.wgsl is prepended.
+// Every entry has a vec4 twin (`name4`) for lengths that are a multiple of 4 (the tensors of
+// every real model): a lane loads and stores whole vectors, a quarter of the memory
+// instructions. lavapipe runs each storage access as a loop over the lanes, so the twins are
+// ~3x faster there; GPUs get 16-byte accesses. The wrappers pick them by length. Each formula
+// is written once, on vec4; the scalar entries call it on a splat and keep one component (the
+// compilers drop the other three).
 
 struct ActParams {
     n: u32,
@@ -25,6 +31,28 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 64u + lid;
 }
 
+fn gelu4(x: vec4<f32>) -> vec4<f32> {
+    if (TANH_GELU) {
+        return 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
+    }
+    return 0.5 * x * (1.0 + erf_approx4(x * 0.70710678118654752));
+}
+
+fn gelu_grad4(x: vec4<f32>) -> vec4<f32> {
+    if (TANH_GELU) {
+        let th = tanh(0.79788456080286536 * (x + 0.044715 * x * x * x));
+        let du = 0.79788456080286536 * (1.0 + 0.134145 * x * x);
+        return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+    }
+    let cdf = 0.5 * (1.0 + erf_approx4(x * 0.70710678118654752));
+    let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
+    return cdf + x * pdf;
+}
+
+fn relu_grad4(y: vec4<f32>, d: vec4<f32>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), d, y > vec4<f32>(0.0));
+}
+
 @compute @workgroup_size(64)
 fn gelu_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -33,17 +61,7 @@ fn gelu_backward(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let x = saved[i];
-    if (TANH_GELU) {
-        let u = 0.79788456080286536 * (x + 0.044715 * x * x * x);
-        let th = tanh(u);
-        let du = 0.79788456080286536 * (1.0 + 0.134145 * x * x);
-        dx[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du);
-        return;
-    }
-    let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
-    let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
-    dx[i] = dy[i] * (cdf + x * pdf);
+    dx[i] = dy[i] * gelu_grad4(vec4<f32>(saved[i])).x;
 }
 
 @compute @workgroup_size(64)
@@ -66,7 +84,7 @@ fn relu_backward(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n) { return; }
-    dx[i] = select(0.0, dy[i], saved[i] > 0.0);
+    dx[i] = relu_grad4(vec4<f32>(saved[i]), vec4<f32>(dy[i])).x;
 }
 
 // Forward GELU (erf or tanh form) as its own pass, where the pre-activation must be kept.
@@ -78,12 +96,7 @@ fn gelu_forward(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let x = saved[i];
-    if (TANH_GELU) {
-        dx[i] = 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
-        return;
-    }
-    dx[i] = 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
+    dx[i] = gelu4(vec4<f32>(saved[i])).x;
 }
 
 // Inverted dropout with a counter-based hash, deterministic for a seed: element i is kept when
@@ -100,10 +113,18 @@ struct DropParams {
 @group(0) @binding(1) var<storage, read> dsrc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ddst: array<f32>;
 
-fn pcg_hash(v: u32) -> u32 {
+fn pcg_hash4(v: vec4<u32>) -> vec4<u32> {
     let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
+    let word = ((state >> ((state >> vec4<u32>(28u)) + 4u)) ^ state) * 277803737u;
+    return (word >> vec4<u32>(22u)) ^ word;
+}
+
+// x / (1 - p) where element e's hash keeps it, else 0: elements e of x.
+fn dropped4(x: vec4<f32>, e: vec4<u32>) -> vec4<f32> {
+    let seed = pcg_hash4(vec4<u32>(dp.seed)).x;
+    let r = pcg_hash4(e ^ vec4<u32>(seed));
+    let u = vec4<f32>(r >> vec4<u32>(8u)) * (1.0 / 16777216.0);
+    return select(vec4<f32>(0.0), x / (1.0 - dp.prob), u >= vec4<f32>(dp.prob));
 }
 
 @compute @workgroup_size(64)
@@ -114,26 +135,12 @@ fn dropout(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= dp.n) { return; }
-    let r = pcg_hash(i ^ pcg_hash(dp.seed));
-    let u = f32(r >> 8u) * (1.0 / 16777216.0);
-    ddst[i] = select(0.0, dsrc[i] / (1.0 - dp.prob), u >= dp.prob);
+    ddst[i] = dropped4(vec4<f32>(dsrc[i]), vec4<u32>(i)).x;
 }
 
-// vec4 forms of every entry above, for lengths that are a multiple of 4 (the tensors of every
-// real model): a lane loads and stores whole vectors, a quarter of the memory instructions.
-// lavapipe runs each storage access as a loop over the lanes, so these are ~3x faster there;
-// GPUs get 16-byte accesses. The wrappers pick them by length; the results are the same.
 @group(0) @binding(1) var<storage, read> saved4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
-
-fn erf_approx4(x: vec4<f32>) -> vec4<f32> {
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-        + 0.254829592) * t * exp(-z * z);
-    return sign(x) * y;
-}
 
 @compute @workgroup_size(64)
 fn gelu_forward4(
@@ -143,12 +150,7 @@ fn gelu_forward4(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n / 4u) { return; }
-    let x = saved4[i];
-    if (TANH_GELU) {
-        dx4[i] = 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
-        return;
-    }
-    dx4[i] = 0.5 * x * (1.0 + erf_approx4(x * 0.70710678118654752));
+    dx4[i] = gelu4(saved4[i]);
 }
 
 @compute @workgroup_size(64)
@@ -159,17 +161,7 @@ fn gelu_backward4(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n / 4u) { return; }
-    let x = saved4[i];
-    if (TANH_GELU) {
-        let u = 0.79788456080286536 * (x + 0.044715 * x * x * x);
-        let th = tanh(u);
-        let du = 0.79788456080286536 * (1.0 + 0.134145 * x * x);
-        dx4[i] = dy4[i] * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du);
-        return;
-    }
-    let cdf = 0.5 * (1.0 + erf_approx4(x * 0.70710678118654752));
-    let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
-    dx4[i] = dy4[i] * (cdf + x * pdf);
+    dx4[i] = dy4[i] * gelu_grad4(saved4[i]);
 }
 
 @compute @workgroup_size(64)
@@ -192,17 +184,11 @@ fn relu_backward4(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= p.n / 4u) { return; }
-    dx4[i] = select(vec4<f32>(0.0), dy4[i], saved4[i] > vec4<f32>(0.0));
+    dx4[i] = relu_grad4(saved4[i], dy4[i]);
 }
 
 @group(0) @binding(1) var<storage, read> dsrc4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> ddst4: array<vec4<f32>>;
-
-fn pcg_hash4(v: vec4<u32>) -> vec4<u32> {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> vec4<u32>(28u)) + 4u)) ^ state) * 277803737u;
-    return (word >> vec4<u32>(22u)) ^ word;
-}
 
 // The same mask as dropout: element 4i + k hashes its own index.
 @compute @workgroup_size(64)
@@ -213,8 +199,5 @@ fn dropout4(
 ) {
     let i = index(wid, nwg, lid);
     if (i >= dp.n / 4u) { return; }
-    let e = 4u * i + vec4<u32>(0u, 1u, 2u, 3u);
-    let r = pcg_hash4(e ^ vec4<u32>(pcg_hash(dp.seed)));
-    let u = vec4<f32>(r >> vec4<u32>(8u)) * (1.0 / 16777216.0);
-    ddst4[i] = select(vec4<f32>(0.0), dsrc4[i] / (1.0 - dp.prob), u >= vec4<f32>(dp.prob));
+    ddst4[i] = dropped4(dsrc4[i], 4u * i + vec4<u32>(0u, 1u, 2u, 3u));
 }

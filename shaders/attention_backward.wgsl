@@ -349,10 +349,6 @@ fn dout_texel(x0: u32, c: u32, lane: u32, d4: u32, row: u32) -> vec4<f32> {
     return dout4(row, x0 + min(c * 8u + lane, d4 - 1u));
 }
 
-fn hsum4(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
-}
-
 // sum over the 8 texels of group c of dot(x[c8 + k], texel k of the subgroup's shared row),
 // the lane holding texel `lane` in `t`: the vec4 partial sums added to acc.
 fn shared_dot(acc: vec4<f32>, x: ptr<function, array<vec4<f32>, MAX_D4>>, c: u32,

@@ -154,10 +154,6 @@ fn ln_param_grad(
 @group(0) @binding(4) var<storage, read> beta4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
 
-fn hsum(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
-}
-
 fn ln_in4(i: u32) -> vec4<f32> {
     return x4[i] + res4[i];
 }
@@ -167,13 +163,13 @@ fn ln_stats4(b: u32, h4: u32, lid: u32) -> vec2<f32> {
     var s = vec4<f32>(0.0);
     for (var i = lid; i < h4; i += ROW_WG) { s += ln_in4(b + i); }
     let h = f32(4u * h4);
-    let mean = row_sum(hsum(s), lid) / h;
+    let mean = row_sum(hsum4(s), lid) / h;
     var v = vec4<f32>(0.0);
     for (var i = lid; i < h4; i += ROW_WG) {
         let d = ln_in4(b + i) - mean;
         v += d * d;
     }
-    return vec2<f32>(mean, inverseSqrt(row_sum(hsum(v), lid) / h + p.eps));
+    return vec2<f32>(mean, inverseSqrt(row_sum(hsum4(v), lid) / h + p.eps));
 }
 
 @compute @workgroup_size(ROW_WG)
@@ -215,8 +211,8 @@ fn ln_backward4(
         sgx += g * (ln_in4(b + i) - st.x) * st.y;
     }
     let h = f32(p.hidden);
-    let mg = row_sum(hsum(sg), lid) / h;
-    let mgx = row_sum(hsum(sgx), lid) / h;
+    let mg = row_sum(hsum4(sg), lid) / h;
+    let mgx = row_sum(hsum4(sgx), lid) / h;
     for (var i = lid; i < h4; i += ROW_WG) {
         let xh = (ln_in4(b + i) - st.x) * st.y;
         bdx4[b + i] = st.y * (bdy4[b + i] * bgamma4[i] - mg - xh * mgx);

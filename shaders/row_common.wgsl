@@ -25,3 +25,8 @@ fn row_sum(v: f32, lid: u32) -> f32 {
 fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
+
+// The sum of a vector's four components (the vec4 row kernels' partial sums).
+fn hsum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}

@@ -322,26 +322,16 @@ fn no_parser_panics_on_mutated_inputs() {
                 panics.push(format!("{name}: {msg} (input kept as {})", kept.display()));
             }
         }
-        report.push(format!("{name}: {cases} cases"));
+        report.push((*name, cases));
     }
     std::panic::set_hook(hook);
-    let total: usize = report
-        .iter()
-        .map(|r| {
-            r.rsplit(": ")
-                .next()
-                .unwrap()
-                .trim_end_matches(" cases")
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
+    let total: usize = report.iter().map(|(_, cases)| cases).sum();
     println!(
         "fuzz (seed {seed}, {secs} s): {total} cases, {} panics",
         panics.len()
     );
-    for r in &report {
-        println!("  {r}");
+    for (name, cases) in &report {
+        println!("  {name}: {cases} cases");
     }
     assert!(
         panics.is_empty(),

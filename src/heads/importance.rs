@@ -167,7 +167,8 @@ pub fn score_part(
     let part = shard.map_or(0..batches.len(), |s| s.batches(batches.len()));
     let mine = &batches[part.clone()];
     let bar = progress.then(|| progress_bar(mine.iter().map(Vec::len).sum()));
-    let mut acc = Partial::new(n, nl, nh, batches.len(), plan_fingerprint(&batches));
+    let plan = plan_fingerprint(&batches);
+    let mut acc = Partial::new(n, nl, nh, batches.len(), plan, part.clone());
     for idx in mine {
         let refs: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
         let ys = data.batch_labels(idx);
@@ -180,7 +181,6 @@ pub fn score_part(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    acc.ran = part;
     Ok(acc)
 }
 
@@ -221,23 +221,9 @@ fn gates_for(mask: Option<&[f32]>, rows: usize, lh: usize) -> Vec<f32> {
 /// batched in an order drawn from `seed`; a pair's gate gradient is that of its batch's summed
 /// loss with respect to the gates of both its sentences (tied), so the per-example values are
 /// per batch.
-#[allow(clippy::too_many_arguments)]
-pub fn score_pairs(
-    gpu: &Gpu,
-    model: &Model,
-    pairs: &Pairs,
-    spec: &ContrastiveSpec,
-    mask: Option<&[f32]>,
-    batch_size: usize,
-    seed: u64,
-    progress: bool,
-) -> Result<Scores> {
-    let p = score_pairs_part(gpu, model, pairs, spec, mask, batch_size, seed, progress)?;
-    Ok(p.finish())
-}
-
-/// [`score_pairs`]' sums before the means (never sharded: the batches are drawn across the
-/// whole file).
+///
+/// Returns the sums before the means ([`Partial::finish`] gives the scores); never sharded,
+/// since the batches are drawn across the whole file.
 #[allow(clippy::too_many_arguments)]
 pub fn score_pairs_part(
     gpu: &Gpu,
@@ -265,7 +251,7 @@ pub fn score_pairs_part(
         backward: true,
         progress,
     };
-    let mut acc = Partial::new(pairs.len(), nl, nh, batches.len(), 0);
+    let mut acc = Partial::new(pairs.len(), nl, nh, batches.len(), 0, 0..batches.len());
     pairs.run(&batches, &run, |idx, _, grads| {
         acc.add(
             idx,
@@ -276,7 +262,7 @@ pub fn score_pairs_part(
 }
 
 /// Head importance under whichever objective `data` was loaded for ([`score`], or
-/// [`score_pairs`] for the in-batch objectives).
+/// [`score_pairs_part`] for the in-batch objectives).
 pub fn score_objective(
     gpu: &Gpu,
     model: &Model,
@@ -289,9 +275,10 @@ pub fn score_objective(
         ObjectiveData::Task(d) | ObjectiveData::Mlm(d) | ObjectiveData::Rtd(d) => {
             score(gpu, model, d, mask, batch_size, progress)
         }
-        ObjectiveData::InBatch { pairs, spec, seed } => {
-            score_pairs(gpu, model, pairs, spec, mask, batch_size, *seed, progress)
-        }
+        ObjectiveData::InBatch { pairs, spec, seed } => Ok(score_pairs_part(
+            gpu, model, pairs, spec, mask, batch_size, *seed, progress,
+        )?
+        .finish()),
     }
 }
 
@@ -324,7 +311,14 @@ pub struct Partial {
 }
 
 impl Partial {
-    fn new(examples: usize, layers: usize, heads: usize, batches: usize, plan: u64) -> Partial {
+    fn new(
+        examples: usize,
+        layers: usize,
+        heads: usize,
+        batches: usize,
+        plan: u64,
+        ran: std::ops::Range<usize>,
+    ) -> Partial {
         let lh = layers * heads;
         Partial {
             layers,
@@ -332,7 +326,7 @@ impl Partial {
             examples,
             batches,
             plan,
-            ran: 0..batches,
+            ran,
             indices: Vec::new(),
             per_example: Vec::new(),
             per_example_token: Vec::new(),

@@ -1,7 +1,7 @@
 //! `shaders/activation.wgsl`: the elementwise kernels (GELU forward, the activation backwards,
 //! dropout), each in a scalar and a vec4 form.
 
-use super::Act;
+use super::{Act, Vec4Twin};
 use crate::gpu::{Recorder, Shader, Tensor};
 
 #[repr(C)]
@@ -34,42 +34,23 @@ impl Gelu {
     }
 }
 
-/// An elementwise entry point in its two forms: the vec4 one (a lane per 4 elements, loading and
-/// storing whole vectors) runs when the length is a multiple of 4, the scalar one otherwise.
-#[derive(Clone, Copy)]
-struct Entry {
-    scalar: &'static str,
-    vec4: &'static str,
-}
-
-impl Entry {
-    /// The entry for `n` elements and the number of workgroups of 64 lanes it needs.
-    fn for_len(self, n: u32) -> (&'static str, u32) {
-        if n.is_multiple_of(4) {
-            (self.vec4, (n / 4).div_ceil(64))
-        } else {
-            (self.scalar, n.div_ceil(64))
-        }
-    }
-}
-
-const GELU_BACKWARD: Entry = Entry {
+const GELU_BACKWARD: Vec4Twin = Vec4Twin {
     scalar: "gelu_backward",
     vec4: "gelu_backward4",
 };
-const TANH_BACKWARD: Entry = Entry {
+const TANH_BACKWARD: Vec4Twin = Vec4Twin {
     scalar: "tanh_backward",
     vec4: "tanh_backward4",
 };
-const RELU_BACKWARD: Entry = Entry {
+const RELU_BACKWARD: Vec4Twin = Vec4Twin {
     scalar: "relu_backward",
     vec4: "relu_backward4",
 };
-const GELU_FORWARD: Entry = Entry {
+const GELU_FORWARD: Vec4Twin = Vec4Twin {
     scalar: "gelu_forward",
     vec4: "gelu_forward4",
 };
-const DROPOUT: Entry = Entry {
+const DROPOUT: Vec4Twin = Vec4Twin {
     scalar: "dropout",
     vec4: "dropout4",
 };
@@ -79,7 +60,7 @@ const DROPOUT: Entry = Entry {
 #[allow(clippy::too_many_arguments)]
 fn elementwise(
     rec: &mut Recorder,
-    entry: Entry,
+    entry: Vec4Twin,
     constants: &[(&'static str, f64)],
     params: &wgpu::Buffer,
     saved: &Tensor,
@@ -88,21 +69,20 @@ fn elementwise(
     out: &Tensor,
 ) {
     let gpu = rec.gpu();
-    let (name, groups) = entry.for_len(n);
-    let pipe = gpu.pipeline(Shader::Activation, name, constants);
+    let pipe = gpu.pipeline(Shader::Activation, entry.pick(n), constants);
     let mut bindings = vec![(0, params.as_entire_binding()), (1, saved.binding())];
     if let Some(dy) = dy {
         bindings.push((2, dy.binding()));
     }
     bindings.push((3, out.binding()));
     let bg = gpu.bind_at(&pipe, &bindings);
-    rec.dispatch(entry.scalar, &pipe, &bg, groups);
+    rec.dispatch(entry.scalar, &pipe, &bg, entry.lanes(n).div_ceil(64));
 }
 
 /// [`elementwise`] with the activations' parameters (the length).
 fn activation(
     rec: &mut Recorder,
-    entry: Entry,
+    entry: Vec4Twin,
     constants: &[(&'static str, f64)],
     saved: &Tensor,
     dy: Option<&Tensor>,

@@ -1,5 +1,6 @@
 //! `shaders/layernorm.wgsl`: LayerNorm fused with the residual add.
 
+use super::Vec4Twin;
 use crate::gpu::{Recorder, Shader, Tensor};
 
 #[repr(C)]
@@ -11,20 +12,22 @@ struct Params {
     _pad: u32,
 }
 
-/// The entry point for rows of `hidden`: its vec4 form (`name` + "4", a lane loading whole
-/// vectors) when the width is a multiple of 4.
-fn entry(name: &'static str, hidden: u32) -> &'static str {
-    if !hidden.is_multiple_of(4) {
-        return name;
-    }
-    match name {
-        "add_ln" => "add_ln4",
-        "ln_backward" => "ln_backward4",
-        "ln_row_stats" => "ln_row_stats4",
-        "ln_param_grad" => "ln_param_grad4",
-        _ => unreachable!("no vec4 form of {name}"),
-    }
-}
+const ADD_LN: Vec4Twin = Vec4Twin {
+    scalar: "add_ln",
+    vec4: "add_ln4",
+};
+const LN_BACKWARD: Vec4Twin = Vec4Twin {
+    scalar: "ln_backward",
+    vec4: "ln_backward4",
+};
+const LN_ROW_STATS: Vec4Twin = Vec4Twin {
+    scalar: "ln_row_stats",
+    vec4: "ln_row_stats4",
+};
+const LN_PARAM_GRAD: Vec4Twin = Vec4Twin {
+    scalar: "ln_param_grad",
+    vec4: "ln_param_grad4",
+};
 
 /// out = LN(x + res) * gamma + beta over rows of `hidden`.
 #[allow(clippy::too_many_arguments)]
@@ -42,7 +45,7 @@ pub fn add_ln(
     let gpu = rec.gpu();
     let pipe = gpu.pipeline(
         Shader::LayerNorm,
-        entry("add_ln", hidden),
+        ADD_LN.pick(hidden),
         &[("ROW_WG", gpu.tuning.row_wg as f64)],
     );
     let params = gpu.uniform(
@@ -85,7 +88,7 @@ pub fn ln_backward(
     let gpu = rec.gpu();
     let pipe = gpu.pipeline(
         Shader::LayerNorm,
-        entry("ln_backward", hidden),
+        LN_BACKWARD.pick(hidden),
         &[("ROW_WG", gpu.tuning.row_wg as f64)],
     );
     let params = gpu.uniform(
@@ -138,7 +141,7 @@ pub fn ln_param_grad(
             _pad: 0,
         },
     );
-    let pipe = gpu.pipeline(Shader::LayerNorm, entry("ln_row_stats", hidden), &wg);
+    let pipe = gpu.pipeline(Shader::LayerNorm, LN_ROW_STATS.pick(hidden), &wg);
     let bg = gpu.bind_at(
         &pipe,
         &[
@@ -150,11 +153,7 @@ pub fn ln_param_grad(
     );
     rec.dispatch("ln_row_stats", &pipe, &bg, n_rows);
     let constants = [wg[0], ("ACCUMULATE", accumulate as u32 as f64)];
-    let pipe = gpu.pipeline(
-        Shader::LayerNorm,
-        entry("ln_param_grad", hidden),
-        &constants,
-    );
+    let pipe = gpu.pipeline(Shader::LayerNorm, LN_PARAM_GRAD.pick(hidden), &constants);
     let bg = gpu.bind_at(
         &pipe,
         &[
@@ -167,10 +166,6 @@ pub fn ln_param_grad(
             (8, dbeta.binding()),
         ],
     );
-    let lanes = if hidden.is_multiple_of(4) {
-        hidden / 4
-    } else {
-        hidden
-    };
+    let lanes = LN_PARAM_GRAD.lanes(hidden);
     rec.dispatch("ln_param_grad", &pipe, &bg, lanes.div_ceil(64));
 }

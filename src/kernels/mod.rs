@@ -31,3 +31,33 @@ pub use matmul::{
 pub use optimizer::{adamw_step, sum_squares, AdamW};
 pub use pool::{pool, Pooling};
 pub use segment::{gather_rows, relative_bias, scatter_add_rows};
+
+/// A kernel in its two forms, a scalar entry point and its vec4 twin (a lane per 4 elements,
+/// loading and storing whole vectors): the twin runs when the length or row width is a
+/// multiple of 4, the scalar form otherwise (`activation.wgsl`, `layernorm.wgsl`).
+#[derive(Clone, Copy)]
+pub(crate) struct Vec4Twin {
+    /// Also the dispatch's name (`--profile`), whichever form runs.
+    pub scalar: &'static str,
+    pub vec4: &'static str,
+}
+
+impl Vec4Twin {
+    /// The entry point for a length or row width `n`.
+    pub fn pick(self, n: u32) -> &'static str {
+        if n.is_multiple_of(4) {
+            self.vec4
+        } else {
+            self.scalar
+        }
+    }
+
+    /// How many lanes `n` elements take: one per vector, or per element.
+    pub fn lanes(self, n: u32) -> u32 {
+        if n.is_multiple_of(4) {
+            n / 4
+        } else {
+            n
+        }
+    }
+}
